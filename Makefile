@@ -1,0 +1,31 @@
+# Peer Bridge: `make demo` and `make test` each do all their own set-up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test demo lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+demo: install
+	$(VENV)/bin/bridge demo $(DEMO_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check bridge tests bench
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) bench/mapping.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,27 @@
+"""Shared fixtures. The sandbox EHR is real (sekmet-fhir on a free loopback port)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bridge.sandbox import Sandbox, sandbox
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="session")
+def sandbox_ehr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """One sandbox EHR for the session. Tests must use unique identifiers (shared data)."""
+    with sandbox(tmp_path_factory.mktemp("sekmet")) as ehr:
+        yield ehr
+
+
+@pytest.fixture
+def fresh_ehr(tmp_path: Path) -> Iterator[Sandbox]:
+    """A sandbox EHR of the test's own, for tests that count or restart."""
+    with sandbox(tmp_path / "sekmet") as ehr:
+        yield ehr

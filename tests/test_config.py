@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.config import load_settings
+from bridge.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MINIMAL = """
+[organization]
+id = "org-1"
+name = "Org"
+identifier_system = "https://org.example/id"
+
+[endpoints.clinic]
+base_url = "http://127.0.0.1:1/fhir"
+"""
+
+
+def test_shipped_config_loads() -> None:
+    settings = load_settings(ROOT / "config" / "bridge.toml")
+    assert settings.endpoints["clinic"].base_url.endswith("/fhir")
+    assert settings.path(settings.rules.dir) == ROOT / "config" / "rules"
+
+
+@pytest.mark.parametrize(
+    ("extra", "path"),
+    [
+        ('[endpoints.clinic.auth]\ntype = "smart"\n', "endpoints.clinic.auth.client_id"),
+        ('[endpoints.clinic.auth]\ntype = "smart"\nclient_id = "x"\n', "endpoints.clinic.auth.private_key_file"),
+        ("[endpoints.clinic.auth]\ncolour = 1\n", "endpoints.clinic.auth.colour"),
+        ("[server]\nport = 70000\n", "server.port"),
+        ('[store]\nurl = "mysql://x"\n', "store.url"),
+        ('default_endpoint = "nope"\n', "default_endpoint"),
+    ],
+)
+def test_schema_errors_name_the_key_path(tmp_path: Path, extra: str, path: str) -> None:
+    # top-level keys must precede tables in TOML
+    text = extra + MINIMAL if not extra.startswith("[") else MINIMAL + extra
+    f = tmp_path / "bridge.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(f)
+    assert info.value.path == path
+    assert str(f) in str(info.value)
+
+
+def test_missing_section_and_bad_toml(tmp_path: Path) -> None:
+    f = tmp_path / "b.toml"
+    f.write_text('[organization]\nid = "o"\nname = "n"\nidentifier_system = "https://x"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(f)
+    assert info.value.path == "endpoints"
+    f.write_text("[[[")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(f)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "absent.toml")
