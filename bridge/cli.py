@@ -17,7 +17,9 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _add_config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=None, help="config file (default: $BRIDGE_CONFIG or config/bridge.toml)")
+    p.add_argument(
+        "--config", default=None, help="config file (default: $BRIDGE_CONFIG or config/bridge.toml)"
+    )
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -51,7 +51,10 @@ class EndpointAuth(_Section):
     private_key_env: str | None = None  # smart: env var holding the PEM
     kid: str | None = None
     alg: Literal["RS384", "ES384"] = "RS384"
-    scope: str = "system/Encounter.c system/Procedure.c system/DocumentReference.c system/Provenance.c system/Task.rsu system/ServiceRequest.rs system/Patient.rs"
+    scope: str = (
+        "system/Encounter.c system/Procedure.c system/DocumentReference.c system/Provenance.c"
+        " system/Practitioner.c system/Task.rsu system/ServiceRequest.rs system/Patient.rs"
+    )
     token_url: str | None = None  # else discovered from .well-known/smart-configuration
 
     @model_validator(mode="after")

@@ -83,7 +83,7 @@ class Sandbox:
         cfg = self.data_dir / "sekmet.yaml"
         # YAML is a superset of JSON: no YAML writer needed
         cfg.write_text(json.dumps(self._settings()))
-        log = open(self.data_dir / "sekmet.log", "ab")  # noqa: SIM115 - owned by the child process
+        log = open(self.data_dir / "sekmet.log", "ab")  # handed to the child process
         env = {k: v for k, v in os.environ.items() if not k.startswith("SEKMET_")}
         self.process = subprocess.Popen(
             [_sekmet_executable(), "serve", "--config", str(cfg)],

@@ -30,7 +30,10 @@ def test_shipped_config_loads() -> None:
     ("extra", "path"),
     [
         ('[endpoints.clinic.auth]\ntype = "smart"\n', "endpoints.clinic.auth.client_id"),
-        ('[endpoints.clinic.auth]\ntype = "smart"\nclient_id = "x"\n', "endpoints.clinic.auth.private_key_file"),
+        (
+            '[endpoints.clinic.auth]\ntype = "smart"\nclient_id = "x"\n',
+            "endpoints.clinic.auth.private_key_file",
+        ),
         ("[endpoints.clinic.auth]\ncolour = 1\n", "endpoints.clinic.auth.colour"),
         ("[server]\nport = 70000\n", "server.port"),
         ('[store]\nurl = "mysql://x"\n', "store.url"),
