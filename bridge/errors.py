@@ -15,6 +15,10 @@ pydantic, TOML) are translated at the boundary with ``raise ... from exc`` and n
     ├── StateTransitionError            a Task status change the SDOH CC state machine forbids
     ├── StoreError                      the outbox / inbox / audit store failed
     │   └── NotFoundInStoreError        no such submission, referral or outbox item
+    ├── AccessError                     a caller of the bridge's own API was refused
+    │   ├── NotAuthenticatedError       no, bad or expired credentials (HTTP 401)
+    │   └── ForbiddenError              authenticated, but not allowed (HTTP 403)
+    ├── IdempotencyConflictError        an Idempotency-Key reused for a different request
     └── ExchangeError                   talking to an EHR failed
         ├── RetryableError              worth trying again later (same request, unchanged)
         │   ├── TransportError          connection refused/reset, DNS, TLS, timeout
@@ -24,6 +28,7 @@ pydantic, TOML) are translated at the boundary with ``raise ... from exc`` and n
         └── PermanentError              retrying the same request cannot succeed
             ├── FhirRequestError        4xx/5xx not listed above (``status``, ``outcome``)
             ├── AuthError               token refused, 401 after one refresh, 403 scope
+            │   └── FhirAuthError       the 401/403 came from a FHIR answer (``status``, ``outcome``)
             ├── UnsupportedError        the endpoint's CapabilityStatement lacks the interaction
             └── InvalidResourceError    the server answered with a resource the R4 models reject
 
@@ -141,6 +146,38 @@ class NotFoundInStoreError(StoreError):
     code = "not_found"
 
 
+class AccessError(BridgeError):
+    """A caller of the bridge's own API was refused (never an EHR refusing us: that is AuthError)."""
+
+    code = "access_denied"
+
+
+class NotAuthenticatedError(AccessError):
+    code = "unauthenticated"
+
+
+class ForbiddenError(AccessError):
+    """Authenticated but not allowed; ``rule`` names the policy rule that decided, when known."""
+
+    code = "forbidden"
+
+    def __init__(self, message: str, *, rule: str | None = None) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        if self.rule is not None:
+            d["rule"] = self.rule
+        return d
+
+
+class IdempotencyConflictError(BridgeError):
+    """The same Idempotency-Key was sent with a different request, or while the first is running."""
+
+    code = "idempotency_conflict"
+
+
 class ExchangeError(BridgeError):
     """Talking to an EHR endpoint failed. ``endpoint`` is the configured endpoint name, if known."""
 
@@ -232,6 +269,12 @@ class AuthError(PermanentError):
     def __init__(self, message: str, *, endpoint: str | None = None, status: int | None = None) -> None:
         super().__init__(message, endpoint=endpoint)
         self.status = status
+
+
+class FhirAuthError(FhirHttpError, AuthError):
+    """401/403 from a FHIR endpoint: on the auth branch, with ``status`` and the OperationOutcome."""
+
+    code = "auth_failed"
 
 
 class UnsupportedError(PermanentError):
