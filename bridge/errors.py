@@ -19,10 +19,6 @@ pydantic, TOML) are translated at the boundary with ``raise ... from exc`` and n
     │   ├── NotAuthenticatedError       no, bad or expired credentials (HTTP 401)
     │   └── ForbiddenError              authenticated, but not allowed (HTTP 403)
     ├── IdempotencyConflictError        an Idempotency-Key reused for a different request
-    ├── AccessError                     a caller of the bridge's own API was refused
-    │   ├── NotAuthenticatedError       no, bad or expired credentials (HTTP 401)
-    │   └── ForbiddenError              authenticated, but not allowed (HTTP 403)
-    ├── IdempotencyConflictError        an Idempotency-Key reused for a different request
     └── ExchangeError                   talking to an EHR failed
         ├── RetryableError              worth trying again later (same request, unchanged)
         │   ├── TransportError          connection refused/reset, DNS, TLS, timeout
@@ -148,38 +144,6 @@ class StoreError(BridgeError):
 
 class NotFoundInStoreError(StoreError):
     code = "not_found"
-
-
-class AccessError(BridgeError):
-    """A caller of the bridge's own API was refused (never an EHR refusing us: that is AuthError)."""
-
-    code = "access_denied"
-
-
-class NotAuthenticatedError(AccessError):
-    code = "unauthenticated"
-
-
-class ForbiddenError(AccessError):
-    """Authenticated but not allowed; ``rule`` names the policy rule that decided, when known."""
-
-    code = "forbidden"
-
-    def __init__(self, message: str, *, rule: str | None = None) -> None:
-        super().__init__(message)
-        self.rule = rule
-
-    def to_dict(self) -> dict[str, Any]:
-        d = super().to_dict()
-        if self.rule is not None:
-            d["rule"] = self.rule
-        return d
-
-
-class IdempotencyConflictError(BridgeError):
-    """The same Idempotency-Key was sent with a different request, or while the first is running."""
-
-    code = "idempotency_conflict"
 
 
 class AccessError(BridgeError):
