@@ -1,0 +1,125 @@
+"""Opening the store: one SQLAlchemy async engine over aiosqlite or asyncpg, one code path.
+
+SQLite (default): one file in WAL mode; every transaction starts ``BEGIN IMMEDIATE`` so two
+writers queue on the busy timeout instead of failing a read-to-write upgrade, and
+``synchronous=FULL`` so a 202 answered to a peer survives a power cut, not only a crash.
+PostgreSQL: ``schema`` (optional) isolates one deployment or one test run; claims use
+``FOR UPDATE SKIP LOCKED`` (see :mod:`bridge.store.outbox`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from bridge.errors import ConfigError, StoreError
+from bridge.store.migrations import migrate
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def normalize_url(url: str) -> str:
+    """Accept plain ``sqlite:///`` / ``postgresql://`` URLs and pick the async driver."""
+    if url.startswith("sqlite:"):
+        url = "sqlite+aiosqlite:" + url.removeprefix("sqlite:")
+    elif url.startswith(("postgresql:", "postgres:")):
+        url = "postgresql+asyncpg:" + url.split(":", 1)[1]
+    if not url.startswith(("sqlite+aiosqlite:", "postgresql+asyncpg:")):
+        raise ConfigError("store.url", "must be a sqlite+aiosqlite:/// or postgresql+asyncpg:// URL")
+    return url
+
+
+def _sqlite_pragmas(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        # take transaction control away from the driver so "begin" below decides the mode
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """An engine plus the transaction helper every repository uses."""
+
+    def __init__(self, engine: AsyncEngine, schema: str | None) -> None:
+        self.engine = engine
+        self.schema = schema
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def tx(self, conn: AsyncConnection | None = None) -> AsyncIterator[AsyncConnection]:
+        """Use ``conn`` (the caller's transaction) or open, commit and close a new one.
+
+        SQLAlchemy and driver errors become :class:`StoreError` here; their text can carry bound
+        parameters (PHI), so only the class names are kept in the message.
+        """
+        if conn is not None:
+            yield conn
+            return
+        try:
+            async with self.engine.begin() as new:
+                yield new
+        except SQLAlchemyError as exc:
+            orig = getattr(exc, "orig", None)
+            detail = f"{type(exc).__name__}" + (f" ({type(orig).__name__})" if orig is not None else "")
+            raise StoreError(f"store operation failed: {detail}") from exc
+        except OSError as exc:
+            raise StoreError(f"store unreachable: {exc.strerror or type(exc).__name__}") from exc
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def open_database(url: str, *, schema: str | None = None, pool_size: int = 10) -> Database:
+    """Create the engine, the PostgreSQL schema if asked, and apply pending migrations."""
+    url = normalize_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError("store.url", "not a valid database URL") from exc
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        if schema is not None:
+            raise ConfigError("store.schema", "schemas are for PostgreSQL; use another SQLite file instead")
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        if schema is not None and not _SCHEMA_NAME.match(schema):
+            raise ConfigError("store.schema", "must be a lower-case SQL identifier")
+        if schema is not None:
+            kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
+        kwargs["pool_size"] = pool_size
+        kwargs["max_overflow"] = pool_size
+    engine = create_async_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        _sqlite_pragmas(engine)
+    db = Database(engine, schema)
+    try:
+        if schema is not None:
+            async with db.tx() as conn:
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        async with db.tx() as conn:
+            await migrate(conn)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return db

@@ -1,0 +1,140 @@
+"""The inbox: referrals in the peer view, one row per (endpoint, Task), de-duplicated.
+
+A notification, a catch-up poll and a repeated event can all bring the same Task: ``upsert`` keeps
+the newest version (by ``Task.meta.versionId``, then ``lastUpdated``) and says whether anything
+changed, so callers audit and notify only once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bridge.domain import Referral, ReferralStatus
+from bridge.errors import NotFoundInStoreError
+from bridge.store.engine import Database
+from bridge.store.schema import inbox
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9\-.]")
+
+
+def referral_id(endpoint: str, task_id: str) -> str:
+    """A stable referral id in the FHIR id grammar: ``<endpoint>.<task id>``."""
+    rid = _UNSAFE.sub("-", f"{endpoint}.{task_id}")
+    return rid[:64]
+
+
+def _version_key(ref: Referral) -> tuple[int, str]:
+    try:
+        v = int(ref.task_version or 0)
+    except ValueError:
+        v = 0
+    return v, ref.last_modified.isoformat() if ref.last_modified else ""
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    referral: Referral
+    received_at: datetime
+    updated_at: datetime
+
+
+def _entry(row: Any) -> InboxEntry:
+    return InboxEntry(
+        referral=Referral.model_validate_json(json.dumps(row["referral"])),
+        received_at=row["received_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+class Inbox:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def upsert(self, ref: Referral, *, now: datetime, conn: AsyncConnection | None = None) -> bool:
+        """Store ``ref``; True when it was new or newer than what we had."""
+        data = json.loads(ref.model_dump_json())
+        async with self._db.tx(conn) as c:
+            row = (
+                (
+                    await c.execute(
+                        select(inbox).where(inbox.c.endpoint == ref.endpoint, inbox.c.task_id == ref.task_id)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                await c.execute(
+                    insert(inbox).values(
+                        id=ref.id,
+                        endpoint=ref.endpoint,
+                        task_id=ref.task_id,
+                        task_version=ref.task_version,
+                        status=ref.status.value,
+                        last_modified=ref.last_modified,
+                        referral=data,
+                        received_at=now,
+                        updated_at=now,
+                    )
+                )
+                return True
+            old = Referral.model_validate_json(json.dumps(row["referral"]))
+            if _version_key(ref) < _version_key(old) or data == row["referral"]:
+                return False
+            await c.execute(
+                update(inbox)
+                .where(inbox.c.id == row["id"])
+                .values(
+                    task_version=ref.task_version,
+                    status=ref.status.value,
+                    last_modified=ref.last_modified,
+                    referral={**data, "id": row["id"]},
+                    updated_at=now,
+                )
+            )
+            return True
+
+    async def get(self, rid: str, *, conn: AsyncConnection | None = None) -> InboxEntry:
+        async with self._db.tx(conn) as c:
+            row = (await c.execute(select(inbox).where(inbox.c.id == rid))).mappings().first()
+        if row is None:
+            raise NotFoundInStoreError(f"no referral {rid!r}")
+        return _entry(row)
+
+    async def find_task(self, endpoint: str, task_id: str) -> InboxEntry | None:
+        async with self._db.tx() as c:
+            row = (
+                (
+                    await c.execute(
+                        select(inbox).where(inbox.c.endpoint == endpoint, inbox.c.task_id == task_id)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return _entry(row) if row is not None else None
+
+    async def list(
+        self,
+        *,
+        statuses: list[ReferralStatus] | None = None,
+        endpoint: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[InboxEntry]:
+        stmt = select(inbox)
+        if statuses is not None:
+            stmt = stmt.where(inbox.c.status.in_([s.value for s in statuses]))
+        if endpoint is not None:
+            stmt = stmt.where(inbox.c.endpoint == endpoint)
+        stmt = stmt.order_by(inbox.c.received_at.desc(), inbox.c.id).limit(limit).offset(offset)
+        async with self._db.tx() as c:
+            rows = (await c.execute(stmt)).mappings().all()
+        return [_entry(r) for r in rows]

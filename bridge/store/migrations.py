@@ -1,0 +1,85 @@
+"""Schema migrations: an explicit, ordered list; each runs once, recorded in ``schema_migrations``.
+
+Migrations run inside one transaction under a lock (PostgreSQL advisory lock; SQLite's
+``BEGIN IMMEDIATE``), so several bridge instances starting together apply each step exactly once.
+Add a step by appending to ``MIGRATIONS``; never edit a step that has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bridge.store import schema
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[AsyncConnection], Awaitable[None]]
+
+
+async def _create_tables(conn: AsyncConnection) -> None:
+    tables = [schema.outbox, schema.inbox, schema.idempotency_keys, schema.audit_log, schema.sync_state]
+    await conn.run_sync(lambda sync: schema.metadata.create_all(sync, tables=tables))
+
+
+async def _audit_append_only(conn: AsyncConnection) -> None:
+    # The audit log is evidence of disclosures: the database itself refuses edits, not just our code
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            text(
+                "CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$"
+            )
+        )
+        await conn.execute(
+            text(
+                "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+                "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()"
+            )
+        )
+    else:
+        for op in ("UPDATE", "DELETE"):
+            await conn.execute(
+                text(
+                    f"CREATE TRIGGER audit_log_no_{op.lower()} BEFORE {op} ON audit_log "
+                    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"
+                )
+            )
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "outbox, inbox, idempotency keys, audit log, sync state", _create_tables),
+    Migration(2, "audit log is append-only", _audit_append_only),
+]
+
+
+async def migrate(conn: AsyncConnection) -> list[int]:
+    """Apply pending migrations on ``conn`` (inside the caller's transaction). Returns versions applied."""
+    if conn.dialect.name == "postgresql":
+        # serialise concurrent starters; the key is per schema so parallel test runs don't wait
+        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(current_schema()))"))
+    await conn.run_sync(lambda sync: schema.schema_migrations.create(sync, checkfirst=True))
+    done = set((await conn.execute(select(schema.schema_migrations.c.version))).scalars())
+    applied: list[int] = []
+    for m in MIGRATIONS:
+        if m.version in done:
+            continue
+        await m.apply(conn)
+        await conn.execute(
+            insert(schema.schema_migrations).values(
+                version=m.version, name=m.name, applied_at=datetime.now(UTC)
+            )
+        )
+        applied.append(m.version)
+    return applied
+
+
+def latest_version() -> int:
+    return MIGRATIONS[-1].version

@@ -1,0 +1,310 @@
+"""The durable outbox: accepted work waits here until an EHR has it (or an operator gives up on it).
+
+States: ``queued`` → ``sending`` (claimed, under a lease) → ``delivered`` | ``dead``; a retryable
+failure puts an item back to ``queued`` with a later ``next_attempt_at``.
+
+Claims: one ``UPDATE … WHERE seq IN (SELECT … FOR UPDATE SKIP LOCKED)`` statement, so several
+bridge instances on PostgreSQL take disjoint items without waiting on each other (SQLite serialises
+writers, and the dialect leaves the clause out). A claim carries a lease; an item whose lease ran
+out (its instance died) is claimable again. Every later state change checks the lease owner, so
+an instance that lost its lease cannot overwrite the new owner's result. Delivery is therefore
+at-least-once; the conditional creates in the transaction make it exactly-once at the EHR.
+
+Ordering: only the head of each ``partition_key`` (participant + endpoint) is claimable: an item
+waits while an earlier item of its partition is queued or sending, so a note never overtakes its
+encounter, even across instances.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bridge.errors import InputError, NotFoundInStoreError
+from bridge.store.engine import Database
+from bridge.store.schema import outbox
+
+
+class OutboxState(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+PENDING = (OutboxState.QUEUED.value, OutboxState.SENDING.value)
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    seq: int
+    id: str
+    kind: str
+    endpoint: str
+    partition_key: str
+    item_key: str
+    payload: dict[str, Any]
+    state: OutboxState
+    attempts: int
+    next_attempt_at: datetime
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    last_error: str | None
+    last_outcome: dict[str, Any] | None
+    result: dict[str, Any] | None
+    submitted_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    delivered_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> OutboxItem:
+        data = dict(row)
+        data["state"] = OutboxState(data["state"])
+        return cls(**data)
+
+    def summary(self) -> dict[str, Any]:
+        """Operator view: ids, state and errors; never the payload (PHI)."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "endpoint": self.endpoint,
+            "item_key": self.item_key,
+            "state": self.state.value,
+            "attempts": self.attempts,
+            "next_attempt_at": self.next_attempt_at.isoformat(),
+            "lease_owner": self.lease_owner,
+            "last_error": self.last_error,
+            "result": self.result,
+            "created_at": self.created_at.isoformat(),
+            "delivered_at": self.delivered_at.isoformat() if self.delivered_at else None,
+        }
+
+
+def new_tracking_id() -> str:
+    return f"sub-{uuid.uuid4().hex}"
+
+
+class Outbox:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def enqueue(
+        self,
+        *,
+        kind: str,
+        endpoint: str,
+        partition_key: str,
+        item_key: str,
+        payload: Mapping[str, Any],
+        now: datetime,
+        submitted_by: str | None = None,
+        item_id: str | None = None,
+        conn: AsyncConnection | None = None,
+    ) -> OutboxItem:
+        """Queue one item; pass ``conn`` to make it atomic with an idempotency key and audit entry."""
+        values = {
+            "id": item_id or new_tracking_id(),
+            "kind": kind,
+            "endpoint": endpoint,
+            "partition_key": partition_key,
+            "item_key": item_key,
+            "payload": dict(payload),
+            "state": OutboxState.QUEUED.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "submitted_by": submitted_by,
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self._db.tx(conn) as c:
+            row = (await c.execute(insert(outbox).values(**values).returning(*outbox.c))).mappings().one()
+        return OutboxItem.from_row(row)
+
+    async def claim(
+        self,
+        *,
+        owner: str,
+        now: datetime,
+        lease_seconds: float,
+        limit: int,
+        endpoint: str | None = None,
+    ) -> list[OutboxItem]:
+        """Claim up to ``limit`` due partition heads (for ``endpoint`` if given), oldest first."""
+        if limit <= 0:
+            return []
+        prior = outbox.alias("prior")
+        blocked = exists().where(
+            prior.c.partition_key == outbox.c.partition_key,
+            prior.c.seq < outbox.c.seq,
+            prior.c.state.in_(PENDING),
+        )
+        due = or_(
+            and_(outbox.c.state == OutboxState.QUEUED.value, outbox.c.next_attempt_at <= now),
+            and_(outbox.c.state == OutboxState.SENDING.value, outbox.c.lease_expires_at <= now),
+        )
+        candidates = select(outbox.c.seq).where(due, ~blocked)
+        if endpoint is not None:
+            candidates = candidates.where(outbox.c.endpoint == endpoint)
+        picked = (
+            candidates.order_by(outbox.c.seq).limit(limit).with_for_update(skip_locked=True).cte("picked")
+        )
+        stmt = (
+            update(outbox)
+            .where(outbox.c.seq.in_(select(picked.c.seq)))
+            .values(
+                state=OutboxState.SENDING.value,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                attempts=outbox.c.attempts + 1,
+                updated_at=now,
+            )
+            .returning(*outbox.c)
+        )
+        async with self._db.tx() as c:
+            rows = (await c.execute(stmt)).mappings().all()
+        return sorted((OutboxItem.from_row(r) for r in rows), key=lambda i: i.seq)
+
+    def _owned(self, item_id: str, owner: str) -> Any:
+        return and_(
+            outbox.c.id == item_id,
+            outbox.c.state == OutboxState.SENDING.value,
+            outbox.c.lease_owner == owner,
+        )
+
+    async def renew(self, item_id: str, *, owner: str, now: datetime, lease_seconds: float) -> bool:
+        """Extend a lease still held (a slow EHR); False when it was lost."""
+        stmt = (
+            update(outbox)
+            .where(self._owned(item_id, owner))
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
+        )
+        async with self._db.tx() as c:
+            return (await c.execute(stmt)).rowcount == 1
+
+    async def mark_delivered(
+        self, item_id: str, *, owner: str, now: datetime, result: Mapping[str, Any]
+    ) -> bool:
+        stmt = (
+            update(outbox)
+            .where(self._owned(item_id, owner))
+            .values(
+                state=OutboxState.DELIVERED.value,
+                result=dict(result),
+                delivered_at=now,
+                updated_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+                last_error=None,
+            )
+        )
+        async with self._db.tx() as c:
+            return (await c.execute(stmt)).rowcount == 1
+
+    async def mark_retry(
+        self,
+        item_id: str,
+        *,
+        owner: str,
+        now: datetime,
+        next_attempt_at: datetime,
+        error: str,
+        outcome: Mapping[str, Any] | None = None,
+    ) -> bool:
+        stmt = (
+            update(outbox)
+            .where(self._owned(item_id, owner))
+            .values(
+                state=OutboxState.QUEUED.value,
+                next_attempt_at=next_attempt_at,
+                last_error=error,
+                last_outcome=dict(outcome) if outcome is not None else None,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
+        async with self._db.tx() as c:
+            return (await c.execute(stmt)).rowcount == 1
+
+    async def mark_dead(
+        self, item_id: str, *, owner: str, now: datetime, error: str, outcome: Mapping[str, Any] | None = None
+    ) -> bool:
+        stmt = (
+            update(outbox)
+            .where(self._owned(item_id, owner))
+            .values(
+                state=OutboxState.DEAD.value,
+                last_error=error,
+                last_outcome=dict(outcome) if outcome is not None else None,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
+        async with self._db.tx() as c:
+            return (await c.execute(stmt)).rowcount == 1
+
+    async def get(self, item_id: str, *, conn: AsyncConnection | None = None) -> OutboxItem:
+        async with self._db.tx(conn) as c:
+            row = (await c.execute(select(outbox).where(outbox.c.id == item_id))).mappings().first()
+        if row is None:
+            raise NotFoundInStoreError(f"no outbox item {item_id!r}")
+        return OutboxItem.from_row(row)
+
+    async def list(
+        self,
+        *,
+        states: Iterable[OutboxState] | None = None,
+        endpoint: str | None = None,
+        limit: int = 100,
+        after_seq: int = 0,
+    ) -> list[OutboxItem]:
+        stmt = select(outbox).where(outbox.c.seq > after_seq)
+        if states is not None:
+            stmt = stmt.where(outbox.c.state.in_([OutboxState(s).value for s in states]))
+        if endpoint is not None:
+            stmt = stmt.where(outbox.c.endpoint == endpoint)
+        stmt = stmt.order_by(outbox.c.seq).limit(limit)
+        async with self._db.tx() as c:
+            rows = (await c.execute(stmt)).mappings().all()
+        return [OutboxItem.from_row(r) for r in rows]
+
+    async def counts(self, *, endpoint: str | None = None) -> dict[str, int]:
+        stmt = select(outbox.c.state, func.count()).group_by(outbox.c.state)
+        if endpoint is not None:
+            stmt = stmt.where(outbox.c.endpoint == endpoint)
+        async with self._db.tx() as c:
+            rows = (await c.execute(stmt)).all()
+        out = {s.value: 0 for s in OutboxState}
+        out.update({str(state): int(n) for state, n in rows})
+        return out
+
+    async def retry(self, item_ids: Sequence[str] | None, *, now: datetime) -> int:
+        """Operator: put dead items (all of them when ``item_ids`` is None) back in the queue.
+
+        Attempts restart at zero so the full retry schedule applies again.
+        """
+        stmt = update(outbox).where(outbox.c.state == OutboxState.DEAD.value)
+        if item_ids is not None:
+            stmt = stmt.where(outbox.c.id.in_(list(item_ids)))
+        stmt = stmt.values(state=OutboxState.QUEUED.value, attempts=0, next_attempt_at=now, updated_at=now)
+        async with self._db.tx() as c:
+            return int((await c.execute(stmt)).rowcount)
+
+    async def purge(self, *, states: Iterable[OutboxState], older_than: datetime) -> int:
+        """Operator: delete finished items last changed before ``older_than``. Pending work is kept."""
+        wanted = [OutboxState(s).value for s in states]
+        if any(s in PENDING for s in wanted):
+            raise InputError("state", "only delivered or dead items can be purged")
+        stmt = delete(outbox).where(outbox.c.state.in_(wanted), outbox.c.updated_at < older_than)
+        async with self._db.tx() as c:
+            return int((await c.execute(stmt)).rowcount)

@@ -1,0 +1,144 @@
+"""Table definitions (SQLAlchemy Core), one set for SQLite and PostgreSQL.
+
+Times are stored in UTC: ``timestamptz`` on PostgreSQL, ISO text on SQLite (which has no time type;
+naive UTC text sorts correctly, so ``next_attempt_at <= :now`` works the same on both).
+Tables are created by :mod:`bridge.store.migrations`, never by ``create_all`` at import.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+metadata = MetaData()
+
+# SQLite only auto-increments an ``INTEGER PRIMARY KEY``; PostgreSQL gets a 64-bit identity
+SeqId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out; refuses naive values (a timezone bug waiting)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(DateTime(timezone=dialect.name == "postgresql"))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware datetime")
+        value = value.astimezone(UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False),
+    Column("applied_at", UtcDateTime, nullable=False),
+)
+
+# States: queued -> sending -> delivered | dead (and sending -> queued on a retryable failure)
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("seq", SeqId, primary_key=True, autoincrement=True),  # submission order
+    Column("id", String(64), nullable=False, unique=True),  # the tracking id answered with 202
+    Column("kind", String(32), nullable=False),  # encounter | note | ...
+    Column("endpoint", String(128), nullable=False),  # configured EHR endpoint name
+    # items with the same partition key are delivered in seq order (a note never before its encounter)
+    Column("partition_key", String(200), nullable=False),
+    Column("item_key", String(200), nullable=False),  # the record's own id, for operators
+    Column("payload", JSON, nullable=False),  # the domain records; mapped at delivery time
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("lease_owner", String(128)),
+    Column("lease_expires_at", UtcDateTime),
+    Column("last_error", Text),
+    Column("last_outcome", JSON),  # the server's OperationOutcome, when it sent one
+    Column("result", JSON),  # FHIR ids recorded on delivery: {"Encounter": "Encounter/12", ...}
+    Column("submitted_by", String(128)),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime),
+)
+Index("outbox_due", outbox.c.endpoint, outbox.c.state, outbox.c.next_attempt_at)
+Index("outbox_partition", outbox.c.partition_key, outbox.c.seq)
+Index("outbox_state", outbox.c.state, outbox.c.seq)
+
+# Referrals in the peer view (minimum necessary), one row per (endpoint, Task)
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the referral id the peer app uses
+    Column("endpoint", String(128), nullable=False),
+    Column("task_id", String(128), nullable=False),
+    Column("task_version", String(32)),
+    Column("status", String(32), nullable=False),
+    Column("last_modified", UtcDateTime),
+    Column("referral", JSON, nullable=False),  # bridge.domain.Referral as JSON
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("endpoint", "task_id", name="inbox_task"),
+)
+Index("inbox_status", inbox.c.status, inbox.c.updated_at)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(128), primary_key=True),  # the caller (API key name / subject)
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("submission_id", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# Append-only: triggers (migration 2) refuse UPDATE and DELETE on both databases
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", SeqId, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),  # who: API key name, user, or "bridge:<instance>"
+    Column("action", String(64), nullable=False),  # submit | disclose | view | referral.accept | ...
+    Column("subject", String(200), nullable=False),  # what: submission id, Task reference, referral id
+    Column("outcome", String(32), nullable=False),  # ok | refused | failed
+    Column("source", String(200)),  # from where: client address, endpoint name
+    Column("detail", JSON),  # codes and ids only, never PHI
+)
+Index("audit_subject", audit_log.c.subject, audit_log.c.seq)
+
+# Small durable key/value state for the inbound side (poll cursors, subscription ids, event counts)
+sync_state = Table(
+    "sync_state",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)

@@ -1,0 +1,46 @@
+"""Store fixtures: every behaviour test runs on SQLite and on PostgreSQL.
+
+PostgreSQL tests skip when it is unreachable, except with ``CI=true``, where they fail.
+Each PostgreSQL test gets its own schema, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bridge.store import Store, open_store
+from bridge.store.testing import drop_schema, pg_reachable, pg_url, temp_schema_name
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+async def require_postgres() -> None:
+    reason = await pg_reachable()
+    if reason is None:
+        return
+    if IN_CI:
+        pytest.fail(f"PostgreSQL at {pg_url()} is unreachable in CI: {reason}")
+    pytest.skip(f"PostgreSQL unreachable: {reason}")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        s = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}")
+        try:
+            yield s
+        finally:
+            await s.close()
+        return
+    await require_postgres()
+    schema = temp_schema_name()
+    s = await open_store(pg_url(), schema=schema)
+    try:
+        yield s
+    finally:
+        await s.close()
+        await drop_schema(schema)
