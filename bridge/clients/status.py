@@ -1,0 +1,117 @@
+"""HTTP answers and transport failures -> the bridge's error tree, in one place.
+
+``error_for_response`` is the only function that maps a status code to an error type (as fhirpy's
+``_do_request`` does); ``error_for_transport`` translates httpx's exceptions. Both keep the server's
+OperationOutcome (``outcome``) and never put a resource body into the message: only the status, the
+request line without query string, and the OperationOutcome's issue codes/diagnostics.
+
+Retryable: 429, 502, 503, 504, connection errors, timeouts. Permanent: everything else, with 401/403
+as :class:`~bridge.errors.AuthError` (the auth layer refreshes its token once before a 401 gets here).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from bridge.errors import (
+    ExchangeError,
+    FhirAuthError,
+    FhirHttpError,
+    FhirRequestError,
+    ServerUnavailableError,
+    ThrottledError,
+    TransportError,
+)
+
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date (RFC 9110 10.2.3).
+
+    ``now`` is passed in (no clock reads here). A date in the past means 0; garbage means None.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # HTTP-dates are GMT by definition
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def outcome_of(response: httpx.Response) -> dict[str, Any] | None:
+    """The OperationOutcome in an error answer, if the server sent one (else None)."""
+    try:
+        body = json.loads(response.content) if response.content else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
+        return body
+    return None
+
+
+def _outcome_summary(outcome: Mapping[str, Any] | None) -> str:
+    if not outcome:
+        return ""
+    parts = []
+    for issue in outcome.get("issue", [])[:3]:
+        code = issue.get("code", "?")
+        diag = str(issue.get("diagnostics", ""))[:200]
+        parts.append(f"{code}: {diag}" if diag else str(code))
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def request_line(request: httpx.Request) -> str:
+    """``METHOD path`` without the query string (search values may identify a patient)."""
+    return f"{request.method} {request.url.path}"
+
+
+def error_for_response(
+    response: httpx.Response, *, endpoint: str | None = None, now: datetime | None = None
+) -> FhirHttpError:
+    """The typed error for a non-2xx FHIR answer. ``now`` resolves an HTTP-date ``Retry-After``."""
+    status = response.status_code
+    outcome = outcome_of(response)
+    where = f"{endpoint}: " if endpoint else ""
+    msg = f"{where}{request_line(response.request)} answered {status}{_outcome_summary(outcome)}"
+    retry_after = parse_retry_after(response.headers.get("retry-after"), now or datetime.now(UTC))
+    if status == 429:
+        return ThrottledError(msg, status=status, outcome=outcome, endpoint=endpoint, retry_after=retry_after)
+    if status in (502, 503, 504):
+        return ServerUnavailableError(
+            msg, status=status, outcome=outcome, endpoint=endpoint, retry_after=retry_after
+        )
+    if status in (401, 403):
+        return FhirAuthError(msg, status=status, outcome=outcome, endpoint=endpoint)
+    return FhirRequestError(msg, status=status, outcome=outcome, endpoint=endpoint)
+
+
+def error_for_transport(
+    exc: httpx.HTTPError, request: httpx.Request | None = None, *, endpoint: str | None = None
+) -> ExchangeError:
+    """Translate an httpx exception (no answer came back) to the bridge's error tree."""
+    where = f"{endpoint}: " if endpoint else ""
+    line = request_line(request) if request is not None else "request"
+    # the exception's class says what went wrong (ConnectError, ReadTimeout, RemoteProtocolError ...);
+    # its text can echo the URL with its query string, so it stays out of the message
+    return TransportError(f"{where}{line} failed: {type(exc).__name__}", endpoint=endpoint)
+
+
+def never_sent(exc: BaseException) -> bool:
+    """True when the request certainly never reached the server (safe to resend even a plain create)."""
+    cause = exc.__cause__ if isinstance(exc, ExchangeError) else exc
+    return isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
