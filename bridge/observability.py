@@ -1,0 +1,154 @@
+"""Structured JSON logs with request ids, and the Prometheus metrics the bridge exports.
+
+Logs never carry PHI: the formatter writes only the message and a fixed allow-list of extra fields
+(ids, codes, counts, durations), so a stray ``extra={"text": note.text}`` is dropped rather than
+printed. Messages themselves are written by us and name records by id only.
+
+Metrics live in a :class:`Metrics` object with its own ``CollectorRegistry`` (one per app, so two
+apps in one test process do not collide). The outbox counts (queued, delivered, dead, retries) are
+read from the store when ``/metrics`` is scraped; delivery latency is observed by whoever delivers,
+through :meth:`Metrics.observe_delivery`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("bridge_request_id", default=None)
+
+# Only these ``extra`` keys reach the log line; everything else is dropped (PHI guard).
+SAFE_FIELDS = frozenset(
+    {
+        "request_id",
+        "method",
+        "path",
+        "route",
+        "status",
+        "duration_ms",
+        "code",
+        "principal",
+        "role",
+        "organization",
+        "submission_id",
+        "referral_id",
+        "record_id",
+        "endpoint",
+        "fhir_ids",
+        "error_type",
+        "count",
+        "port",
+        "event",
+    }
+)
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``ts``, ``level``, ``logger``, ``msg``, ``request_id`` + safe extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        rid = getattr(record, "request_id", None) or request_id_var.get()
+        if rid:
+            out["request_id"] = rid
+        for key, value in record.__dict__.items():
+            if key in SAFE_FIELDS and key not in _STANDARD and key != "request_id":
+                out[key] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            # the exception type and where, never its message (it may quote input)
+            out["error_type"] = record.exc_info[0].__name__
+            tb = record.exc_info[2]
+            frames = []
+            while tb is not None:
+                frames.append(f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}")
+                tb = tb.tb_next
+            out["where"] = frames[-5:]
+        return json.dumps(out, default=str)
+
+
+def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -> logging.Handler:
+    """Send the ``bridge`` loggers to ``stream`` (stderr) as JSON lines; returns the handler."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("bridge")
+    for old in [h for h in logger.handlers if isinstance(h.formatter, JsonFormatter)]:
+        logger.removeHandler(old)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    # aiohttp's access log would print raw URLs with query strings; ours logs the route instead
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    return handler
+
+
+class Metrics:
+    """The bridge's Prometheus metrics, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.outbox_items = Gauge(
+            "bridge_outbox_items",
+            "Outbox items by endpoint and state (queued, delivered, dead ...), read from the store",
+            ["endpoint", "state"],
+            registry=self.registry,
+        )
+        self.outbox_retries = Gauge(
+            "bridge_outbox_retries",
+            "Delivery attempts beyond the first, summed over the outbox, by endpoint",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.delivery_seconds = Histogram(
+            "bridge_delivery_seconds",
+            "Time to deliver one outbox item to an EHR endpoint",
+            ["endpoint", "outcome"],
+            registry=self.registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.breaker_open = Gauge(
+            "bridge_endpoint_breaker_open",
+            "1 while the circuit breaker for an endpoint is open",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.http_requests = Counter(
+            "bridge_http_requests",
+            "API requests answered, by route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_seconds = Histogram(
+            "bridge_http_request_seconds",
+            "API request latency by route",
+            ["method", "route"],
+            registry=self.registry,
+        )
+
+    def observe_delivery(self, endpoint: str, seconds: float, outcome: str) -> None:
+        """Record one delivery attempt (``outcome``: delivered, retry, dead)."""
+        self.delivery_seconds.labels(endpoint=endpoint, outcome=outcome).observe(seconds)
+
+    def set_outbox(self, counts: Mapping[tuple[str, str], int], retries: Mapping[str, int]) -> None:
+        """Replace the outbox gauges with a fresh snapshot: ``{(endpoint, state): n}``."""
+        self.outbox_items.clear()
+        for (endpoint, state), n in counts.items():
+            self.outbox_items.labels(endpoint=endpoint, state=state).set(n)
+        self.outbox_retries.clear()
+        for endpoint, n in retries.items():
+            self.outbox_retries.labels(endpoint=endpoint).set(n)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

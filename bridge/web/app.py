@@ -1,0 +1,137 @@
+"""``create_app(settings)``: routes, middlewares and the resources opened/closed in ``cleanup_ctx``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiohttp import web
+
+from bridge.config import Settings
+from bridge.errors import ConfigError
+from bridge.observability import Metrics
+from bridge.web import inbox
+from bridge.web.auth import Authenticator
+from bridge.web.idempotency import IdempotencyCache, StoredResponse, fingerprint
+from bridge.web.keys import AUTHENTICATOR, IDEMPOTENCY, METRICS, NOTIFY_TOKEN, SERVICE, SETTINGS
+from bridge.web.middlewares import errors, observe
+from bridge.web.openapi import build_openapi
+from bridge.web.requests import authenticate
+from bridge.web.routes import ROUTES, Handler, Route
+from bridge.web.service import BridgeService
+
+log = logging.getLogger("bridge.web")
+
+ServiceFactory = Callable[[Settings, Metrics], AbstractAsyncContextManager[BridgeService]]
+STATIC_DIR = Path(__file__).parent / "static"
+MAX_BODY_BYTES = 1024 * 1024  # a note is at most 100 000 characters
+
+
+def _idempotent(handler: Handler) -> Handler:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return await handler(request)
+        principal = authenticate(request, allow_cookie=False)
+        raw = await request.read()  # cached by aiohttp: the handler reads it again
+
+        async def compute() -> StoredResponse:
+            resp = await handler(request)
+            assert isinstance(resp, web.Response) and isinstance(resp.body, bytes)
+            return StoredResponse(resp.status, resp.body, resp.content_type)
+
+        stored, replayed = await request.app[IDEMPOTENCY].run(
+            f"{principal.via}:{principal.subject}",
+            key,
+            fingerprint(request.method, request.path, raw),
+            compute,
+        )
+        resp = web.Response(status=stored.status, body=stored.body, content_type=stored.content_type)
+        if replayed:
+            resp.headers["Idempotent-Replayed"] = "true"
+        return resp
+
+    return wrapped
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    doc = build_openapi(server_url=f"{request.scheme}://{request.host}")
+    return web.Response(body=json.dumps(doc).encode(), content_type="application/json")
+
+
+def _add(app: web.Application, route: Route) -> None:
+    handler = _idempotent(route.handler) if route.idempotent else route.handler
+    app.router.add_route(route.method, route.path, handler, name=route.name)
+
+
+def _notify_token(settings: Settings) -> str:
+    env = settings.server.notification_token_env
+    value = os.environ.get(env, "") if env else ""
+    if env and not value:
+        log.warning("notification endpoint disabled: token environment variable not set")
+    return value
+
+
+async def _jwks_from_url(url: str) -> dict[str, Any]:
+    try:
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            resp = await client.get(url)
+            resp.raise_for_status()
+            data = resp.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ConfigError("api_auth.jwks_url", f"cannot fetch the JWKS ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ConfigError("api_auth.jwks_url", "the JWKS is not a JSON object")
+    return data
+
+
+def create_app(
+    settings: Settings,
+    *,
+    service_factory: ServiceFactory | None = None,
+    authenticator: Authenticator | None = None,
+    metrics: Metrics | None = None,
+) -> web.Application:
+    """The bridge's aiohttp application. ``service_factory`` defaults to the exchange-backed service."""
+    app = web.Application(middlewares=[observe, errors], client_max_size=MAX_BODY_BYTES)
+    app[SETTINGS] = settings
+    app[METRICS] = metrics or Metrics()
+    app[IDEMPOTENCY] = IdempotencyCache()
+    app[NOTIFY_TOKEN] = _notify_token(settings)
+    if authenticator is not None:
+        app[AUTHENTICATOR] = authenticator
+    elif not settings.api_auth.jwks_url:
+        app[AUTHENTICATOR] = Authenticator.from_settings(settings)
+
+    async def jwks_ctx(app: web.Application) -> AsyncIterator[None]:
+        if AUTHENTICATOR not in app:
+            assert settings.api_auth.jwks_url is not None
+            jwks = await _jwks_from_url(settings.api_auth.jwks_url)
+            app[AUTHENTICATOR] = Authenticator.from_settings(settings, jwks=jwks)
+        yield
+
+    async def service_ctx(app: web.Application) -> AsyncIterator[None]:
+        factory = service_factory
+        if factory is None:
+            from bridge.web.exchange_service import open_exchange_service
+
+            factory = open_exchange_service
+        async with factory(settings, app[METRICS]) as service:
+            app[SERVICE] = service
+            yield
+
+    app.cleanup_ctx.append(jwks_ctx)
+    app.cleanup_ctx.append(service_ctx)
+
+    for route in ROUTES:
+        _add(app, route)
+    app.router.add_get("/api/openapi.json", _openapi, name="openapi")
+    inbox.setup(app)
+    app.router.add_static("/static", STATIC_DIR, name="static")
+    return app

@@ -1,0 +1,209 @@
+"""JSON API handlers: parse, authorize, call the service, answer. No business logic here."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from bridge.domain import PeerEncounter, PeerNote
+from bridge.errors import NotAuthenticatedError, NotFoundInStoreError
+from bridge.web.keys import METRICS, NOTIFY_TOKEN, SERVICE, SETTINGS
+from bridge.web.models import (
+    Accepted,
+    CheckResult,
+    CheckStatus,
+    CosignRequest,
+    Health,
+    OutboxList,
+    ReferralActionRequest,
+    ReferralList,
+    SubmissionView,
+    Violation,
+)
+from bridge.web.principal import Action, Principal, may_see_assignee
+from bridge.web.requests import authorize, body, json_object
+from bridge.web.service import InboxItem, Submission
+
+log = logging.getLogger("bridge.web")
+
+REFERRAL_ACTIONS = ("accept", "decline", "start", "complete")
+
+
+def model_response(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=model.model_dump_json().encode(), content_type="application/json")
+
+
+def submission_view(s: Submission) -> SubmissionView:
+    return SubmissionView(
+        id=s.id,
+        kind=s.kind,
+        record_id=s.record_id,
+        endpoint=s.endpoint,
+        state=s.state,
+        attempts=s.attempts,
+        fhir_ids=dict(s.fhir_ids),
+        last_error=s.last_error,
+        created_at=s.created_at,
+        updated_at=s.updated_at,
+    )
+
+
+def accepted(request: web.Request, s: Submission) -> web.Response:
+    url = str(request.app.router["get_submission"].url_for(submission_id=s.id))
+    resp = model_response(Accepted(submission_id=s.id, state=s.state, status_url=url), status=202)
+    resp.headers["Location"] = url
+    return resp
+
+
+# --- operations ---------------------------------------------------------------------------------
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness is answering at all; readiness adds the store and each endpoint's breaker."""
+    checks: dict[str, CheckStatus] = {}
+    try:
+        for name, (ok, detail) in (await request.app[SERVICE].readiness()).items():
+            checks[name] = CheckStatus(ok=ok, detail=detail)
+    except Exception as exc:  # readiness must answer even when what it probes is broken
+        checks["service"] = CheckStatus(ok=False, detail=type(exc).__name__)
+    ready = all(c.ok for c in checks.values())
+    return model_response(Health(status="ok" if ready else "degraded", checks=checks), 200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    m = request.app[METRICS]
+    try:
+        counts, retries = await request.app[SERVICE].outbox_counts()
+        m.set_outbox(counts, retries)
+    except Exception:
+        log.warning("outbox counts unavailable for /metrics")
+    resp = web.Response(body=m.render())
+    resp.content_type = "text/plain"
+    resp.charset = "utf-8"
+    return resp
+
+
+# --- outbound -------------------------------------------------------------------------------------
+
+
+async def submit_encounter(request: web.Request) -> web.Response:
+    actor = authorize(request, Action.SUBMIT_ENCOUNTER)
+    encounter = await body(request, PeerEncounter)
+    s = await request.app[SERVICE].submit_encounter(encounter, actor=actor)
+    log.info("encounter queued", extra={"submission_id": s.id, "record_id": encounter.id})
+    return accepted(request, s)
+
+
+async def submit_note(request: web.Request) -> web.Response:
+    actor = authorize(request, Action.SUBMIT_NOTE)
+    note = await body(request, PeerNote)
+    s = await request.app[SERVICE].submit_note(note, actor=actor)
+    log.info("note queued", extra={"submission_id": s.id, "record_id": note.id})
+    return accepted(request, s)
+
+
+async def check_note(request: web.Request) -> web.Response:
+    actor = authorize(request, Action.CHECK_NOTE)
+    note = await body(request, PeerNote)
+    result = await request.app[SERVICE].check_note(note, actor=actor)
+    return model_response(
+        CheckResult(
+            verdict=result.verdict,
+            violations=[Violation.model_validate(v) for v in result.violations],
+            rule_set=result.rule_set,
+        )
+    )
+
+
+async def cosign_note(request: web.Request) -> web.Response:
+    actor = authorize(request, Action.COSIGN_NOTE)
+    await body(request, CosignRequest)
+    note_id = request.match_info["note_id"]
+    s = await request.app[SERVICE].cosign_note(note_id, actor=actor, at=datetime.now(UTC))
+    log.info("note co-signed", extra={"submission_id": s.id, "record_id": note_id})
+    return accepted(request, s)
+
+
+async def get_submission(request: web.Request) -> web.Response:
+    authorize(request, Action.READ_SUBMISSION)
+    s = await request.app[SERVICE].get_submission(request.match_info["submission_id"])
+    # re-check against the owning organization: ids are guessable
+    authorize(request, Action.READ_SUBMISSION, organization=s.organization)
+    return model_response(submission_view(s))
+
+
+async def list_outbox(request: web.Request) -> web.Response:
+    authorize(request, Action.READ_OUTBOX)
+    raw = request.query.get("limit", "100")
+    limit = int(raw) if raw.isdigit() and 0 < int(raw) <= 1000 else 100
+    org = request.app[SETTINGS].organization.id
+    items = [s for s in await request.app[SERVICE].list_outbox(limit=limit) if s.organization == org]
+    return model_response(OutboxList(items=[submission_view(s) for s in items]))
+
+
+# --- referrals ------------------------------------------------------------------------------------
+
+
+def _visible(request: web.Request, actor: Principal, item: InboxItem) -> bool:
+    only_own = request.app[SETTINGS].api_auth.peers_see_only_own
+    if item.organization != actor.organization:
+        return False
+    return may_see_assignee(actor, item.assignee, only_own=only_own)
+
+
+async def list_referrals(request: web.Request) -> web.Response:
+    actor = authorize(request, Action.READ_REFERRALS)
+    items = await request.app[SERVICE].list_referrals(organization=actor.organization)
+    return model_response(ReferralList(items=[i.referral for i in items if _visible(request, actor, i)]))
+
+
+async def get_referral(request: web.Request) -> web.Response:
+    actor = authorize(request, Action.READ_REFERRALS)
+    item = await load_referral(request, actor, request.match_info["referral_id"])
+    return model_response(item.referral)
+
+
+async def load_referral(request: web.Request, actor: Principal, referral_id: str) -> InboxItem:
+    item = await request.app[SERVICE].get_referral(referral_id)
+    authorize(request, Action.READ_REFERRALS, organization=item.organization)
+    if not _visible(request, actor, item):
+        # the same answer as a missing referral: do not confirm what a caller may not see
+        raise NotFoundInStoreError(f"no referral {referral_id!r}")
+    return item
+
+
+def referral_action(action: str) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        actor = authorize(request, Action.ACT_ON_REFERRAL)
+        req = await body(request, ReferralActionRequest)
+        referral_id = request.match_info["referral_id"]
+        item = await load_referral(request, actor, referral_id)
+        authorize(request, Action.ACT_ON_REFERRAL, organization=item.organization)
+        done = await request.app[SERVICE].act_on_referral(
+            referral_id, action, actor=actor, reason=req.reason, outputs=req.outputs, at=datetime.now(UTC)
+        )
+        log.info("referral updated", extra={"referral_id": referral_id, "event": action})
+        return model_response(done.referral)
+
+    handler.__name__ = f"referral_{action}"
+    return handler
+
+
+# --- inbound notifications ---------------------------------------------------------------------
+
+
+async def notify(request: web.Request) -> web.Response:
+    """Subscription rest-hook target, authenticated with the token set on the Subscription."""
+    expected = request.app[NOTIFY_TOKEN]
+    presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise NotAuthenticatedError("notification token missing or wrong")
+    bundle = await json_object(request)
+    await request.app[SERVICE].handle_notification(bundle)
+    return web.Response(body=json.dumps({"status": "received"}).encode(), content_type="application/json")

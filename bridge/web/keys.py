@@ -1,0 +1,23 @@
+"""Typed application and request keys, all in one place (aiohttp ``web.AppKey``)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bridge.config import Settings
+from bridge.observability import Metrics
+from bridge.web.auth import Authenticator
+from bridge.web.idempotency import IdempotencyCache
+from bridge.web.principal import Principal
+from bridge.web.service import BridgeService
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+SERVICE = web.AppKey("service", BridgeService)
+IDEMPOTENCY = web.AppKey("idempotency", IdempotencyCache)
+NOTIFY_TOKEN = web.AppKey("notify_token", str)  # "" when the notification endpoint is not configured
+
+# per-request values (set by the middlewares and the auth helpers)
+REQUEST_ID = web.RequestKey("request_id", str)
+PRINCIPAL = web.RequestKey("principal", Principal)

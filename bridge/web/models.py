@@ -1,0 +1,107 @@
+"""Request and response bodies of the HTTP API (pydantic v2); the OpenAPI document is built from these.
+
+Peer-side records (:class:`bridge.domain.PeerEncounter`, :class:`bridge.domain.PeerNote`) are the
+request bodies as they are: one schema for the API, the store and the mappers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bridge.domain import Referral
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Violation(BaseModel):
+    """One scope-of-practice or privacy finding: which rule, how bad, and the words that triggered it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    rule: str
+    severity: str
+    message: str
+    evidence: Any = None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer. ``code`` is stable; other keys depend on the code (field, violations ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+    request_id: str | None = None
+    field: str | None = None
+    violations: list[Violation] | None = None
+
+
+class Accepted(_Body):
+    """202: the work is queued; poll ``status_url`` with the tracking id."""
+
+    submission_id: str
+    state: str
+    status_url: str
+    replayed: bool = False
+
+
+class SubmissionView(_Body):
+    """The state of one queued submission. No note text: integrators read this too."""
+
+    id: str
+    kind: str
+    record_id: str
+    endpoint: str
+    state: str
+    attempts: int
+    fhir_ids: dict[str, str] = Field(default_factory=dict)
+    last_error: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class OutboxList(_Body):
+    items: list[SubmissionView]
+
+
+class CheckResult(_Body):
+    """The policy decision for a note, computed without storing anything."""
+
+    verdict: Literal["allow", "warn", "block"]
+    violations: list[Violation]
+    rule_set: str | None = None
+
+
+class ReferralList(_Body):
+    items: list[Referral]
+
+
+FhirReference = Annotated[str, Field(pattern=r"^[A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")]
+
+
+class ReferralActionRequest(_Body):
+    """Body of ``POST /api/v1/referrals/{id}/{action}``. Declining needs a reason."""
+
+    reason: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    outputs: Annotated[list[FhirReference], Field(max_length=50)] = Field(default_factory=list)
+
+
+class CosignRequest(_Body):
+    """Body of ``POST /api/v1/notes/{id}/cosign`` (empty object allowed)."""
+
+    comment: Annotated[str, Field(max_length=500)] | None = None
+
+
+class CheckStatus(_Body):
+    ok: bool
+    detail: str | None = None
+
+
+class Health(_Body):
+    status: Literal["ok", "degraded"]
+    checks: dict[str, CheckStatus]

@@ -1,0 +1,98 @@
+"""Who is calling: the authenticated principal and the pure access decision.
+
+``has_required_scope`` is the Starlette-style pure check (no I/O): given the principal, the action
+and the organization that owns the thing acted on, it answers allow/deny *and the rule that decided*
+(pycasbin ``enforce_ex`` style), so a 403 can say why. The table is data, kept next to the roles it
+talks about; the scope-of-practice content checks on notes live in ``bridge.roles``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bridge.domain import Role
+
+
+class Action(StrEnum):
+    """Everything a caller can ask the API to do."""
+
+    SUBMIT_ENCOUNTER = "encounter.submit"
+    SUBMIT_NOTE = "note.submit"
+    CHECK_NOTE = "note.check"
+    COSIGN_NOTE = "note.cosign"
+    READ_SUBMISSION = "submission.read"
+    READ_REFERRALS = "referral.read"
+    ACT_ON_REFERRAL = "referral.act"
+    READ_OUTBOX = "outbox.read"
+    VIEW_INBOX = "inbox.view"
+
+
+# role -> actions it may take (within its own organization). An integrator reads outbox and
+# submission state (ids, statuses, FHIR ids) but nothing that carries note text or referral PHI.
+ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
+    Role.PEER_SPECIALIST: frozenset(
+        {
+            Action.SUBMIT_ENCOUNTER,
+            Action.SUBMIT_NOTE,
+            Action.CHECK_NOTE,
+            Action.READ_SUBMISSION,
+            Action.READ_REFERRALS,
+            Action.ACT_ON_REFERRAL,
+            Action.VIEW_INBOX,
+        }
+    ),
+    Role.PEER_SUPERVISOR: frozenset(
+        {
+            Action.SUBMIT_ENCOUNTER,
+            Action.SUBMIT_NOTE,
+            Action.CHECK_NOTE,
+            Action.COSIGN_NOTE,
+            Action.READ_SUBMISSION,
+            Action.READ_REFERRALS,
+            Action.ACT_ON_REFERRAL,
+            Action.VIEW_INBOX,
+        }
+    ),
+    Role.CARE_COORDINATOR: frozenset({Action.READ_REFERRALS, Action.READ_SUBMISSION}),
+    Role.CLINICIAN: frozenset(),  # clinicians work in their EHR; the bridge API is not theirs
+    Role.INTEGRATOR: frozenset({Action.READ_SUBMISSION, Action.READ_OUTBOX}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller. ``subject`` is the token ``sub`` or the API key's name."""
+
+    subject: str
+    role: Role
+    organization: str
+    practitioner_id: str | None = None
+    via: str = "jwt"  # "jwt" | "api_key"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    rule: str
+    reason: str
+
+
+def has_required_scope(principal: Principal, action: Action, *, organization: str) -> Decision:
+    """May ``principal`` take ``action`` on something owned by ``organization``? Pure."""
+    if principal.organization != organization:
+        return Decision(False, "same-organization", "callers act only within their own organization")
+    if action not in ROLE_ACTIONS.get(principal.role, frozenset()):
+        role = principal.role.value
+        return Decision(False, f"role:{role}", f"role {role} may not {action.value}")
+    return Decision(True, f"role:{principal.role.value}", "allowed")
+
+
+def may_see_assignee(principal: Principal, assignee: str | None, *, only_own: bool) -> bool:
+    """Whether a peer sees a referral assigned to ``assignee`` (``peers_see_only_own`` setting).
+
+    Unassigned referrals are the organization's queue and visible to every peer; supervisors see all.
+    """
+    if not only_own or principal.role is not Role.PEER_SPECIALIST or assignee is None:
+        return True
+    return assignee == principal.practitioner_id

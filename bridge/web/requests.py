@@ -1,0 +1,73 @@
+"""Per-request helpers: who is calling, the parsed body, access checks."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from bridge.domain import parse
+from bridge.errors import ForbiddenError, NotAuthenticatedError
+from bridge.web.keys import AUTHENTICATOR, PRINCIPAL, SETTINGS
+from bridge.web.principal import Action, Principal, has_required_scope
+
+M = TypeVar("M", bound=BaseModel)
+
+SESSION_COOKIE = "bridge_session"
+# Browser calls that ride on the session cookie must carry this header: a cross-site form cannot set
+# it, which (with SameSite=Strict) keeps the cookie from being used for request forgery.
+CSRF_HEADER = "X-Bridge-Inbox"
+
+
+class MalformedBody(web.HTTPBadRequest):
+    """400 for a body that is not JSON (or not a JSON object)."""
+
+    code = "malformed_json"
+
+
+def authenticate(request: web.Request, *, allow_cookie: bool) -> Principal:
+    cached: Principal | None = request.get(PRINCIPAL)
+    if cached is not None:
+        return cached
+    auth = request.app[AUTHENTICATOR]
+    authorization = request.headers.get("Authorization")
+    api_key = request.headers.get("X-API-Key")
+    if authorization is None and api_key is None:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie and (allow_cookie or request.headers.get(CSRF_HEADER) == "1"):
+            kind, _, value = cookie.partition(":")
+            if kind == "key":
+                api_key = value
+            elif kind == "jwt":
+                authorization = f"Bearer {value}"
+        elif cookie:
+            raise NotAuthenticatedError(f"API calls with the session cookie need the {CSRF_HEADER} header")
+    principal = auth.authenticate(authorization, api_key)
+    request[PRINCIPAL] = principal
+    return principal
+
+
+def authorize(request: web.Request, action: Action, *, organization: str | None = None) -> Principal:
+    """Authenticate and check ``action`` against ``organization`` (default: the bridge's own)."""
+    principal = authenticate(request, allow_cookie=request.path.startswith("/inbox"))
+    org = organization if organization is not None else request.app[SETTINGS].organization.id
+    decision = has_required_scope(principal, action, organization=org)
+    if not decision.allowed:
+        raise ForbiddenError(decision.reason, rule=decision.rule)
+    return principal
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except ValueError:
+        raise MalformedBody(reason="request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise MalformedBody(reason="request body must be a JSON object")
+    return data
+
+
+async def body(request: web.Request, model: type[M]) -> M:
+    """Parse the JSON body as ``model``; bad JSON is 400, a bad field 422 naming the field."""
+    return parse(model, await json_object(request))

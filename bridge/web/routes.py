@@ -1,0 +1,177 @@
+"""The route table: one list drives both the aiohttp router and the OpenAPI document.
+
+Each :class:`Route` says who may call it (``action``; ``None`` is public), its body model and its
+answers, so the document cannot drift from what is served (``tests/web/test_openapi.py`` checks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from bridge.domain import PeerEncounter, PeerNote, Referral
+from bridge.web import handlers as h
+from bridge.web.models import (
+    Accepted,
+    CheckResult,
+    CosignRequest,
+    Health,
+    OutboxList,
+    ReferralActionRequest,
+    ReferralList,
+    SubmissionView,
+)
+from bridge.web.principal import Action
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Answer = type[BaseModel] | str  # a model (JSON) or a media type
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    name: str
+    summary: str
+    action: Action | None = None
+    body: type[BaseModel] | None = None
+    responses: Mapping[int, Answer] = field(default_factory=dict)
+    tag: str = "api"
+    idempotent: bool = False  # honours Idempotency-Key
+    security: str | None = None  # override: "notify" for the notification endpoint
+    path_patterns: Mapping[str, str] = field(default_factory=dict)
+
+
+_ID = r"^[A-Za-z0-9\-.]{1,64}$"
+
+ROUTES: list[Route] = [
+    Route(
+        "GET",
+        "/health",
+        h.health,
+        "health",
+        "Liveness and readiness (store, endpoint breakers)",
+        responses={200: Health, 503: Health},
+        tag="operations",
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        h.metrics,
+        "metrics",
+        "Prometheus metrics",
+        responses={200: "text/plain"},
+        tag="operations",
+    ),
+    Route(
+        "POST",
+        "/api/v1/encounters",
+        h.submit_encounter,
+        "submit_encounter",
+        "Queue a peer session for delivery as an Encounter",
+        Action.SUBMIT_ENCOUNTER,
+        PeerEncounter,
+        {202: Accepted},
+        idempotent=True,
+    ),
+    Route(
+        "POST",
+        "/api/v1/notes",
+        h.submit_note,
+        "submit_note",
+        "Queue a peer note (scope and consent checked first; blocked notes answer 422 with reasons)",
+        Action.SUBMIT_NOTE,
+        PeerNote,
+        {202: Accepted},
+        idempotent=True,
+    ),
+    Route(
+        "POST",
+        "/api/v1/notes/check",
+        h.check_note,
+        "check_note",
+        "Dry run: the policy verdict and violations for a note; nothing is stored",
+        Action.CHECK_NOTE,
+        PeerNote,
+        {200: CheckResult},
+    ),
+    Route(
+        "POST",
+        "/api/v1/notes/{note_id}/cosign",
+        h.cosign_note,
+        "cosign_note",
+        "A supervisor co-signs a note; the co-signature is queued for delivery",
+        Action.COSIGN_NOTE,
+        CosignRequest,
+        {202: Accepted},
+        idempotent=True,
+        path_patterns={"note_id": _ID},
+    ),
+    Route(
+        "GET",
+        "/api/v1/submissions/{submission_id}",
+        h.get_submission,
+        "get_submission",
+        "Delivery state and FHIR ids of a submission",
+        Action.READ_SUBMISSION,
+        responses={200: SubmissionView},
+        path_patterns={"submission_id": r"^[A-Za-z0-9\-._]{1,64}$"},
+    ),
+    Route(
+        "GET",
+        "/api/v1/outbox",
+        h.list_outbox,
+        "list_outbox",
+        "Outbox state for integrators (no note text)",
+        Action.READ_OUTBOX,
+        responses={200: OutboxList},
+    ),
+    Route(
+        "GET",
+        "/api/v1/referrals",
+        h.list_referrals,
+        "list_referrals",
+        "Referrals in the peer view for the caller's organization",
+        Action.READ_REFERRALS,
+        responses={200: ReferralList},
+    ),
+    Route(
+        "GET",
+        "/api/v1/referrals/{referral_id}",
+        h.get_referral,
+        "get_referral",
+        "One referral in the peer view",
+        Action.READ_REFERRALS,
+        responses={200: Referral},
+        path_patterns={"referral_id": _ID},
+    ),
+    *[
+        Route(
+            "POST",
+            f"/api/v1/referrals/{{referral_id}}/{a}",
+            h.referral_action(a),
+            f"referral_{a}",
+            f"{a.capitalize()} a referral (updates the Task at the EHR)",
+            Action.ACT_ON_REFERRAL,
+            ReferralActionRequest,
+            {200: Referral},
+            idempotent=True,
+            path_patterns={"referral_id": _ID},
+        )
+        for a in h.REFERRAL_ACTIONS
+    ],
+    Route(
+        "POST",
+        "/fhir/notify",
+        h.notify,
+        "notify",
+        "FHIR Subscription rest-hook notifications (token from the Subscription's channel header)",
+        responses={200: "application/json"},
+        tag="fhir",
+        security="notify",
+    ),
+]

@@ -1,0 +1,86 @@
+"""What the HTTP layer needs from the application services (``bridge.exchange``), as a Protocol.
+
+Handlers only parse, authorize and answer; the work happens behind this interface. The concrete
+implementation (:mod:`bridge.web.exchange_service`) wires it to the exchange/store functions, and the
+app opens and closes it in a ``cleanup_ctx``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from bridge.domain import PeerEncounter, PeerNote, Referral
+from bridge.web.principal import Principal
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A queued piece of outbound work, as the API reports it."""
+
+    id: str
+    kind: str
+    record_id: str
+    endpoint: str
+    state: str
+    attempts: int
+    organization: str
+    fhir_ids: Mapping[str, str] = field(default_factory=dict)
+    last_error: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NoteCheck:
+    verdict: str  # allow | warn | block
+    violations: list[dict[str, Any]]
+    rule_set: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    """A referral in the peer view plus who (if anyone) took it on."""
+
+    referral: Referral
+    organization: str
+    assignee: str | None = None
+
+
+class BridgeService(Protocol):
+    """Application services the API calls. Errors are :mod:`bridge.errors` types."""
+
+    async def submit_encounter(self, encounter: PeerEncounter, *, actor: Principal) -> Submission: ...
+
+    async def submit_note(self, note: PeerNote, *, actor: Principal) -> Submission: ...
+
+    async def check_note(self, note: PeerNote, *, actor: Principal) -> NoteCheck: ...
+
+    async def cosign_note(self, note_id: str, *, actor: Principal, at: datetime) -> Submission: ...
+
+    async def get_submission(self, submission_id: str) -> Submission: ...
+
+    async def list_outbox(self, *, limit: int) -> list[Submission]: ...
+
+    async def list_referrals(self, *, organization: str) -> list[InboxItem]: ...
+
+    async def get_referral(self, referral_id: str) -> InboxItem: ...
+
+    async def act_on_referral(
+        self,
+        referral_id: str,
+        action: str,
+        *,
+        actor: Principal,
+        reason: str | None,
+        outputs: list[str],
+        at: datetime,
+    ) -> InboxItem: ...
+
+    async def handle_notification(self, bundle: Mapping[str, Any]) -> None: ...
+
+    async def readiness(self) -> dict[str, tuple[bool, str | None]]: ...
+
+    async def outbox_counts(self) -> tuple[dict[tuple[str, str], int], dict[str, int]]: ...

@@ -1,0 +1,151 @@
+"""The HTTP layer: errors, request ids, health, metrics, idempotency, the notification endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from tests.web import payloads
+from tests.web.conftest import API_KEYS, NOTIFY_TOKEN, TokenFactory, bearer
+from tests.web.fakes import BLOCKED_WORD, FakeService
+
+Client = TestClient[Any, Any]
+
+
+async def test_health_reports_each_check(client: Client, service: FakeService) -> None:
+    resp = await client.get("/health")
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["status"] == "ok" and body["checks"]["store"]["ok"] is True
+    service.ready = False
+    resp = await client.get("/health")
+    assert resp.status == 503
+    assert (await resp.json())["checks"]["store"] == {"ok": False, "detail": "down"}
+
+
+async def test_metrics_exports_outbox_and_http_series(client: Client, make_token: TokenFactory) -> None:
+    await client.post("/api/v1/encounters", json=payloads.encounter(), headers=bearer(make_token()))
+    text = await (await client.get("/metrics")).text()
+    assert 'bridge_outbox_items{endpoint="clinic",state="queued"} 1.0' in text
+    assert 'bridge_http_requests_total{method="POST",route="/api/v1/encounters",status="202"} 1.0' in text
+
+
+async def test_request_id_is_echoed_or_minted(client: Client) -> None:
+    resp = await client.get("/health", headers={"X-Request-Id": "abc-12345678"})
+    assert resp.headers["X-Request-Id"] == "abc-12345678"
+    resp = await client.get("/health", headers={"X-Request-Id": "bad id with spaces"})
+    assert resp.headers["X-Request-Id"] != "bad id with spaces" and len(resp.headers["X-Request-Id"]) == 32
+
+
+async def test_malformed_json_is_400_with_code(client: Client, make_token: TokenFactory) -> None:
+    for raw in (b"{not json", b"[1, 2]"):
+        resp = await client.post("/api/v1/encounters", data=raw, headers=bearer(make_token()))
+        assert resp.status == 400
+        body = await resp.json()
+        assert body["code"] == "malformed_json" and body["request_id"] == resp.headers["X-Request-Id"]
+
+
+async def test_invalid_field_is_422_naming_it(client: Client, make_token: TokenFactory) -> None:
+    bad = payloads.encounter(end="2026-03-02T13:00:00-06:00")
+    resp = await client.post("/api/v1/encounters", json=bad, headers=bearer(make_token()))
+    assert resp.status == 422
+    body = await resp.json()
+    assert body["code"] == "invalid_input" and body["field"] == "end"
+    resp = await client.post(
+        "/api/v1/encounters", json=payloads.encounter(setting="moon"), headers=bearer(make_token())
+    )
+    assert (await resp.json())["field"] == "setting"
+
+
+async def test_unknown_route_and_method_answer_json(client: Client) -> None:
+    resp = await client.get("/api/v1/nope")
+    assert resp.status == 404 and (await resp.json())["code"] == "not_found"
+    resp = await client.delete("/api/v1/encounters")
+    assert resp.status == 405 and (await resp.json())["code"] == "method_not_allowed"
+
+
+async def test_scope_violation_is_422_with_reasons_and_nothing_queued(
+    client: Client, make_token: TokenFactory, service: FakeService
+) -> None:
+    note = payloads.note(text=f"Client was {BLOCKED_WORD} something")
+    resp = await client.post("/api/v1/notes", json=note, headers=bearer(make_token()))
+    assert resp.status == 422
+    body = await resp.json()
+    assert body["code"] == "scope_violation"
+    assert body["violations"][0]["rule"] == "no-diagnosis"
+    assert service.submissions == {}
+
+
+async def test_check_note_answers_verdict_without_storing(
+    client: Client, make_token: TokenFactory, service: FakeService
+) -> None:
+    resp = await client.post(
+        "/api/v1/notes/check", json=payloads.note(text=f"{BLOCKED_WORD} x"), headers=bearer(make_token())
+    )
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["verdict"] == "block" and body["violations"][0]["evidence"] == [BLOCKED_WORD]
+    assert service.submissions == {}
+
+
+async def test_submission_202_then_status(client: Client, make_token: TokenFactory) -> None:
+    token = make_token()
+    resp = await client.post("/api/v1/encounters", json=payloads.encounter(), headers=bearer(token))
+    assert resp.status == 202
+    body = await resp.json()
+    assert resp.headers["Location"] == body["status_url"]
+    status = await client.get(body["status_url"], headers=bearer(token))
+    assert status.status == 200
+    assert (await status.json())["state"] == "queued"
+    missing = await client.get("/api/v1/submissions/sub-none", headers=bearer(token))
+    assert missing.status == 404
+
+
+async def test_idempotency_key_replays_and_refuses_reuse(
+    client: Client, make_token: TokenFactory, service: FakeService
+) -> None:
+    token = make_token()
+    enc = payloads.encounter()
+    headers = {**bearer(token), "Idempotency-Key": "k-1"}
+    first = await client.post("/api/v1/encounters", json=enc, headers=headers)
+    again = await client.post("/api/v1/encounters", json=enc, headers=headers)
+    assert first.status == again.status == 202
+    assert await first.json() == await again.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(service.submissions) == 1
+    other = await client.post("/api/v1/encounters", json=payloads.encounter(), headers=headers)
+    assert other.status == 409 and (await other.json())["code"] == "idempotency_conflict"
+    # another caller may use the same key for its own request
+    mine = await client.post(
+        "/api/v1/encounters",
+        json=payloads.encounter(),
+        headers={**bearer(make_token()), "Idempotency-Key": "k-1"},
+    )
+    assert mine.status == 202 and len(service.submissions) == 2
+
+
+async def test_refused_request_does_not_burn_the_key(client: Client, make_token: TokenFactory) -> None:
+    headers = {**bearer(make_token()), "Idempotency-Key": "k-2"}
+    bad = await client.post("/api/v1/encounters", json=payloads.encounter(setting="moon"), headers=headers)
+    assert bad.status == 422
+    good = await client.post("/api/v1/encounters", json=payloads.encounter(), headers=headers)
+    assert good.status == 202
+
+
+async def test_notification_needs_the_subscription_token(client: Client, service: FakeService) -> None:
+    bundle = {"resourceType": "Bundle", "type": "history", "entry": []}
+    resp = await client.post("/fhir/notify", json=bundle)
+    assert resp.status == 401
+    resp = await client.post("/fhir/notify", json=bundle, headers=bearer("wrong"))
+    assert resp.status == 401
+    assert service.notifications == []
+    resp = await client.post("/fhir/notify", json=bundle, headers=bearer(NOTIFY_TOKEN))
+    assert resp.status == 200 and service.notifications == [bundle]
+
+
+async def test_api_key_authenticates_a_service_account(client: Client) -> None:
+    resp = await client.get("/api/v1/outbox", headers={"X-API-Key": API_KEYS["ops"]})
+    assert resp.status == 200
+    resp = await client.get("/api/v1/outbox", headers={"X-API-Key": "nope"})
+    assert resp.status == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
