@@ -19,7 +19,7 @@ def backoff_seconds(
     """
     if attempt < 1:
         raise ValueError("attempt is 1-based")
-    exp = min(cap, base * (2 ** min(attempt - 1, 32)))
+    exp = min(cap, base * 2.0 ** min(attempt - 1, 32))
     delay = exp / 2 + (exp / 2) * min(max(jitter, 0.0), 1.0)
     if retry_after is not None:
         delay = max(delay, retry_after)

@@ -191,7 +191,13 @@ class Outbox:
             return (await c.execute(stmt)).rowcount == 1
 
     async def mark_delivered(
-        self, item_id: str, *, owner: str, now: datetime, result: Mapping[str, Any]
+        self,
+        item_id: str,
+        *,
+        owner: str,
+        now: datetime,
+        result: Mapping[str, Any],
+        conn: AsyncConnection | None = None,
     ) -> bool:
         stmt = (
             update(outbox)
@@ -206,7 +212,7 @@ class Outbox:
                 last_error=None,
             )
         )
-        async with self._db.tx() as c:
+        async with self._db.tx(conn) as c:
             return (await c.execute(stmt)).rowcount == 1
 
     async def mark_retry(
@@ -218,6 +224,7 @@ class Outbox:
         next_attempt_at: datetime,
         error: str,
         outcome: Mapping[str, Any] | None = None,
+        conn: AsyncConnection | None = None,
     ) -> bool:
         stmt = (
             update(outbox)
@@ -232,11 +239,18 @@ class Outbox:
                 updated_at=now,
             )
         )
-        async with self._db.tx() as c:
+        async with self._db.tx(conn) as c:
             return (await c.execute(stmt)).rowcount == 1
 
     async def mark_dead(
-        self, item_id: str, *, owner: str, now: datetime, error: str, outcome: Mapping[str, Any] | None = None
+        self,
+        item_id: str,
+        *,
+        owner: str,
+        now: datetime,
+        error: str,
+        outcome: Mapping[str, Any] | None = None,
+        conn: AsyncConnection | None = None,
     ) -> bool:
         stmt = (
             update(outbox)
@@ -250,7 +264,7 @@ class Outbox:
                 updated_at=now,
             )
         )
-        async with self._db.tx() as c:
+        async with self._db.tx(conn) as c:
             return (await c.execute(stmt)).rowcount == 1
 
     async def get(self, item_id: str, *, conn: AsyncConnection | None = None) -> OutboxItem:
@@ -299,6 +313,29 @@ class Outbox:
         stmt = stmt.values(state=OutboxState.QUEUED.value, attempts=0, next_attempt_at=now, updated_at=now)
         async with self._db.tx() as c:
             return int((await c.execute(stmt)).rowcount)
+
+    async def expedite(self, *, endpoint: str, now: datetime) -> int:
+        """Make every queued item for ``endpoint`` due now (the endpoint is answering again)."""
+        stmt = (
+            update(outbox)
+            .where(
+                outbox.c.endpoint == endpoint,
+                outbox.c.state == OutboxState.QUEUED.value,
+                outbox.c.next_attempt_at > now,
+            )
+            .values(next_attempt_at=now)
+        )
+        async with self._db.tx() as c:
+            return int((await c.execute(stmt)).rowcount)
+
+    async def next_due(self, *, endpoint: str | None = None) -> datetime | None:
+        """The earliest ``next_attempt_at`` of queued items (to sleep until then)."""
+        stmt = select(func.min(outbox.c.next_attempt_at)).where(outbox.c.state == OutboxState.QUEUED.value)
+        if endpoint is not None:
+            stmt = stmt.where(outbox.c.endpoint == endpoint)
+        async with self._db.tx() as c:
+            value: datetime | None = (await c.execute(stmt)).scalar()  # min() keeps the column type
+        return value
 
     async def purge(self, *, states: Iterable[OutboxState], older_than: datetime) -> int:
         """Operator: delete finished items last changed before ``older_than``. Pending work is kept."""

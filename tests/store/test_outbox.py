@@ -163,3 +163,18 @@ async def test_duplicate_tracking_id_is_a_store_error(store: Store) -> None:
 async def test_naive_datetimes_are_refused(store: Store) -> None:
     with pytest.raises((StoreError, ValueError)):
         await _put(store, "x", at=datetime(2026, 1, 1))
+
+
+async def test_expedite_and_next_due(store: Store) -> None:
+    assert await store.outbox.next_due() is None
+    a = await _put(store, "a", endpoint="clinic")
+    b = await _put(store, "b", endpoint="other")
+    for item in (a, b):
+        [c] = await store.outbox.claim(owner="w", now=T0, lease_seconds=30, limit=1, endpoint=item.endpoint)
+        await store.outbox.mark_retry(
+            c.id, owner="w", now=T0, next_attempt_at=T0 + timedelta(hours=1), error="x"
+        )
+    assert await store.outbox.next_due(endpoint="clinic") == T0 + timedelta(hours=1)
+    assert await store.outbox.expedite(endpoint="clinic", now=T0) == 1
+    assert await store.outbox.next_due(endpoint="clinic") == T0
+    assert (await store.outbox.get(b.id)).next_attempt_at == T0 + timedelta(hours=1)
