@@ -1,0 +1,172 @@
+"""The transaction Bundle that carries one piece of peer work to an EHR.
+
+https://hl7.org/fhir/R4/http.html#transaction and https://hl7.org/fhir/R4/bundle.html
+- Every entry is a conditional create (``request.ifNoneExist`` on a stable identifier; ``_tag``
+  for Provenance, which has no identifier), so sending the same work twice creates nothing new:
+  the server answers 201 the first time and 200 after.
+- Internal references use ``urn:uuid`` fullUrls derived from those identifiers, so the same record
+  always yields the same Bundle, byte for byte (given the same context).
+- Everything is checked before anything is returned: a MappingError names the field, and no Bundle
+  is half-built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.domain import Participant, PeerEncounter, PeerNote, PeerWorker, Referral
+from bridge.errors import MappingError
+from bridge.mappers.context import MappingContext, token_query, validated
+from bridge.mappers.document_reference import build_document_reference
+from bridge.mappers.encounter import build_encounter
+from bridge.mappers.labels import labels_for, sud_labels
+from bridge.mappers.organization import build_organization
+from bridge.mappers.practitioner import build_practitioner
+from bridge.mappers.procedure import build_procedure
+from bridge.mappers.provenance import build_provenance, provenance_tag
+
+
+def _entry(full_url: str, resource: dict[str, Any], if_none_exist: str) -> dict[str, Any]:
+    return {
+        "fullUrl": full_url,
+        "resource": resource,
+        "request": {"method": "POST", "url": resource["resourceType"], "ifNoneExist": if_none_exist},
+    }
+
+
+def _service_request_ref(
+    ctx: MappingContext, encounter: PeerEncounter, referral: Referral | None
+) -> str | None:
+    if encounter.referral_id is None:
+        if referral is not None:
+            raise MappingError("encounter.referral_id", "the session does not name the referral given")
+        return None
+    if referral is None:
+        raise MappingError("referral", "required: the session belongs to a referral")
+    if referral.id != encounter.referral_id:
+        raise MappingError("encounter.referral_id", "does not match the referral given")
+    if referral.endpoint != ctx.endpoint:
+        raise MappingError("referral.endpoint", "the referral came from another endpoint")
+    return f"ServiceRequest/{referral.service_request_id}"
+
+
+def build_submission_bundle(
+    ctx: MappingContext,
+    *,
+    encounter: PeerEncounter,
+    participant: Participant,
+    peer: PeerWorker,
+    note: PeerNote | None = None,
+    cosigner: PeerWorker | None = None,
+    referral: Referral | None = None,
+    send_encounter: bool = True,
+    send_procedure: bool = True,
+    cosign_required: bool = True,
+    sud_related: bool = True,
+) -> dict[str, Any]:
+    """A validated transaction Bundle (JSON-ready dict) for one session and optionally its note.
+
+    Entries, in order: Organization (the peer organization), Practitioner (peer), Practitioner
+    (co-signer, if any), Encounter (unless ``send_encounter=False``: for endpoints that cannot
+    create Encounters the note then carries the period in ``context.period``), Procedure (the
+    service delivered, for ``Task.output``; unless ``send_procedure=False``), DocumentReference and
+    Provenance (with a note).
+
+    Privacy labels: with a note, the note decides (:func:`bridge.mappers.labels.labels_for`) for
+    every clinical entry; without one, ``sud_related`` does (peer recovery support is SUD-related
+    unless said otherwise).
+    """
+    if encounter.participant_id != participant.id:
+        raise MappingError("encounter.participant_id", "does not match the participant given")
+    if encounter.peer_id != peer.id:
+        raise MappingError("encounter.peer_id", "does not match the peer given")
+    if note is not None and note.participant_id != participant.id:
+        raise MappingError("note.participant_id", "does not match the participant given")
+    if note is None and cosigner is not None:
+        raise MappingError("cosigner", "only meaningful with a co-signed note")
+    sr_ref = _service_request_ref(ctx, encounter, referral)
+    security = labels_for(note) if note is not None else (sud_labels() if sud_related else [])
+
+    org_url = ctx.full_url("organization", ctx.organization_id)
+    peer_url = ctx.full_url("practitioner", peer.id)
+    entries = [
+        _entry(
+            org_url, build_organization(ctx), ctx.search_by_identifier("organization", ctx.organization_id)
+        ),
+        _entry(peer_url, build_practitioner(ctx, peer), ctx.search_by_identifier("practitioner", peer.id)),
+    ]
+    cosigner_url: str | None = None
+    if cosigner is not None and cosigner.id != peer.id:
+        cosigner_url = ctx.full_url("practitioner", cosigner.id)
+        entries.append(
+            _entry(
+                cosigner_url,
+                build_practitioner(ctx, cosigner),
+                ctx.search_by_identifier("practitioner", cosigner.id),
+            )
+        )
+    elif cosigner is not None:
+        raise MappingError("note.cosigner_id", "a peer cannot co-sign their own note")
+
+    encounter_url: str | None = None
+    if send_encounter:
+        encounter_url = ctx.full_url("encounter", encounter.id)
+        resource = build_encounter(
+            ctx,
+            encounter,
+            practitioner_ref=peer_url,
+            organization_ref=org_url,
+            service_request_ref=sr_ref,
+            security=[dict(c) for c in security],
+        )
+        entries.append(_entry(encounter_url, resource, ctx.search_by_identifier("encounter", encounter.id)))
+    if send_procedure:
+        resource = build_procedure(
+            ctx,
+            encounter,
+            practitioner_ref=peer_url,
+            organization_ref=org_url,
+            encounter_ref=encounter_url,
+            service_request_ref=sr_ref,
+            security=[dict(c) for c in security],
+        )
+        entries.append(
+            _entry(
+                ctx.full_url("procedure", encounter.id),
+                resource,
+                ctx.search_by_identifier("procedure", encounter.id),
+            )
+        )
+    if note is not None:
+        note_url = ctx.full_url("note", note.id)
+        docref = build_document_reference(
+            ctx,
+            note,
+            peer=peer,
+            encounter=encounter if note.encounter_id is not None else None,
+            cosigner=cosigner,
+            practitioner_ref=peer_url,
+            cosigner_ref=cosigner_url,
+            organization_ref=org_url,
+            encounter_ref=encounter_url,
+            cosign_required=cosign_required,
+        )
+        entries.append(_entry(note_url, docref, ctx.search_by_identifier("note", note.id)))
+        tag = provenance_tag(ctx, note)
+        provenance = build_provenance(
+            ctx,
+            note,
+            target_ref=note_url,
+            practitioner_ref=peer_url,
+            cosigner_ref=cosigner_url,
+            organization_ref=org_url,
+        )
+        entries.append(
+            _entry(
+                ctx.full_url("provenance", note.id),
+                provenance,
+                token_query("_tag", tag["system"], tag["code"]),
+            )
+        )
+    # one validation pass over the whole Bundle validates every entry's resource too
+    return validated({"resourceType": "Bundle", "type": "transaction", "entry": entries}, "bundle")

@@ -1,0 +1,79 @@
+"""PeerEncounter -> Procedure: the service delivered (US Core Procedure).
+
+https://hl7.org/fhir/us/core/StructureDefinition-us-core-procedure.html
+The SDOH Clinical Care closed loop points ``Task.output`` (type ``resulting-activity``) at this
+Procedure: https://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition-SDOHCC-TaskForReferralManagement.html
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.domain import PeerEncounter
+from bridge.errors import MappingError
+from bridge.mappers.codes import ACTIVITY, HCPCS, PEER_SERVICE, US_CORE_PROCEDURE
+from bridge.mappers.context import MappingContext, reference, validated
+from bridge.mappers.encounter import check_encounter, period
+
+
+def build_procedure(
+    ctx: MappingContext,
+    encounter: PeerEncounter,
+    *,
+    practitioner_ref: str,
+    organization_ref: str,
+    encounter_ref: str | None,
+    service_request_ref: str | None,
+    security: list[dict[str, Any]],
+) -> dict[str, Any]:
+    check_encounter(encounter)
+    if encounter.referral_id is not None and service_request_ref is None:
+        raise MappingError("encounter.referral_id", "the referral's ServiceRequest reference is required")
+    meta: dict[str, Any] = {"profile": [US_CORE_PROCEDURE]}
+    if security:
+        meta["security"] = security
+    activities = ", ".join(ACTIVITY[a].lower() for a in encounter.activities)
+    out: dict[str, Any] = {
+        "resourceType": "Procedure",
+        "meta": meta,
+        "identifier": [ctx.identifier("procedure", encounter.id)],
+        "status": "completed",
+        "code": {
+            "coding": [{"system": HCPCS, "code": PEER_SERVICE[0], "display": PEER_SERVICE[1]}],
+            "text": f"Peer support services: {activities}",
+        },
+        "subject": reference(ctx.patient_reference),
+        "performedPeriod": period(encounter),
+        "performer": [{"actor": reference(practitioner_ref), "onBehalfOf": reference(organization_ref)}],
+        "location": {"display": encounter.location_name},
+    }
+    if encounter_ref is not None:
+        out["encounter"] = reference(encounter_ref)
+    if service_request_ref is not None:
+        out["basedOn"] = [reference(service_request_ref)]
+    return out
+
+
+def encounter_to_procedure(
+    ctx: MappingContext,
+    encounter: PeerEncounter,
+    *,
+    practitioner_ref: str | None = None,
+    organization_ref: str | None = None,
+    encounter_ref: str | None = None,
+    service_request_ref: str | None = None,
+    security: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The service a peer session delivered, as a validated US Core Procedure dict."""
+    return validated(
+        build_procedure(
+            ctx,
+            encounter,
+            practitioner_ref=practitioner_ref or ctx.practitioner_reference(encounter.peer_id),
+            organization_ref=organization_ref or ctx.organization_reference(),
+            encounter_ref=encounter_ref,
+            service_request_ref=service_request_ref,
+            security=security or [],
+        ),
+        "procedure",
+    )
