@@ -62,7 +62,9 @@ class _Token:
 class SmartBackendAuth(httpx.Auth):
     """SMART Backend Services client (client_credentials + private_key_jwt).
 
-    ``clock`` returns epoch seconds; tests pass a fake one to move past expiry without waiting.
+    ``clock`` (epoch seconds) decides when the cached token is due; tests pass a fake one to move
+    past expiry without waiting. Assertions are always stamped with the real time: the token
+    endpoint checks them against its own clock.
     ``tokens_fetched`` counts token requests (observability and tests).
     """
 
@@ -105,7 +107,7 @@ class SmartBackendAuth(httpx.Auth):
 
     def client_assertion(self, token_url: str) -> str:
         """A freshly signed assertion: its own ``jti``, ``exp`` 4 minutes ahead."""
-        now = int(self._clock())
+        now = int(time.time())
         claims = {
             "iss": self.client_id,
             "sub": self.client_id,
@@ -129,8 +131,10 @@ class SmartBackendAuth(httpx.Auth):
                 if self._token is None or self._clock() >= self._token.refresh_at:
                     if self.token_url is None:
                         discovery = yield self._discovery_request()
+                        await discovery.aread()  # overriding async_auth_flow means reading ourselves
                         self.token_url = self._parse_discovery(discovery)
                     answer = yield self._token_request(self.token_url)
+                    await answer.aread()
                     self._token = self._parse_token(answer)
                 used = self._token
         assert used is not None
@@ -138,11 +142,13 @@ class SmartBackendAuth(httpx.Auth):
         response = yield request
         if response.status_code != 401:
             return
+        await response.aread()
         # one refresh on 401: the server may have restarted, rotated keys or expired us early
         async with self._lock:
             if self._token is used or self._token is None:
                 assert self.token_url is not None
                 answer = yield self._token_request(self.token_url)
+                await answer.aread()
                 self._token = self._parse_token(answer)
             fresh = self._token
         request.headers["Authorization"] = f"Bearer {fresh.value}"

@@ -9,7 +9,8 @@ fault wants are forwarded untouched. Kinds:
 - ``lost``: forward (the EHR commits), then reset the connection instead of answering.
 
 ``rewrite`` hooks change forwarded JSON answers (e.g. a CapabilityStatement without Encounter create).
-The upstream's own URL in answers is replaced by the proxy's, so links and Locations stay on it.
+The upstream's own URL in answers is replaced by the proxy's, so links and Locations stay on it
+(``rewrite_urls=False`` keeps them, e.g. so a SMART token endpoint is reached directly).
 Traffic stays on 127.0.0.1 and every waiting task is cancelled on ``close()``.
 """
 
@@ -59,11 +60,13 @@ class Seen:
     method: str
     path: str
     fault: str  # "forwarded" or the fault kind
+    authorization: str | None = None
 
 
 class FaultProxy:
-    def __init__(self, upstream_root: str) -> None:
+    def __init__(self, upstream_root: str, *, rewrite_urls: bool = True) -> None:
         self.upstream_root = upstream_root.rstrip("/")
+        self.rewrite_urls = rewrite_urls
         self.faults: list[Fault] = []
         self.rewrites: list[tuple[Match, Callable[[dict[str, Any]], dict[str, Any]]]] = []
         self.seen: list[Seen] = []
@@ -151,7 +154,8 @@ class FaultProxy:
         """Handle one request; False when the connection is gone."""
         path = target.split("?")[0]
         fault = self._take(method, path)
-        self.seen.append(Seen(method, path, fault.kind if fault else "forwarded"))
+        auth = next((v for k, v in headers if k.lower() == "authorization"), None)
+        self.seen.append(Seen(method, path, fault.kind if fault else "forwarded", auth))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -186,7 +190,9 @@ class FaultProxy:
             (k, v.replace(self.root_url, self.upstream_root)) for k, v in headers if k.lower() not in skip
         ]
         resp = await self._upstream.request(method, self.upstream_root + target, headers=send, content=body)
-        content = resp.content.replace(self.upstream_root.encode(), self.root_url.encode())
+        content = resp.content
+        if self.rewrite_urls:
+            content = content.replace(self.upstream_root.encode(), self.root_url.encode())
         for match, fn in self.rewrites:
             if match(method, target.split("?")[0]) and content:
                 content = json.dumps(fn(json.loads(content))).encode()
