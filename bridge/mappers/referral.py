@@ -409,11 +409,11 @@ def task_with_status(
     out["lastModified"] = stamp
     if new_status is ReferralStatus.IN_PROGRESS:
         out.setdefault("executionPeriod", {}).setdefault("start", stamp)
-    elif new_status in (ReferralStatus.COMPLETED, ReferralStatus.FAILED, ReferralStatus.CANCELLED):
-        if new_status is ReferralStatus.COMPLETED:
-            out.setdefault("executionPeriod", {}).setdefault("start", stamp)
-        if "executionPeriod" in out:
-            out["executionPeriod"]["end"] = stamp
+    elif new_status is ReferralStatus.COMPLETED:
+        # an end alone is a valid Period; a start we never saw is not invented
+        out.setdefault("executionPeriod", {})["end"] = stamp
+    elif new_status in (ReferralStatus.FAILED, ReferralStatus.CANCELLED) and "executionPeriod" in out:
+        out["executionPeriod"]["end"] = stamp
     existing = {
         o["valueReference"].get("reference")
         for o in out.get("output") or []
