@@ -56,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 _COMMANDS: list[Register] = []
 
+from bridge.clients.check import register_check  # noqa: E402 - registered in order, below the type
+
+_COMMANDS.append(register_check)
+
 
 if __name__ == "__main__":
     sys.exit(main())

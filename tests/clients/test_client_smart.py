@@ -14,6 +14,7 @@ from joserfc.jwk import ECKey, RSAKey
 
 from bridge.clients import AsyncFhirClient, BearerAuth, RetryPolicy, SmartBackendAuth, auth_from_settings
 from bridge.clients.auth import ASSERTION_LIFETIME_SECONDS
+from bridge.clients.probe import probe_endpoint
 from bridge.config import EndpointSettings
 from bridge.errors import AuthError, ConfigError, FhirAuthError
 from bridge.sandbox import Sandbox, sandbox
@@ -224,3 +225,20 @@ async def test_bearer_token_is_sent(smart_proxy: FaultProxy) -> None:
         with pytest.raises(FhirAuthError):  # the sandbox knows no static tokens: refused, 401
             await ehr.read("Patient", "x")
     assert [s.authorization for s in smart_proxy.seen] == [f"Bearer {token}"]
+
+
+@pytest.mark.parametrize(("key", "level"), [(RSA, "ok"), (STRANGER, "fail")], ids=["right-key", "wrong-key"])
+async def test_check_reports_the_token(smart_ehr: Sandbox, key: RSAKey, level: str) -> None:
+    report = await probe_endpoint("smart", smart_ehr.base_url, auth=_auth(smart_ehr, key=key))
+    findings = {f.name: f for f in report.findings}
+    assert findings["auth"].level == "ok" and findings["token"].level == level
+    assert report.failed is (level == "fail")
+    if level == "fail":
+        assert "invalid_client" in findings["token"].reason
+
+
+async def test_check_without_credentials_on_a_smart_server_fails_access(smart_ehr: Sandbox) -> None:
+    report = await probe_endpoint("smart", smart_ehr.base_url)
+    findings = {f.name: f for f in report.findings}
+    assert findings["auth"].level == "warn"  # the CapabilityStatement declares SMART-on-FHIR
+    assert findings["access"].level == "fail" and "no credentials" in findings["access"].reason
