@@ -16,7 +16,7 @@ from typing import Any
 
 from bridge.domain import Participant, PeerEncounter, PeerNote, PeerWorker, Referral
 from bridge.errors import MappingError
-from bridge.mappers.context import MappingContext, token_query, validated
+from bridge.mappers.context import MappingContext, token_query, validated_bundle
 from bridge.mappers.document_reference import build_document_reference
 from bridge.mappers.encounter import build_encounter
 from bridge.mappers.labels import labels_for, sud_labels
@@ -168,5 +168,4 @@ def build_submission_bundle(
                 token_query("_tag", tag["system"], tag["code"]),
             )
         )
-    # one validation pass over the whole Bundle validates every entry's resource too
-    return validated({"resourceType": "Bundle", "type": "transaction", "entry": entries}, "bundle")
+    return validated_bundle({"resourceType": "Bundle", "type": "transaction", "entry": entries})

@@ -229,3 +229,18 @@ def test_context_from_settings_checks_too() -> None:
         "system": "https://h.example.org/id/encounter",
         "value": "e-1",
     }
+
+
+def test_bundle_validation_names_the_entry_element() -> None:
+    from bridge.mappers.context import validated_bundle
+
+    bundle = _bundle()
+    bundle["entry"][3]["resource"]["status"] = 7
+    with pytest.raises(MappingError) as info:
+        validated_bundle(bundle)
+    assert info.value.field == "bundle.entry.3.resource.status"
+    bundle = _bundle()
+    bundle["entry"][0]["request"]["ifNoneExist"] = ["not", "a", "string"]
+    with pytest.raises(MappingError) as info:
+        validated_bundle(bundle)
+    assert info.value.field.startswith("bundle.entry.0.request.ifNoneExist")
