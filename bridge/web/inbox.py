@@ -1,9 +1,268 @@
-"""The peer inbox page ``/inbox`` (server-rendered HTML)."""
+"""The peer inbox page ``/inbox``: server-rendered HTML, plain forms, no JS build step.
+
+Referrals in the peer view with accept/decline (with a reason)/start/complete, a form to log a
+session and one to write a note (with live scope feedback from ``/api/v1/notes/check`` through a
+small static script), and the status of what was submitted. Forms post back here and redirect
+(post/redirect/get); a refused note is shown again with the rule and words that blocked it.
+
+Browsers sign in by posting their token (or a service API key) once; it is kept in an HttpOnly,
+SameSite=Strict cookie, which a cross-site form cannot send.
+"""
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
 from aiohttp import web
+from multidict import MultiDictProxy
+
+from bridge.domain import Activity, Audience, ContactMethod, PeerEncounter, PeerNote, Setting, parse
+from bridge.errors import AccessError, BridgeError, InputError, NotAuthenticatedError
+from bridge.web.errors import status_for
+from bridge.web.handlers import REFERRAL_ACTIONS, load_referral
+from bridge.web.keys import AUTHENTICATOR, SERVICE, SETTINGS
+from bridge.web.principal import Action, Principal, has_required_scope, may_see_assignee
+from bridge.web.requests import SESSION_COOKIE, authorize
+
+log = logging.getLogger("bridge.web.inbox")
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def _html(template: str, status: int = 200, **context: Any) -> web.Response:
+    body = _env.get_template(template).render(**context)
+    resp = web.Response(status=status, text=body, content_type="text/html")
+    # the page shows PHI: never cache it, never frame it
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Frame-Options"] = "DENY"
+    resp.headers["Content-Security-Policy"] = "default-src 'self'; frame-ancestors 'none'"
+    return resp
+
+
+def _redirect(**query: str) -> web.HTTPSeeOther:
+    q = {k: v for k, v in query.items() if v}
+    return web.HTTPSeeOther("/inbox" + (f"?{urlencode(q)}" if q else ""))
+
+
+def _principal_or_none(request: web.Request) -> Principal | None:
+    try:
+        return authorize(request, Action.VIEW_INBOX)
+    except NotAuthenticatedError:
+        return None
+
+
+async def _page(
+    request: web.Request,
+    principal: Principal,
+    *,
+    status: int = 200,
+    error: dict[str, Any] | None = None,
+    note_form: dict[str, str] | None = None,
+    session_form: dict[str, str] | None = None,
+) -> web.Response:
+    service = request.app[SERVICE]
+    only_own = request.app[SETTINGS].api_auth.peers_see_only_own
+    items = await service.list_referrals(organization=principal.organization)
+    referrals = [
+        i.referral
+        for i in items
+        if i.organization == principal.organization
+        and may_see_assignee(principal, i.assignee, only_own=only_own)
+    ]
+    ids = [s for s in request.query.get("submitted", "").split(",") if s][-20:]
+    submissions = []
+    for sid in ids:
+        try:
+            sub = await service.get_submission(sid)
+        except BridgeError:
+            continue
+        if sub.organization == principal.organization:
+            submissions.append(sub)
+    org = principal.organization
+    return _html(
+        "inbox.html",
+        status=status,
+        principal=principal,
+        referrals=referrals,
+        submissions=submissions,
+        refresh_url=request.path_qs,
+        message=request.query.get("msg", ""),
+        error=error,
+        can_act=has_required_scope(principal, Action.ACT_ON_REFERRAL, organization=org).allowed,
+        can_submit=has_required_scope(principal, Action.SUBMIT_NOTE, organization=org).allowed,
+        note_form=note_form or {},
+        session_form=session_form or {},
+        settings_choices=[s.value for s in Setting],
+        method_choices=[m.value for m in ContactMethod],
+        activity_choices=[a.value for a in Activity],
+        audience_choices=[a.value for a in Audience],
+    )
+
+
+def _error(exc: BridgeError) -> dict[str, Any]:
+    d = exc.to_dict()
+    for v in d.get("violations") or []:
+        ev = v.get("evidence")
+        v["evidence"] = [str(e) for e in ev] if isinstance(ev, (list, tuple)) else ([str(ev)] if ev else [])
+    return d
+
+
+def _submitted(request: web.Request, sid: str) -> str:
+    prior = [s for s in request.query.get("submitted", "").split(",") if s]
+    return ",".join([*prior, sid][-20:])
+
+
+# --- handlers ---------------------------------------------------------------------------------
+
+
+async def inbox(request: web.Request) -> web.Response:
+    principal = _principal_or_none(request)
+    if principal is None:
+        return _html("login.html", status=401, error=None)
+    return await _page(request, principal)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    credential = str(form.get("credential", "")).strip()
+    auth = request.app[AUTHENTICATOR]
+    kind = "jwt" if credential.count(".") == 2 else "key"
+    try:
+        if kind == "jwt":
+            principal = auth.authenticate(f"Bearer {credential}", None)
+        else:
+            principal = auth.authenticate(None, credential)
+        org = request.app[SETTINGS].organization.id
+        if not has_required_scope(principal, Action.VIEW_INBOX, organization=org).allowed:
+            raise AccessError("this account may not use the peer inbox")
+    except AccessError as exc:
+        return _html(
+            "login.html", status=401 if isinstance(exc, NotAuthenticatedError) else 403, error=exc.message
+        )
+    resp = web.Response(status=303, headers={"Location": "/inbox"})
+    resp.set_cookie(
+        SESSION_COOKIE,
+        f"{kind}:{credential}",
+        httponly=True,
+        samesite="Strict",
+        path="/",
+        secure=request.secure,
+    )
+    return resp
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    resp = web.Response(status=303, headers={"Location": "/inbox"})
+    resp.del_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+def _require(request: web.Request, action: Action) -> Principal:
+    try:
+        return authorize(request, action)
+    except NotAuthenticatedError:
+        raise web.HTTPSeeOther("/inbox") from None
+
+
+async def referral_action(request: web.Request) -> web.StreamResponse:
+    principal = _require(request, Action.ACT_ON_REFERRAL)
+    action = request.match_info["action"]
+    referral_id = request.match_info["referral_id"]
+    if action not in REFERRAL_ACTIONS:
+        raise web.HTTPNotFound()
+    form = await request.post()
+    reason = str(form.get("reason", "")).strip() or None
+    outputs = [o.strip() for o in str(form.get("outputs", "")).split(",") if o.strip()]
+    try:
+        await load_referral(request, principal, referral_id)
+        await request.app[SERVICE].act_on_referral(
+            referral_id, action, actor=principal, reason=reason, outputs=outputs, at=datetime.now(UTC)
+        )
+    except BridgeError as exc:
+        return await _page(request, principal, status=status_for(exc), error=_error(exc))
+    log.info("referral updated from inbox", extra={"referral_id": referral_id, "event": action})
+    raise _redirect(
+        msg=f"Referral {referral_id}: {action} done.", submitted=request.query.get("submitted", "")
+    )
+
+
+def _fields(form: MultiDictProxy[Any]) -> dict[str, str]:
+    return {k: str(form.get(k, "")) for k in form}
+
+
+def _aware(local: str, tz: str, field: str) -> str:
+    # datetime-local has no zone: the page sends the browser's UTC offset next to it
+    if not local:
+        raise InputError(field, "required")
+    value = local if len(local) > 16 else f"{local}:00"
+    try:
+        return datetime.fromisoformat(f"{value}{tz}").isoformat()
+    except ValueError:
+        raise InputError(field, "must be a date and time with a UTC offset") from None
+
+
+async def submit_encounter(request: web.Request) -> web.StreamResponse:
+    principal = _require(request, Action.SUBMIT_ENCOUNTER)
+    form = await request.post()
+    fields = _fields(form)
+    try:
+        tz = fields.get("tz") or "+00:00"
+        data: dict[str, Any] = {
+            "id": fields.get("id", ""),
+            "participant_id": fields.get("participant_id", ""),
+            "peer_id": principal.practitioner_id or "",
+            "start": _aware(fields.get("start", ""), tz, "start"),
+            "end": _aware(fields.get("end", ""), tz, "end"),
+            "setting": fields.get("setting", ""),
+            "location_name": fields.get("location_name", ""),
+            "method": fields.get("method", "face-to-face"),
+            "activities": [str(a) for a in form.getall("activities", [])],
+        }
+        if fields.get("referral_id"):
+            data["referral_id"] = fields["referral_id"]
+        encounter = parse(PeerEncounter, data)
+        sub = await request.app[SERVICE].submit_encounter(encounter, actor=principal)
+    except BridgeError as exc:
+        return await _page(request, principal, status=status_for(exc), error=_error(exc), session_form=fields)
+    raise _redirect(msg=f"Session {encounter.id} queued.", submitted=_submitted(request, sub.id))
+
+
+async def submit_note(request: web.Request) -> web.StreamResponse:
+    principal = _require(request, Action.SUBMIT_NOTE)
+    fields = _fields(await request.post())
+    try:
+        data: dict[str, Any] = {
+            "id": fields.get("id", ""),
+            "participant_id": fields.get("participant_id", ""),
+            "author_id": principal.practitioner_id or "",
+            "audience": fields.get("audience", ""),
+            "text": fields.get("text", ""),
+            "written_at": datetime.now(UTC).isoformat(),
+        }
+        for key in ("encounter_id", "goal", "progress"):
+            if fields.get(key):
+                data[key] = fields[key]
+        note = parse(PeerNote, data)
+        sub = await request.app[SERVICE].submit_note(note, actor=principal)
+    except BridgeError as exc:
+        return await _page(request, principal, status=status_for(exc), error=_error(exc), note_form=fields)
+    raise _redirect(msg=f"Note {note.id} queued.", submitted=_submitted(request, sub.id))
 
 
 def setup(app: web.Application) -> None:
-    """Register the inbox routes."""
+    """Register the inbox routes (HTML; not part of the OpenAPI document)."""
+    app.router.add_get("/inbox", inbox, name="inbox")
+    app.router.add_post("/inbox/login", login, name="inbox_login")
+    app.router.add_post("/inbox/logout", logout, name="inbox_logout")
+    app.router.add_post("/inbox/referrals/{referral_id}/{action}", referral_action, name="inbox_referral")
+    app.router.add_post("/inbox/encounters", submit_encounter, name="inbox_encounter")
+    app.router.add_post("/inbox/notes", submit_note, name="inbox_note")

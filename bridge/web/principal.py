@@ -77,6 +77,10 @@ class Decision:
     rule: str
     reason: str
 
+    def __bool__(self) -> bool:
+        # so ``if not has_required_scope(...)`` means what it reads as
+        return self.allowed
+
 
 def has_required_scope(principal: Principal, action: Action, *, organization: str) -> Decision:
     """May ``principal`` take ``action`` on something owned by ``organization``? Pure."""
