@@ -26,12 +26,15 @@ from bridge.mappers.procedure import build_procedure
 from bridge.mappers.provenance import build_provenance, provenance_tag
 
 
-def _entry(full_url: str, resource: dict[str, Any], if_none_exist: str) -> dict[str, Any]:
-    return {
-        "fullUrl": full_url,
-        "resource": resource,
-        "request": {"method": "POST", "url": resource["resourceType"], "ifNoneExist": if_none_exist},
-    }
+def _entry(full_url: str, resource: dict[str, Any], query: str, *, update: bool = False) -> dict[str, Any]:
+    """Conditional create (``ifNoneExist``), or with ``update`` a conditional update on the same query."""
+    rtype = resource["resourceType"]
+    request = (
+        {"method": "PUT", "url": f"{rtype}?{query}"}
+        if update
+        else {"method": "POST", "url": rtype, "ifNoneExist": query}
+    )
+    return {"fullUrl": full_url, "resource": resource, "request": request}
 
 
 def _service_request_ref(
@@ -63,6 +66,7 @@ def build_submission_bundle(
     send_procedure: bool = True,
     cosign_required: bool = True,
     sud_related: bool = True,
+    update_note: bool = False,
 ) -> dict[str, Any]:
     """A validated transaction Bundle (JSON-ready dict) for one session and optionally its note.
 
@@ -71,6 +75,10 @@ def build_submission_bundle(
     create Encounters the note then carries the period in ``context.period``), Procedure (the
     service delivered, for ``Task.output``; unless ``send_procedure=False``), DocumentReference and
     Provenance (with a note).
+
+    ``update_note=True`` sends the DocumentReference and Provenance as conditional updates (``PUT
+    DocumentReference?identifier=…``) instead of creates: for a note sent before and changed since
+    (co-signed, amended), so the EHR's copy is replaced, not duplicated and not left stale.
 
     Privacy labels: with a note, the note decides (:func:`bridge.mappers.labels.labels_for`) for
     every clinical entry; without one, ``sud_related`` does (peer recovery support is SUD-related
@@ -151,7 +159,9 @@ def build_submission_bundle(
             encounter_ref=encounter_url,
             cosign_required=cosign_required,
         )
-        entries.append(_entry(note_url, docref, ctx.search_by_identifier("note", note.id)))
+        entries.append(
+            _entry(note_url, docref, ctx.search_by_identifier("note", note.id), update=update_note)
+        )
         tag = provenance_tag(ctx, note)
         provenance = build_provenance(
             ctx,
@@ -166,6 +176,7 @@ def build_submission_bundle(
                 ctx.full_url("provenance", note.id),
                 provenance,
                 token_query("_tag", tag["system"], tag["code"]),
+                update=update_note,
             )
         )
     return validated_bundle({"resourceType": "Bundle", "type": "transaction", "entry": entries})

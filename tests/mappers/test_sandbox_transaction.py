@@ -167,3 +167,64 @@ def test_without_encounter_the_note_carries_the_period(sandbox_ehr: Sandbox) -> 
             "period": {"start": "2026-11-26T14:00:00-06:00", "end": "2026-11-26T14:50:00-06:00"}
         }
         assert doc["docStatus"] == "preliminary"
+
+
+def test_cosignature_replaces_the_preliminary_note(sandbox_ehr: Sandbox) -> None:
+    participant = s.participant("pt-cs", mrn="MRN-CS-1")
+    mrn = participant.identifiers["clinic"]
+    with _client(sandbox_ehr) as client:
+        r = client.post(
+            "/Patient",
+            json={"resourceType": "Patient", "identifier": [{"system": mrn.system, "value": mrn.value}]},
+        )
+        assert r.status_code == 201
+        ctx = s.ctx(
+            patient_reference=patient_reference_for(participant, "clinic"),
+            identifier_system="https://harbor-recovery.example.org/fhir/id/cosign-test",
+        )
+        common: dict[str, Any] = {
+            "encounter": s.encounter("enc-cs", participant_id="pt-cs"),
+            "participant": participant,
+            "peer": s.peer(),
+        }
+        first = _post(
+            client,
+            build_submission_bundle(
+                ctx, note=s.note("note-cs", participant_id="pt-cs", encounter_id="enc-cs"), **common
+            ),
+        )
+        cosigned = build_submission_bundle(
+            ctx,
+            note=s.cosigned_note("note-cs", participant_id="pt-cs", encounter_id="enc-cs"),
+            cosigner=s.supervisor(),
+            update_note=True,
+            **common,
+        )
+        second = _post(client, cosigned)
+        statuses = {
+            e["resource"]["resourceType"] + str(i): a["response"]["status"]
+            for i, (e, a) in enumerate(zip(cosigned["entry"], second, strict=True))
+        }
+        assert statuses == {
+            "Organization0": "200 OK",
+            "Practitioner1": "200 OK",
+            "Practitioner2": "201 Created",  # the co-signer is new
+            "Encounter3": "200 OK",
+            "Procedure4": "200 OK",
+            "DocumentReference5": "200 OK",  # updated in place
+            "Provenance6": "200 OK",
+        }
+        doc_id, prov_id = _id_of(first[-2]), _id_of(first[-1])
+        assert (_id_of(second[-2]), _id_of(second[-1])) == (doc_id, prov_id)
+        doc = client.get(f"/{doc_id}").json()
+        assert doc["docStatus"] == "final"
+        assert doc["authenticator"]["reference"] == _id_of(second[2])
+        assert doc["meta"]["versionId"] == "2"
+        prov = client.get(f"/{prov_id}").json()
+        assert [a["type"]["coding"][0]["code"] for a in prov["agent"]] == [
+            "author",
+            "verifier",
+            "transmitter",
+        ]
+        ident = ctx.search_by_identifier("note", "note-cs")
+        assert client.get(f"/DocumentReference?{ident}").json()["total"] == 1
