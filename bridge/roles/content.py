@@ -1,0 +1,191 @@
+"""Note content rules: the three kinds of matcher a rule file can ask for.
+
+- ``pattern``   any of ``patterns`` matches, outside the contexts listed in ``unless`` and not
+                overlapped by an ``allow`` form in the same clause.
+- ``near``      a ``first`` term and a ``then`` term within ``window`` words of each other in one
+                sentence (e.g. a drug screen and an interpretation cue: "UDS positive for fentanyl,
+                which means she relapsed").
+- ``directive`` someone (the peer, unless the context says otherwise) tells the person to do an
+                ``action`` to an ``object``: "told her to cut her dose to 8 mg". The complement of the
+                directive is read word by word: filler words ("her", "that she", "should", "try") are
+                skipped, then the first verb decides. An ``allowed_actions`` verb ("ask her prescriber",
+                "talk to her doctor") makes it an allowed form; an ``actions`` verb followed by an
+                ``object`` within ``window`` words is a violation unless an ``allow`` tail follows
+                ("take it as prescribed"). After a negator ("told her not to ...") the plainer
+                ``negated_actions`` ("take", "use", "fill") count too: that is a stop instruction,
+                unless an ``allow_when_negated`` tail follows ("... without talking to her doctor").
+
+All matchers return :class:`Evidence` with offsets into the original text; none of them do I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bridge.roles.decision import Evidence, Severity
+from bridge.roles.language import Analysis
+
+
+@dataclass(frozen=True, slots=True)
+class RuleBase:
+    id: str
+    severity: Severity
+    message: str
+    roles: frozenset[str]
+    unless: frozenset[str]
+    satisfied_by: str | None = None
+
+    def _suppressed(self, analysis: Analysis, start: int, end: int) -> bool:
+        return bool(self.unless and (analysis.contexts(start, end) & self.unless))
+
+
+def _allowed_by(allow: tuple[re.Pattern[str], ...], analysis: Analysis, start: int, end: int) -> bool:
+    if not allow:
+        return False
+    c0, c1 = analysis.clause_at(start)
+    for pattern in allow:
+        for m in pattern.finditer(analysis.text, c0, c1):
+            if m.start() < end and start < m.end():
+                return True
+    return False
+
+
+def _dedupe(found: list[Evidence], text: str) -> list[Evidence]:
+    """Merge overlapping hits, so one phrase is reported once per rule with all its words."""
+    out: list[Evidence] = []
+    for ev in sorted(found, key=lambda e: (e.start, -e.end)):
+        if out and ev.start < out[-1].end:
+            if ev.end > out[-1].end:
+                out[-1] = _evidence(text, out[-1].start, ev.end)
+            continue
+        out.append(ev)
+    return out
+
+
+_SPACE = re.compile(r"[\s,]*")
+
+
+def _skip_space(text: str, pos: int) -> int:
+    m = _SPACE.match(text, pos)
+    return m.end() if m else pos
+
+
+def _evidence(text: str, start: int, end: int) -> Evidence:
+    return Evidence(text=text[start:end], start=start, end=end)
+
+
+@dataclass(frozen=True, slots=True)
+class PatternRule(RuleBase):
+    patterns: tuple[re.Pattern[str], ...] = ()
+    allow: tuple[re.Pattern[str], ...] = ()
+
+    def find(self, analysis: Analysis) -> list[Evidence]:
+        found: list[Evidence] = []
+        for pattern in self.patterns:
+            for m in pattern.finditer(analysis.text):
+                if m.end() == m.start() or self._suppressed(analysis, m.start(), m.end()):
+                    continue
+                if _allowed_by(self.allow, analysis, m.start(), m.end()):
+                    continue
+                found.append(_evidence(analysis.text, m.start(), m.end()))
+        return _dedupe(found, analysis.text)
+
+
+@dataclass(frozen=True, slots=True)
+class NearRule(RuleBase):
+    first: tuple[re.Pattern[str], ...] = ()
+    then: tuple[re.Pattern[str], ...] = ()
+    window: int = 10
+    ordered: bool = False
+    allow: tuple[re.Pattern[str], ...] = ()
+
+    def find(self, analysis: Analysis) -> list[Evidence]:
+        text = analysis.text
+        found: list[Evidence] = []
+        for fp in self.first:
+            for a in fp.finditer(text):
+                s0, s1 = analysis.sentence_at(a.start())
+                for tp in self.then:
+                    for b in tp.finditer(text, s0, s1):
+                        if self.ordered and b.start() < a.end():
+                            continue
+                        lo, hi = (a, b) if a.start() <= b.start() else (b, a)
+                        gap = len(analysis.words_after(lo.end(), self.window + 1, hi.start()))
+                        if gap > self.window:
+                            continue
+                        start, end = lo.start(), max(a.end(), b.end())
+                        if self._suppressed(analysis, start, end):
+                            continue
+                        if _allowed_by(self.allow, analysis, start, end):
+                            continue
+                        found.append(_evidence(text, start, end))
+                        break
+        return _dedupe(found, analysis.text)
+
+
+@dataclass(frozen=True, slots=True)
+class DirectiveRule(RuleBase):
+    directives: tuple[re.Pattern[str], ...] = ()
+    fillers: re.Pattern[str] | None = None
+    negators: re.Pattern[str] | None = None
+    actions: re.Pattern[str] | None = None
+    negated_actions: re.Pattern[str] | None = None
+    allowed_actions: re.Pattern[str] | None = None
+    objects: re.Pattern[str] | None = None
+    allow: tuple[re.Pattern[str], ...] = ()
+    allow_when_negated: tuple[re.Pattern[str], ...] = ()
+    window: int = 6
+    max_fillers: int = 6
+
+    def find(self, analysis: Analysis) -> list[Evidence]:
+        text = analysis.text
+        found: list[Evidence] = []
+        for dp in self.directives:
+            for d in dp.finditer(text):
+                if self._suppressed(analysis, d.start(), d.end()):
+                    continue
+                ev = self._complement(analysis, d)
+                if ev is not None:
+                    found.append(ev)
+        return _dedupe(found, analysis.text)
+
+    def _complement(self, analysis: Analysis, d: re.Match[str]) -> Evidence | None:
+        text = analysis.text
+        _, clause_end = analysis.clause_at(d.start())
+        pos = d.end()
+        negated = False
+        for _ in range(self.max_fillers + 1):
+            pos = _skip_space(text, pos)
+            if self.negators is not None and (n := self.negators.match(text, pos, clause_end)):
+                negated, pos = True, n.end()
+                continue
+            if self.fillers is not None and (f := self.fillers.match(text, pos, clause_end)):
+                pos = f.end()
+                continue
+            break
+        if self.allowed_actions is not None and self.allowed_actions.match(text, pos, clause_end):
+            return None
+        a = self.actions.match(text, pos, clause_end) if self.actions is not None else None
+        if a is None and negated and self.negated_actions is not None:
+            a = self.negated_actions.match(text, pos, clause_end)
+        if a is None:
+            return None
+        words = analysis.words_after(a.end(), self.window, clause_end)
+        limit = words[-1].end() if words else a.end()
+        end = a.end()
+        if self.objects is not None:
+            # the last medication word or dose in reach: "cut her dose to 8 mg" is all evidence
+            hits = list(self.objects.finditer(text, a.end(), limit))
+            if not hits:
+                return None
+            end = hits[-1].end()
+        tail = (end, clause_end)
+        if any(p.search(text, *tail) for p in self.allow):
+            return None
+        if negated and any(p.search(text, *tail) for p in self.allow_when_negated):
+            return None
+        return _evidence(text, d.start(), end)
+
+
+ContentRule = PatternRule | NearRule | DirectiveRule

@@ -1,0 +1,169 @@
+"""Light-weight analysis of a note's text: sentences, clauses, and the contexts a match can sit in.
+
+Content rules fire on words, but the same words mean different things in different contexts:
+
+- **negated**: inside the scope of a negation trigger ("denied any thoughts of suicide"). A
+  NegEx-style window: from the trigger forward for ``negation_window`` words, cut short at the end
+  of the clause (``;``, "but", "however", ...). Pseudo-negations ("not only", "no doubt") do not count.
+- **reported**: the rest of a clause after the person or a third party is named as the speaker or
+  actor ("she shared that ...", "her prescriber reduced ...") — the peer is recording, not advising.
+- **quoted**: inside quotation marks, unless the peer introduces the quote as their own words
+  ("I told her, \"...\""), which makes it the peer's speech again.
+
+The trigger lexicons are data (``[language]`` in the rule files); this module only applies them.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+from functools import cached_property
+
+NEGATED = "negated"
+REPORTED = "reported"
+QUOTED = "quoted"
+CONTEXTS = (NEGATED, REPORTED, QUOTED)
+
+_WORD = re.compile(r"[A-Za-z0-9]+(?:['\u2019.\-/][A-Za-z0-9]+)*")
+_QUOTE = re.compile(r"\"[^\"\n]{1,800}\"|“[^”\n]{1,800}”")
+# Abbreviations that end with a period but do not end a sentence.
+_ABBREV = frozenset(
+    {"dr", "mr", "mrs", "ms", "st", "vs", "e.g", "i.e", "etc", "approx", "no", "pt", "jr", "sr"}
+)
+_SENTENCE_END = re.compile(r"[.!?]+[\"\u201d\u2019)\]]*(?=\s)|\n\s*\n|\n(?=\s*[-*\u2022\d])")
+
+
+@dataclass(frozen=True, slots=True)
+class Lexicon:
+    """Compiled trigger patterns from the ``[language]`` table of the rule files."""
+
+    negation: re.Pattern[str]
+    pseudo_negation: re.Pattern[str]
+    reported: re.Pattern[str]
+    peer_speaker: re.Pattern[str]
+    clause_break: re.Pattern[str]
+    negation_window: int
+
+
+def _spans_overlap(a0: int, a1: int, b0: int, b1: int) -> bool:
+    return a0 < b1 and b0 < a1
+
+
+class Analysis:
+    """One note's text, segmented, with the negated/reported/quoted spans found once."""
+
+    __slots__ = ("__dict__", "lexicon", "text")
+
+    def __init__(self, text: str, lexicon: Lexicon) -> None:
+        self.text = text
+        self.lexicon = lexicon
+
+    # --- segmentation --------------------------------------------------------------------------
+
+    @cached_property
+    def sentences(self) -> tuple[tuple[int, int], ...]:
+        out: list[tuple[int, int]] = []
+        start = 0
+        for m in _SENTENCE_END.finditer(self.text):
+            if m.group().startswith("."):
+                word = _last_word(self.text, m.start())
+                if word.lower() in _ABBREV or (len(word) == 1 and word.isupper()):
+                    continue
+            out.append((start, m.end()))
+            start = m.end()
+        if start < len(self.text):
+            out.append((start, len(self.text)))
+        return tuple(out)
+
+    @cached_property
+    def clauses(self) -> tuple[tuple[int, int], ...]:
+        out: list[tuple[int, int]] = []
+        for s0, s1 in self.sentences:
+            start = s0
+            for m in self.lexicon.clause_break.finditer(self.text, s0, s1):
+                if m.start() > start:
+                    out.append((start, m.start()))
+                start = m.start()
+            out.append((start, s1))
+        return tuple(out)
+
+    @cached_property
+    def _clause_starts(self) -> list[int]:
+        return [c[0] for c in self.clauses]
+
+    @cached_property
+    def _sentence_starts(self) -> list[int]:
+        return [s[0] for s in self.sentences]
+
+    def clause_at(self, pos: int) -> tuple[int, int]:
+        i = max(bisect_right(self._clause_starts, pos) - 1, 0)
+        return self.clauses[i] if self.clauses else (0, len(self.text))
+
+    def sentence_at(self, pos: int) -> tuple[int, int]:
+        i = max(bisect_right(self._sentence_starts, pos) - 1, 0)
+        return self.sentences[i] if self.sentences else (0, len(self.text))
+
+    # --- contexts ------------------------------------------------------------------------------
+
+    @cached_property
+    def negated(self) -> tuple[tuple[int, int], ...]:
+        lex = self.lexicon
+        pseudo = [(m.start(), m.end()) for m in lex.pseudo_negation.finditer(self.text)]
+        out: list[tuple[int, int]] = []
+        for m in lex.negation.finditer(self.text):
+            if any(_spans_overlap(m.start(), m.end(), p0, p1) for p0, p1 in pseudo):
+                continue
+            _, c1 = self.clause_at(m.start())
+            end = m.end()
+            for count, w in enumerate(_WORD.finditer(self.text, m.end(), c1), start=1):
+                end = w.end()
+                if count >= lex.negation_window:
+                    break
+            # the scope starts after the trigger: "doesn't want to live" is not negated by its own "doesn't"
+            out.append((m.end(), end))
+        return tuple(out)
+
+    @cached_property
+    def reported(self) -> tuple[tuple[int, int], ...]:
+        out: list[tuple[int, int]] = []
+        for m in self.lexicon.reported.finditer(self.text):
+            _, c1 = self.clause_at(m.start())
+            out.append((m.start(), c1))
+        return tuple(out)
+
+    @cached_property
+    def quoted(self) -> tuple[tuple[int, int], ...]:
+        out: list[tuple[int, int]] = []
+        for m in _QUOTE.finditer(self.text):
+            s0, _ = self.sentence_at(m.start())
+            lead_in = self.text[max(s0, m.start() - 80) : m.start()]
+            if self.lexicon.peer_speaker.search(lead_in):
+                continue  # the peer quoting themselves: their own words, judged as such
+            out.append((m.start() + 1, m.end() - 1))
+        return tuple(out)
+
+    def contexts(self, start: int, end: int) -> frozenset[str]:
+        """The contexts the span ``[start, end)`` sits in."""
+        found: set[str] = set()
+        for name, spans in ((NEGATED, self.negated), (REPORTED, self.reported), (QUOTED, self.quoted)):
+            for s0, s1 in spans:
+                if s0 <= start < s1:
+                    found.add(name)
+                    break
+        return frozenset(found)
+
+    def words_after(self, pos: int, limit: int, stop: int) -> list[re.Match[str]]:
+        out: list[re.Match[str]] = []
+        for w in _WORD.finditer(self.text, pos, stop):
+            out.append(w)
+            if len(out) >= limit:
+                break
+        return out
+
+
+def _last_word(text: str, end: int) -> str:
+    i = end
+    while i > 0 and (text[i - 1].isalnum() or text[i - 1] == "."):
+        i -= 1
+    return text[i:end].rstrip(".")

@@ -1,0 +1,300 @@
+"""Load rule files into a :class:`Policy`: read, merge the jurisdiction overlay, validate, compile.
+
+The only part of ``bridge.roles`` that does I/O (reading the files). Every problem is a
+:class:`bridge.errors.RuleFileError` naming the file, the dotted key and the reason, e.g.
+``config/rules/tx.toml: content.dose-advice.patterns[1]: bad pattern: missing ), unterminated subpattern``.
+When a key came from an overlay, the overlay is named.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from bridge.errors import RuleFileError
+from bridge.roles.checks import PLACEHOLDERS, Checks
+from bridge.roles.content import ContentRule, DirectiveRule, NearRule, PatternRule
+from bridge.roles.decision import Severity
+from bridge.roles.language import Lexicon
+from bridge.roles.permissions import WRITE_ACTIONS
+from bridge.roles.policy import Policy
+from bridge.roles.schema import (
+    RULE_KINDS,
+    CheckSpec,
+    DirectiveSpec,
+    NearSpec,
+    PatternSpec,
+    RuleFileSpec,
+    merge,
+)
+
+DEFAULT_FILE = "default.toml"
+
+Origin = dict[tuple[str, ...], str]
+
+
+def load_policy(rules_dir: str | os.PathLike[str], jurisdiction: str | None = None) -> Policy:
+    """Load ``<rules_dir>/default.toml`` plus ``<rules_dir>/<xx>.toml`` for ``jurisdiction`` (e.g. "TX")."""
+    base = Path(rules_dir)
+    files = [base / DEFAULT_FILE]
+    if jurisdiction is not None:
+        code = jurisdiction.strip().lower()
+        if not re.fullmatch(r"[a-z]{2}", code):
+            raise RuleFileError(str(base), "jurisdiction", f"{jurisdiction!r} is not a two-letter code")
+        files.append(base / f"{code}.toml")
+    policy = load_rule_files(files)
+    if jurisdiction is not None and policy.jurisdiction != jurisdiction.strip().upper():
+        raise RuleFileError(
+            str(files[-1]), "meta.jurisdiction", f"must be {jurisdiction.strip().upper()!r} in this overlay"
+        )
+    return policy
+
+
+def _read(file: Path) -> dict[str, Any]:
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise RuleFileError(str(file), "(file)", f"cannot read rule file: {exc.strerror}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RuleFileError(str(file), "(file)", f"not valid TOML: {exc}") from None
+
+
+def load_rule_files(files: list[Path]) -> Policy:
+    """The first file is complete; later files are overlays merged over it in order."""
+    origin: Origin = {}
+    merged: dict[str, Any] = {}
+    for file in files:
+        merged = merge(merged, _read(file), origin, str(file))
+    default = str(files[0])
+    _precheck_kinds(merged, origin, default)
+    try:
+        spec = RuleFileSpec.model_validate(merged)
+    except ValidationError as exc:
+        key, reason = _key_and_reason(exc.errors(include_url=False)[0])
+        raise RuleFileError(_file_of(key, origin, default), _dotted(key), reason) from None
+    checks = _checks(spec, origin, default)
+    _check_invariants(spec, origin, default)
+    lexicon = _lexicon(spec, origin, default)
+    content = tuple(
+        _compile_rule(rule_id, rule, origin, default)
+        for rule_id, rule in spec.content.items()
+        if rule.enabled
+    )
+    return Policy(
+        jurisdiction=spec.meta.jurisdiction,
+        files=tuple(str(f) for f in files),
+        spec=spec,
+        lexicon=lexicon,
+        content=content,
+        checks=checks,
+    )
+
+
+# --- errors with key paths ---------------------------------------------------------------------
+
+
+def _key_and_reason(err: Any) -> tuple[tuple[str | int, ...], str]:
+    loc = list(err["loc"])
+    if len(loc) >= 3 and loc[0] == "content" and loc[2] in RULE_KINDS:
+        del loc[2]  # the discriminated union's tag is not a key in the file
+    loc = [p for p in loc if p != "[key]"]
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    head, sep, rest = msg.partition(": ")
+    if err["type"] == "value_error" and sep and re.fullmatch(r"[a-z_]+", head):
+        loc.append(head)
+        msg = rest
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    return tuple(loc), msg
+
+
+def _dotted(key: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in key:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "(root)"
+
+
+def _file_of(key: tuple[str | int, ...], origin: Origin, default: str) -> str:
+    parts = tuple(str(p) for p in key if not isinstance(p, int))
+    for n in range(len(parts), 0, -1):
+        if parts[:n] in origin:
+            return origin[parts[:n]]
+    return default
+
+
+def _fail(key: tuple[str | int, ...], reason: str, origin: Origin, default: str) -> RuleFileError:
+    return RuleFileError(_file_of(key, origin, default), _dotted(key), reason)
+
+
+# --- checks beyond the schema ------------------------------------------------------------------
+
+
+def _precheck_kinds(merged: dict[str, Any], origin: Origin, default: str) -> None:
+    content = merged.get("content")
+    if not isinstance(content, dict):
+        return  # the schema reports it
+    for rule_id, rule in content.items():
+        if not isinstance(rule, dict):
+            raise _fail(("content", rule_id), "must be a table", origin, default)
+        kind = rule.get("kind")
+        if kind is None:
+            raise _fail(("content", rule_id, "kind"), "required key is missing", origin, default)
+        if kind not in RULE_KINDS:
+            raise _fail(
+                ("content", rule_id, "kind"),
+                f"unknown rule kind {kind!r} (expected one of: {', '.join(RULE_KINDS)})",
+                origin,
+                default,
+            )
+
+
+def _checks(spec: RuleFileSpec, origin: Origin, default: str) -> Checks:
+    flat: dict[str, CheckSpec] = {}
+    for area, table in spec.checks.items():
+        for name, check in table.items():
+            check_id = f"{area}.{name}"
+            key = ("checks", area, name)
+            if check_id not in PLACEHOLDERS:
+                raise _fail(key, f"unknown check (known: {', '.join(PLACEHOLDERS)})", origin, default)
+            try:
+                used = {f for _, f, _, _ in string.Formatter().parse(check.message) if f is not None}
+            except ValueError as exc:
+                raise _fail((*key, "message"), f"bad message template: {exc}", origin, default) from None
+            allowed = PLACEHOLDERS[check_id] | {"field"}
+            if used - allowed:
+                bad = sorted(used - allowed)[0]
+                raise _fail(
+                    (*key, "message"),
+                    f"unknown placeholder {{{bad}}} (allowed: {', '.join(sorted(allowed))})",
+                    origin,
+                    default,
+                )
+            flat[check_id] = check
+    for check_id in PLACEHOLDERS:
+        if check_id not in flat:
+            raise _fail(("checks", *check_id.split(".", 1)), "required key is missing", origin, default)
+    return Checks(flat)
+
+
+def _check_invariants(spec: RuleFileSpec, origin: Origin, default: str) -> None:
+    """Peers never write clinical resources, whatever an overlay says."""
+    perms = spec.permissions
+    for role in perms.peer_roles:
+        for action, entries in perms.grants.get(role, {}).items():
+            if action not in WRITE_ACTIONS:
+                continue
+            for i, entry in enumerate(entries):
+                etype, _, ecat = entry.partition(":")
+                for never in perms.never_write_for_peers:
+                    ntype, _, ncat = never.partition(":")
+                    # a grant without a category ("CarePlan") covers the forbidden category too
+                    clash = entry == "*" or (etype == ntype and (not ncat or not ecat or ecat == ncat))
+                    if clash:
+                        raise _fail(
+                            ("permissions", "grants", role.value, action, i),
+                            f"peers may never {action} {never} (permissions.never_write_for_peers)",
+                            origin,
+                            default,
+                        )
+
+
+def _join(
+    patterns: list[str], flags: int, key: tuple[str | int, ...], origin: Origin, default: str
+) -> re.Pattern[str]:
+    try:
+        return re.compile("|".join(f"(?:{p})" for p in patterns), flags)
+    except re.error as exc:
+        raise _fail(key, f"bad pattern: {exc}", origin, default) from None
+
+
+def _one_each(
+    patterns: list[str], flags: int, key: tuple[str | int, ...], origin: Origin, default: str
+) -> tuple[re.Pattern[str], ...]:
+    out = []
+    for i, p in enumerate(patterns):
+        try:
+            out.append(re.compile(p, flags))
+        except re.error as exc:
+            raise _fail((*key, i), f"bad pattern: {exc}", origin, default) from None
+    return tuple(out)
+
+
+def _lexicon(spec: RuleFileSpec, origin: Origin, default: str) -> Lexicon:
+    lang = spec.language
+    f = re.IGNORECASE
+
+    def j(name: str, pats: list[str]) -> re.Pattern[str]:
+        if not pats:
+            return re.compile(r"(?!x)x")  # matches nothing
+        return _join(pats, f, ("language", name), origin, default)
+
+    return Lexicon(
+        negation=j("negation", lang.negation),
+        pseudo_negation=j("pseudo_negation", lang.pseudo_negation),
+        reported=j("reported", lang.reported),
+        peer_speaker=j("peer_speaker", lang.peer_speaker),
+        clause_break=j("clause_breaks", lang.clause_breaks),
+        negation_window=lang.negation_window,
+    )
+
+
+def _compile_rule(
+    rule_id: str, rule: PatternSpec | NearSpec | DirectiveSpec, origin: Origin, default: str
+) -> ContentRule:
+    flags = 0 if rule.case_sensitive else re.IGNORECASE
+    key = ("content", rule_id)
+    common: dict[str, Any] = {
+        "id": f"content.{rule_id}",
+        "severity": Severity(rule.severity),
+        "message": rule.message,
+        "roles": frozenset(rule.roles),
+        "unless": frozenset(rule.unless),
+        "satisfied_by": rule.satisfied_by,
+    }
+
+    def each(name: str, pats: list[str]) -> tuple[re.Pattern[str], ...]:
+        return _one_each(pats, flags, (*key, name), origin, default)
+
+    def joined(name: str, pats: list[str]) -> re.Pattern[str] | None:
+        return _join(pats, flags, (*key, name), origin, default) if pats else None
+
+    if isinstance(rule, PatternSpec):
+        return PatternRule(
+            **common, patterns=each("patterns", rule.patterns), allow=each("allow", rule.allow)
+        )
+    if isinstance(rule, NearSpec):
+        return NearRule(
+            **common,
+            first=each("first", rule.first),
+            then=each("then", rule.then),
+            window=rule.window,
+            ordered=rule.ordered,
+            allow=each("allow", rule.allow),
+        )
+    return DirectiveRule(
+        **common,
+        directives=each("directives", rule.directives),
+        fillers=joined("fillers", rule.fillers),
+        negators=joined("negators", rule.negators),
+        actions=joined("actions", rule.actions),
+        negated_actions=joined("negated_actions", rule.negated_actions),
+        allowed_actions=joined("allowed_actions", rule.allowed_actions),
+        objects=joined("objects", rule.objects),
+        allow=each("allow", rule.allow),
+        allow_when_negated=each("allow_when_negated", rule.allow_when_negated),
+        window=rule.window,
+    )

@@ -1,0 +1,196 @@
+"""The loaded rule set and the decisions it makes. Every method is pure and synchronous: no I/O, no
+clock reads (times come in as arguments or inside the facts), same input, same answer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bridge.domain import ConsentRecord, Participant, PeerEncounter, PeerNote, PeerWorker, Role
+from bridge.errors import InputError
+from bridge.roles import billing, privacy, supervision
+from bridge.roles.assignment import check_assignment
+from bridge.roles.checks import Checks
+from bridge.roles.content import ContentRule
+from bridge.roles.decision import Decision, Violation
+from bridge.roles.facts import BillingUsage, NoteFacts
+from bridge.roles.language import Analysis, Lexicon
+from bridge.roles.permissions import Permission, categories_of, permits
+from bridge.roles.schema import RuleFileSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A default rule set with its jurisdiction overlay applied. Build it with
+    :func:`bridge.roles.load_policy`; share one instance (it is immutable and thread-safe)."""
+
+    jurisdiction: str | None
+    files: tuple[str, ...]
+    spec: RuleFileSpec
+    lexicon: Lexicon
+    content: tuple[ContentRule, ...]
+    checks: Checks
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        """Every rule this policy can fire (enabled content rules and checks)."""
+        ids = [r.id for r in self.content]
+        ids += [cid for cid, spec in self.checks.specs.items() if spec.enabled]
+        return tuple(ids)
+
+    # --- notes ---------------------------------------------------------------------------------
+
+    def analyze(self, text: str) -> Analysis:
+        return Analysis(text, self.lexicon)
+
+    def check_text(
+        self, text: str, *, role: Role = Role.PEER_SPECIALIST, escalated: bool = False
+    ) -> Decision:
+        """Content rules only: the note text as written by ``role``."""
+        return self.check_note(NoteFacts(text=text, role=role, escalated=escalated))
+
+    def check_note(
+        self,
+        note: NoteFacts | PeerNote,
+        *,
+        author: PeerWorker | None = None,
+        encounter: PeerEncounter | None = None,
+        recipient: str | None = None,
+        consents: Sequence[ConsentRecord] = (),
+        usage: BillingUsage | None = None,
+        program: str | None = None,
+        at: datetime | None = None,
+    ) -> Decision:
+        """Judge a note: content (scope of practice, risk of harm), audience and consent (when a
+        recipient is named), documentation and billing (when billable), supervision (when the
+        author's certification level is known). Keyword arguments apply to a PeerNote only."""
+        facts = (
+            note
+            if isinstance(note, NoteFacts)
+            else NoteFacts.from_records(
+                note,
+                author=author,
+                encounter=encounter,
+                recipient=recipient,
+                consents=consents,
+                usage=usage,
+                program=program,
+                at=at,
+            )
+        )
+        violations: list[Violation] = []
+        evaluated: list[str] = []
+        satisfied: list[str] = []
+
+        analysis = self.analyze(facts.text)
+        for rule in self.content:
+            if facts.role not in rule.roles:
+                continue
+            evaluated.append(rule.id)
+            found = rule.find(analysis)
+            if not found:
+                continue
+            if rule.satisfied_by == "escalation" and facts.has_escalation:
+                satisfied.append(rule.id)
+                continue
+            violations.extend(
+                Violation(rule=rule.id, severity=rule.severity, message=rule.message, evidence=ev)
+                for ev in found
+            )
+
+        if facts.audience is not None and facts.recipient is not None:
+            when = facts.now
+            if when is None:
+                raise InputError(
+                    "at", "a time ('at' or 'written_at') is needed to judge consent for a recipient"
+                )
+            disclosure = privacy.check_disclosure(
+                audience=facts.audience,
+                sud_related=facts.sud_related,
+                participant_id=facts.participant_id,
+                recipient=facts.recipient,
+                consents=facts.consents,
+                at=when,
+                spec=self.spec.privacy,
+                checks=self.checks,
+            )
+            violations.extend(disclosure.decision.violations)
+            evaluated.extend(disclosure.decision.rules_evaluated)
+
+        summary: dict[str, Any] | None = None
+        if facts.billable:
+            found_b, evaluated_b, summary = billing.check_billing(facts, self.spec.billing, self.checks)
+            violations.extend(found_b)
+            evaluated.extend(evaluated_b)
+
+        found_s, evaluated_s = supervision.check_supervision(facts, self.spec.supervision, self.checks)
+        violations.extend(found_s)
+        evaluated.extend(evaluated_s)
+        return Decision.of(violations, evaluated, satisfied, billing=summary)
+
+    # --- disclosure ----------------------------------------------------------------------------
+
+    def check_disclosure(
+        self,
+        note: PeerNote | NoteFacts,
+        recipient: str,
+        consents: Sequence[ConsentRecord],
+        at: datetime,
+    ) -> privacy.Disclosure:
+        """May ``note`` go to ``recipient`` at ``at``: audience, Part 2 consent, labels, notice."""
+        if note.audience is None:
+            raise InputError("audience", "required to decide a disclosure")
+        return privacy.check_disclosure(
+            audience=note.audience,
+            sud_related=note.sud_related,
+            participant_id=note.participant_id,
+            recipient=recipient,
+            consents=consents,
+            at=at,
+            spec=self.spec.privacy,
+            checks=self.checks,
+        )
+
+    def peer_view(
+        self,
+        *,
+        task: Mapping[str, Any],
+        service_request: Mapping[str, Any],
+        patient: Mapping[str, Any] | None = None,
+        supporting: Sequence[Mapping[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """The minimum-necessary peer view of an inbound referral (FHIR dicts in, dicts out)."""
+        return privacy.peer_view(
+            task=task,
+            service_request=service_request,
+            patient=patient,
+            supporting=supporting,
+            spec=self.spec.minimum_necessary,
+        )
+
+    # --- roles and assignment ------------------------------------------------------------------
+
+    def permits(
+        self, role: Role | str, action: str, resource_type: str, categories: Sequence[str] = ()
+    ) -> Permission:
+        """May ``role`` ``action`` (create/read/update/delete/cosign/assign) a ``resource_type``
+        (FHIR type or bridge record), with these category codes (e.g. ``laboratory``)?"""
+        return permits(self.spec.permissions, role, action, resource_type, categories)
+
+    def permits_resource(self, role: Role | str, action: str, resource: Mapping[str, Any]) -> Permission:
+        """:meth:`permits` for a FHIR resource dict (type and categories read from it)."""
+        rtype = resource.get("resourceType")
+        if not isinstance(rtype, str):
+            raise InputError("resourceType", "a FHIR resource needs a resourceType")
+        return permits(self.spec.permissions, role, action, rtype, categories_of(resource))
+
+    def check_assignment(self, peer: PeerWorker, participant: Participant, program: str) -> Decision:
+        """Endorsement matches the program; no dual relationship (address, employer, household, family)."""
+        return check_assignment(peer, participant, program, self.spec.assignment, self.checks)
+
+    # --- billing -------------------------------------------------------------------------------
+
+    def billing_units(self, minutes: int) -> int:
+        return billing.units_for(minutes, self.spec.billing)

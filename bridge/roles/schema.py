@@ -1,0 +1,249 @@
+"""The schema of a rule file (``config/rules/*.toml``), checked at load.
+
+A rule file is TOML with these tables (an overlay may give any subset; it is merged over the
+default, tables key by key, lists replaced whole):
+
+``[meta]``               description, jurisdiction, sources (citations for the numbers below)
+``[language]``           trigger lexicons for negation, reported speech and clause breaks
+``[content.<id>]``       note content rules; ``kind`` is ``pattern`` | ``near`` | ``directive``
+``[checks.<area>.<id>]`` severity and message of the fixed checks (billing, supervision, ...)
+``[privacy]``            Part 2 notice, consent purpose, DS4P labels
+``[minimum_necessary]``  the field allow-list of the peer view of a referral
+``[permissions]``        what each role may do to which resource types
+``[assignment]``         programs -> endorsements, dual-relationship tests
+``[billing]``            code, modifiers, unit math, caps, required fields, non-billable activities
+``[supervision]``        which certification levels need a co-sign, supervision recency windows
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from bridge.domain import Activity, CertificationLevel, Endorsement, Role
+
+SeverityName = Literal["warn", "hold", "block"]
+ContextName = Literal["negated", "reported", "quoted"]
+RULE_KINDS = ("pattern", "near", "directive")
+
+BILLING_FIELDS = (
+    "participant",
+    "service_type",
+    "date",
+    "start",
+    "end",
+    "location",
+    "modality",
+    "method",
+    "summary",
+    "goal",
+    "progress",
+    "signer",
+    "credential",
+)
+
+
+def _check_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"bad pattern: {exc}") from None
+    return value
+
+
+def _check_field_path(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*", value):
+        raise ValueError("must be a FHIR element path like 'name' or 'reasonCode.text'")
+    return value
+
+
+Pattern = Annotated[str, AfterValidator(_check_regex)]
+Patterns = Annotated[list[Pattern], Field(min_length=1)]
+FieldPath = Annotated[str, AfterValidator(_check_field_path)]
+Text = Annotated[str, Field(min_length=1)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MetaSpec(_Spec):
+    description: Text
+    jurisdiction: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    sources: list[str] = Field(default_factory=list)
+
+
+class LanguageSpec(_Spec):
+    negation: Patterns
+    pseudo_negation: list[Pattern] = Field(default_factory=list)
+    reported: Patterns
+    peer_speaker: Patterns
+    clause_breaks: Patterns
+    negation_window: Annotated[int, Field(ge=1, le=30)] = 8
+
+
+class _RuleSpec(_Spec):
+    severity: SeverityName
+    message: Text
+    roles: Annotated[list[Role], Field(min_length=1)]
+    unless: list[ContextName] = Field(default_factory=list)
+    enabled: bool = True
+    case_sensitive: bool = False
+    satisfied_by: Literal["escalation"] | None = None
+    why: str | None = None
+
+
+class PatternSpec(_RuleSpec):
+    kind: Literal["pattern"]
+    patterns: Patterns
+    allow: list[Pattern] = Field(default_factory=list)
+
+
+class NearSpec(_RuleSpec):
+    kind: Literal["near"]
+    first: Patterns
+    then: Patterns
+    window: Annotated[int, Field(ge=0, le=40)] = 10
+    ordered: bool = False
+    allow: list[Pattern] = Field(default_factory=list)
+
+
+class DirectiveSpec(_RuleSpec):
+    kind: Literal["directive"]
+    directives: Patterns
+    actions: Patterns
+    fillers: list[Pattern] = Field(default_factory=list)
+    negators: list[Pattern] = Field(default_factory=list)
+    negated_actions: list[Pattern] = Field(default_factory=list)
+    allowed_actions: list[Pattern] = Field(default_factory=list)
+    objects: list[Pattern] = Field(default_factory=list)
+    allow: list[Pattern] = Field(default_factory=list)
+    allow_when_negated: list[Pattern] = Field(default_factory=list)
+    window: Annotated[int, Field(ge=1, le=20)] = 6
+
+
+ContentSpec = Annotated[PatternSpec | NearSpec | DirectiveSpec, Field(discriminator="kind")]
+
+
+class CheckSpec(_Spec):
+    severity: SeverityName
+    message: Text
+    enabled: bool = True
+
+
+class CodingSpec(_Spec):
+    system: Text
+    code: Text
+    display: str | None = None
+
+
+class PrivacySpec(_Spec):
+    notice: Text
+    consent_purpose: Annotated[str, Field(pattern=r"^[A-Z]+$")] = "TREAT"
+    sud_labels: Annotated[list[CodingSpec], Field(min_length=1)]
+    care_team_labels: list[CodingSpec] = Field(default_factory=list)
+
+
+class MinimumNecessarySpec(_Spec):
+    Task: Annotated[list[FieldPath], Field(min_length=1)]
+    ServiceRequest: Annotated[list[FieldPath], Field(min_length=1)]
+    Patient: Annotated[list[FieldPath], Field(min_length=1)]
+    supporting: dict[str, list[FieldPath]] = Field(default_factory=dict)
+
+
+ResourceSpec = Annotated[str, Field(pattern=r"^(\*|[A-Za-z]+(:[a-z0-9\-]+)?)$")]
+ActionName = Literal["create", "read", "update", "delete", "cosign", "assign"]
+
+
+class PermissionsSpec(_Spec):
+    peer_roles: list[Role]
+    never_write_for_peers: Annotated[list[ResourceSpec], Field(min_length=1)]
+    grants: dict[Role, dict[ActionName, list[ResourceSpec]]]
+
+
+class AssignmentSpec(_Spec):
+    programs: dict[str, Annotated[list[Endorsement], Field(min_length=1)]]
+    dual_relationship: list[Literal["address", "employer", "household", "family"]]
+
+
+class BillingSpec(_Spec):
+    code: Annotated[str, Field(pattern=r"^[A-Z0-9]{5}$")]
+    group_modifier: Annotated[str, Field(pattern=r"^[A-Z0-9]{2}$")] | None = None
+    program_modifiers: dict[str, Annotated[str, Field(pattern=r"^[A-Z0-9]{2}$")]] = Field(
+        default_factory=dict
+    )
+    unit_minutes: Annotated[int, Field(ge=1, le=60)] = 15
+    partial_unit_minutes: Annotated[int, Field(ge=1, le=60)] = 8
+    daily_unit_cap: Annotated[int, Field(ge=1)] | None = None
+    period_unit_cap: Annotated[int, Field(ge=1)] | None = None
+    period_days: Annotated[int, Field(ge=1)] | None = None
+    yearly_hour_cap: Annotated[float, Field(gt=0)] | None = None
+    group_size_max: Annotated[int, Field(ge=2)] | None = None
+    required_fields: list[Literal[BILLING_FIELDS]]  # type: ignore[valid-type]
+    not_billable_activities: list[Activity] = Field(default_factory=list)
+    write_within_business_days: Annotated[int, Field(ge=0)] | None = None
+
+    @model_validator(mode="after")
+    def _period(self) -> BillingSpec:
+        if (self.period_unit_cap is None) != (self.period_days is None):
+            raise ValueError("period_days: period_unit_cap and period_days go together")
+        if self.partial_unit_minutes > self.unit_minutes:
+            raise ValueError("partial_unit_minutes: must not exceed unit_minutes")
+        return self
+
+
+class SupervisionSpec(_Spec):
+    cosign_levels: list[CertificationLevel]
+    recency_days: dict[CertificationLevel, Annotated[int, Field(ge=1)]]
+
+
+class RuleFileSpec(_Spec):
+    meta: MetaSpec
+    language: LanguageSpec
+    content: dict[Annotated[str, Field(pattern=r"^[a-z0-9\-]+$")], ContentSpec]
+    checks: dict[str, dict[str, CheckSpec]]
+    privacy: PrivacySpec
+    minimum_necessary: MinimumNecessarySpec
+    permissions: PermissionsSpec
+    assignment: AssignmentSpec
+    billing: BillingSpec
+    supervision: SupervisionSpec
+
+
+def merge(
+    base: dict[str, Any], overlay: dict[str, Any], origin: dict[tuple[str, ...], str], file: str
+) -> dict[str, Any]:
+    """Deep-merge ``overlay`` into a copy of ``base``; record in ``origin`` which file set each key."""
+    out = dict(base)
+    _merge_into(out, overlay, origin, file, ())
+    return out
+
+
+def _merge_into(
+    out: dict[str, Any],
+    overlay: dict[str, Any],
+    origin: dict[tuple[str, ...], str],
+    file: str,
+    path: tuple[str, ...],
+) -> None:
+    for key, value in overlay.items():
+        here = (*path, key)
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = dict(out[key])
+            _merge_into(out[key], value, origin, file, here)
+        else:
+            out[key] = value
+            origin[here] = file
+            if isinstance(value, dict):
+                _record(value, origin, file, here)
+
+
+def _record(
+    value: dict[str, Any], origin: dict[tuple[str, ...], str], file: str, path: tuple[str, ...]
+) -> None:
+    for key, sub in value.items():
+        origin[(*path, key)] = file
+        if isinstance(sub, dict):
+            _record(sub, origin, file, (*path, key))

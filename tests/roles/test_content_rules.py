@@ -1,0 +1,196 @@
+# ruff: noqa: E501  (truth tables read best one case per line)
+"""Truth tables for the note content rules, against the real rule files.
+
+Every content rule has cases that fire it (with the evidence expected) and near misses that must
+not fire: negation, reported speech, quoting the person, a medication mentioned without advice.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.domain import Role
+from bridge.roles import NoteFacts, Policy, Verdict
+
+# (rule, text, evidence the rule must report)
+FIRES: list[tuple[str, str, str]] = [
+    ("content.diagnosis-code", "Participant's chart lists F11.20.", "F11.20"),
+    ("content.diagnosis-code", "She is working on F10 stuff, per the list.", "F10"),
+    ("content.diagnosis-code", "She shared her diagnosis is F33.1 from her psychiatrist.", "F33.1"),
+    (
+        "content.diagnostic-language",
+        "Participant meets criteria for opioid use disorder.",
+        "meets criteria for",
+    ),
+    ("content.diagnostic-language", "I think she has bipolar disorder.", "I think she has bipolar"),
+    ("content.diagnostic-language", "He likely has PTSD from his deployment.", "likely has PTSD"),
+    ("content.diagnostic-language", "Symptoms consistent with major depression.", "Symptoms consistent with"),
+    ("content.diagnostic-language", "Participant was diagnosed with schizophrenia.", "diagnosed with"),
+    ("content.medication-change", "Told her to cut her dose to 8 mg.", "Told her to cut her dose to 8 mg"),
+    (
+        "content.medication-change",
+        "I suggested she stop taking her Seroquel.",
+        "suggested she stop taking her Seroquel",
+    ),
+    (
+        "content.medication-change",
+        "Recommended he go down on his methadone.",
+        "Recommended he go down on his methadone",
+    ),
+    (
+        "content.medication-change",
+        'I told him, "you should switch to Vivitrol."',
+        "you should switch to Vivitrol",
+    ),
+    (
+        "content.medication-change",
+        "Advised her to take an extra strip when cravings hit.",
+        "Advised her to take an extra strip",
+    ),
+    (
+        "content.medication-change",
+        "Told him not to take his Klonopin anymore.",
+        "Told him not to take his Klonopin",
+    ),
+    ("content.medication-opinion", "Honestly he doesn't need those meds.", "he doesn't need those meds"),
+    ("content.medication-opinion", "Her dose is too high, she is sleepy all day.", "Her dose is too high"),
+    (
+        "content.screen-interpretation",
+        "UDS positive for fentanyl, which means she relapsed.",
+        "UDS positive for fentanyl, which means she",
+    ),
+    ("content.screen-interpretation", "His labs came back elevated.", "labs came back elevated"),
+    (
+        "content.screen-interpretation",
+        "The drug screen shows that he is still using.",
+        "drug screen shows that he",
+    ),
+    (
+        "content.therapy-claim",
+        "Provided individual counseling to participant.",
+        "Provided individual counseling",
+    ),
+    (
+        "content.therapy-claim",
+        "During today's therapy session we covered triggers.",
+        "today's therapy session",
+    ),
+    ("content.therapy-claim", "Writer counseled her on coping skills.", "Writer counseled her"),
+    ("content.risk-of-harm", "She said she wants to kill herself.", "wants to kill herself"),
+    ("content.risk-of-harm", "He reported passive SI this week.", "SI"),
+    ("content.risk-of-harm", "She said she doesn't want to wake up anymore.", "doesn't want to wake up"),
+    ("content.risk-of-harm", "He is thinking about hurting his brother.", "thinking about hurting"),
+    ("content.clinical-assessment", "Participant presented with flat affect.", "flat affect"),
+    ("content.clinical-assessment", "He appeared manic and talked fast.", "appeared manic"),
+    ("content.stigmatizing-language", "Another dirty UA this week.", "dirty UA"),
+    ("content.stigmatizing-language", "He has been hanging around other addicts.", "addicts"),
+]
+
+# (rule, text) that must NOT fire that rule
+NEAR_MISSES: list[tuple[str, str]] = [
+    ("content.diagnosis-code", "He drove his F-150 to the meeting."),
+    ("content.diagnosis-code", "It was 98.6F outside, we sat in the shade."),
+    ("content.diagnosis-code", "Meeting in room 4F, then lunch."),
+    ("content.diagnostic-language", "She shared that she was diagnosed with PTSD in 2019."),  # reported
+    ("content.diagnostic-language", "He has never been diagnosed with anything, he said."),  # negated
+    ("content.diagnostic-language", 'She said "my doctor says I meet criteria for depression".'),  # quoted
+    ("content.diagnostic-language", "Her psychiatrist diagnosed her with bipolar disorder last year."),
+    ("content.medication-change", "Encouraged her to ask her prescriber about the dose."),  # allowed form
+    ("content.medication-change", "Encouraged him to talk with his doctor about tapering methadone."),
+    ("content.medication-change", "She said her doctor told her to cut her dose to 8 mg."),  # reported
+    ("content.medication-change", "Her prescriber reduced her Suboxone to 8 mg last week."),  # third party
+    ("content.medication-change", "Encouraged him to keep taking his medication as prescribed."),
+    ("content.medication-change", "Told him not to stop his Suboxone without talking to his prescriber."),
+    ("content.medication-change", "She takes Suboxone 16 mg daily and it is helping."),  # mention only
+    ("content.medication-change", "I did not tell her to change her dose."),  # negated
+    ("content.medication-change", 'She said "I want to stop my Seroquel".'),  # quoting the person
+    ("content.medication-change", "Encouraged her to carry Narcan and to use it if a friend overdoses."),
+    (
+        "content.medication-opinion",
+        "She wondered if she really needs her meds; encouraged her to ask her prescriber.",
+    ),
+    ("content.medication-opinion", "He said he doesn't need his meds anymore."),  # reported
+    (
+        "content.screen-interpretation",
+        "She said her UDS came back positive, which means she has to restart IOP.",
+    ),
+    ("content.screen-interpretation", "Reminded him of his drug screen on Friday."),
+    ("content.screen-interpretation", "Helped her find the lab for her bloodwork appointment."),
+    ("content.therapy-claim", "Drove her to her therapy appointment."),
+    ("content.therapy-claim", "Linked him to outpatient counseling at the clinic."),
+    ("content.therapy-claim", "Explained that peer support is not therapy or counseling."),
+    ("content.therapy-claim", "She said counseling has been helping her a lot."),
+    ("content.risk-of-harm", "She denied SI/HI."),
+    ("content.risk-of-harm", "He denies any thoughts of harming himself or others."),
+    ("content.risk-of-harm", "Attended a suicide prevention training with the team."),
+    ("content.risk-of-harm", "She lost her brother to suicide and is grieving."),
+    ("content.risk-of-harm", "Her SIL (sister in law) drove her to the meeting."),
+    ("content.clinical-assessment", "She said her affect was flat according to her therapist."),
+    ("content.clinical-assessment", "He seemed tired but upbeat."),
+    ("content.stigmatizing-language", "She celebrated 90 days at Alcoholics Anonymous."),
+    ("content.stigmatizing-language", 'He said "I am an addict and I am proud of my recovery."'),
+]
+
+
+@pytest.mark.parametrize(("rule", "text", "evidence"), FIRES, ids=[f"{r}:{t[:30]}" for r, t, _ in FIRES])
+def test_rule_fires_with_evidence(policy: Policy, rule: str, text: str, evidence: str) -> None:
+    decision = policy.check_note(NoteFacts(text=text))
+    hits = [v for v in decision.violations if v.rule == rule]
+    assert hits, f"{rule} did not fire: {decision.to_dict()}"
+    ev = hits[0].evidence
+    assert ev is not None
+    assert ev.text == evidence
+    assert text[ev.start : ev.end] == ev.text
+
+
+@pytest.mark.parametrize(("rule", "text"), NEAR_MISSES, ids=[f"{r}:{t[:30]}" for r, t in NEAR_MISSES])
+def test_near_miss_does_not_fire(policy: Policy, rule: str, text: str) -> None:
+    decision = policy.check_note(NoteFacts(text=text))
+    assert rule in decision.rules_evaluated
+    assert rule not in decision.rules_fired, decision.to_dict()
+
+
+def test_every_content_rule_has_a_firing_case_and_a_near_miss(policy: Policy) -> None:
+    content_ids = {r.id for r in policy.content}
+    assert content_ids == {r for r, _, _ in FIRES}
+    assert content_ids == {r for r, _ in NEAR_MISSES}
+
+
+def test_risk_of_harm_holds_until_escalated(policy: Policy) -> None:
+    text = "She said she wants to end her life."
+    held = policy.check_note(NoteFacts(text=text))
+    assert held.verdict is Verdict.HOLD
+    escalated = policy.check_note(NoteFacts(text=text, escalation_ref="Task/esc-1"))
+    assert escalated.verdict is Verdict.ALLOW
+    assert escalated.satisfied == ("content.risk-of-harm",)
+
+
+def test_clinician_notes_are_not_judged_for_peer_scope(policy: Policy) -> None:
+    text = "Meets criteria for F11.20; reduce Suboxone to 8 mg."
+    assert policy.check_note(NoteFacts(text=text, role=Role.PEER_SPECIALIST)).verdict is Verdict.BLOCK
+    clinician = policy.check_note(NoteFacts(text=text, role=Role.CLINICIAN))
+    assert clinician.verdict is Verdict.ALLOW
+    assert clinician.rules_evaluated == ()
+
+
+def test_worst_severity_decides_and_to_dict_has_the_contract(policy: Policy) -> None:
+    text = "Writer counseled her. She appeared manic. She said she wants to die."
+    d = policy.check_note(NoteFacts(text=text)).to_dict()
+    assert d["verdict"] == "block"
+    assert [v["severity"] for v in d["violations"]] == ["block", "hold", "warn"]
+    for v in d["violations"]:
+        assert set(v) >= {"rule", "severity", "message", "evidence"}
+        assert text[v["evidence"]["start"] : v["evidence"]["end"]] == v["evidence"]["text"]
+    assert "content.diagnosis-code" in d["rules_evaluated"]
+
+
+def test_log_dict_carries_no_note_words(policy: Policy) -> None:
+    d = policy.check_note(NoteFacts(text="Told her to stop her Xanax.")).to_log_dict()
+    assert d["violations"][0]["evidence"] == {"start": 0, "end": 26}
+    assert "Xanax" not in repr(d)
+
+
+def test_each_phrase_is_reported_once_per_rule(policy: Policy) -> None:
+    d = policy.check_note(NoteFacts(text="She said she wants to kill herself and end it all."))
+    risk = [v for v in d.violations if v.rule == "content.risk-of-harm"]
+    assert len(risk) == 2
