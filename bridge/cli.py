@@ -60,6 +60,10 @@ from bridge.clients.check import register_check  # noqa: E402 - registered in or
 
 _COMMANDS.append(register_check)
 
+from bridge.roles.command import register as register_rules  # noqa: E402 - same pattern as above
+
+_COMMANDS.append(register_rules)
+
 
 if __name__ == "__main__":
     sys.exit(main())
