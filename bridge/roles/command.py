@@ -31,10 +31,10 @@ DEFAULT_RULES_DIR = "config/rules"
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rules = sub.add_parser("rules", help="scope-of-practice and privacy rules")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
-    check = rules_sub.add_parser("check", help="check a note (JSON file) against the rules; print the decision")
+    check = rules_sub.add_parser("check", help="check a note (JSON file); print the decision")
     check.add_argument("file", help="JSON object with role, text, audience, kind, ... ('-' for stdin)")
     check.add_argument("--jurisdiction", default=None, help="overlay, e.g. TX, VA, NJ, MN (default: none)")
-    check.add_argument("--rules", default=DEFAULT_RULES_DIR, help=f"rule files (default: {DEFAULT_RULES_DIR})")
+    check.add_argument("--rules", default=DEFAULT_RULES_DIR, help="rules folder (default: config/rules)")
     check.add_argument("--json", action="store_true", help="print the decision as JSON")
     check.set_defaults(handler=run_check)
 
