@@ -275,6 +275,7 @@ class FhirAuthError(FhirHttpError, AuthError):
     """401/403 from a FHIR endpoint: on the auth branch, with ``status`` and the OperationOutcome."""
 
     code = "auth_failed"
+    status: int  # always set here (AuthError's is optional)
 
 
 class UnsupportedError(PermanentError):

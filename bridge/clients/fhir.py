@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import httpx
@@ -128,7 +128,7 @@ def parse_resource(data: Mapping[str, Any]) -> Resource:
     except (ValueError, KeyError):
         raise InvalidResourceError(f"unknown resourceType {rtype!r} (id {rid!r})") from None
     try:
-        model: Resource = model_cls.model_validate(data)
+        model = cast(Resource, model_cls.model_validate(data))
     except ValidationError as exc:
         raise InvalidResourceError(
             f"{rtype}/{rid} rejected by the R4 models: {_validation_reason(exc)}"
