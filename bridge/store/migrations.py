@@ -54,9 +54,15 @@ async def _audit_append_only(conn: AsyncConnection) -> None:
             )
 
 
+async def _outbox_item_index(conn: AsyncConnection) -> None:
+    # a note looks up its session's outbox item by record id
+    await conn.execute(text("CREATE INDEX outbox_item ON outbox (kind, item_key)"))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "outbox, inbox, idempotency keys, audit log, sync state", _create_tables),
     Migration(2, "audit log is append-only", _audit_append_only),
+    Migration(3, "outbox lookup by record id", _outbox_item_index),
 ]
 
 

@@ -274,6 +274,15 @@ class Outbox:
             raise NotFoundInStoreError(f"no outbox item {item_id!r}")
         return OutboxItem.from_row(row)
 
+    async def find(self, *, kind: str, item_key: str) -> list[OutboxItem]:
+        """Items carrying record ``item_key`` of ``kind``, oldest first (any state)."""
+        stmt = (
+            select(outbox).where(outbox.c.kind == kind, outbox.c.item_key == item_key).order_by(outbox.c.seq)
+        )
+        async with self._db.tx() as c:
+            rows = (await c.execute(stmt)).mappings().all()
+        return [OutboxItem.from_row(r) for r in rows]
+
     async def list(
         self,
         *,

@@ -178,3 +178,11 @@ async def test_expedite_and_next_due(store: Store) -> None:
     assert await store.outbox.expedite(endpoint="clinic", now=T0) == 1
     assert await store.outbox.next_due(endpoint="clinic") == T0
     assert (await store.outbox.get(b.id)).next_attempt_at == T0 + timedelta(hours=1)
+
+
+async def test_find_by_record(store: Store) -> None:
+    first = await _put(store, "enc-7")
+    again = await _put(store, "enc-7")
+    await _put(store, "enc-8")
+    assert [i.id for i in await store.outbox.find(kind="encounter", item_key="enc-7")] == [first.id, again.id]
+    assert await store.outbox.find(kind="note", item_key="enc-7") == []

@@ -1,0 +1,85 @@
+"""Who the bridge knows: participants, peer workers and consents, looked up by id.
+
+The exchange needs them to route (a participant's home endpoint), to map (the patient identifier
+at that endpoint, the peer's credential) and to gate disclosures (42 CFR Part 2 consents, checked
+again at delivery time: a consent revoked after submission stops the send). ``Directory`` is the
+interface; :class:`InMemoryDirectory` serves tests, benchmarks and the demo, and can be loaded
+from a JSON file with ``participants``, ``peers`` and ``consents`` lists of domain records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from bridge.domain import ConsentRecord, Participant, PeerWorker, parse
+from bridge.errors import ConfigError, InputError
+
+
+class Directory(Protocol):
+    async def participant(self, participant_id: str) -> Participant: ...
+    async def peer(self, peer_id: str) -> PeerWorker: ...
+    async def consents(self, participant_id: str) -> list[ConsentRecord]: ...
+
+
+class InMemoryDirectory:
+    def __init__(
+        self,
+        participants: Iterable[Participant] = (),
+        peers: Iterable[PeerWorker] = (),
+        consents: Iterable[ConsentRecord] = (),
+    ) -> None:
+        self._participants = {p.id: p for p in participants}
+        self._peers = {p.id: p for p in peers}
+        self._consents: dict[str, list[ConsentRecord]] = {}
+        for c in consents:
+            self._consents.setdefault(c.participant_id, []).append(c)
+
+    def add(self, *records: Participant | PeerWorker | ConsentRecord) -> None:
+        for r in records:
+            if isinstance(r, Participant):
+                self._participants[r.id] = r
+            elif isinstance(r, PeerWorker):
+                self._peers[r.id] = r
+            else:
+                self._consents.setdefault(r.participant_id, []).append(r)
+
+    def replace_consents(self, participant_id: str, consents: Iterable[ConsentRecord]) -> None:
+        self._consents[participant_id] = list(consents)
+
+    async def participant(self, participant_id: str) -> Participant:
+        try:
+            return self._participants[participant_id]
+        except KeyError:
+            raise InputError("participant_id", "unknown participant") from None
+
+    async def peer(self, peer_id: str) -> PeerWorker:
+        try:
+            return self._peers[peer_id]
+        except KeyError:
+            raise InputError("peer_id", "unknown peer worker") from None
+
+    async def consents(self, participant_id: str) -> list[ConsentRecord]:
+        return list(self._consents.get(participant_id, ()))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> InMemoryDirectory:
+        file = Path(path)
+        try:
+            data: Any = json.loads(file.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                "(file)", f"cannot read directory: {type(exc).__name__}", source=str(file)
+            ) from None
+        if not isinstance(data, dict):
+            raise ConfigError("(root)", "must be a JSON object", source=str(file))
+        out = cls()
+        for key, model in (("participants", Participant), ("peers", PeerWorker), ("consents", ConsentRecord)):
+            for i, item in enumerate(data.get(key, [])):
+                try:
+                    out.add(parse(model, item))  # type: ignore[arg-type]
+                except InputError as exc:
+                    raise ConfigError(f"{key}.{i}.{exc.field}", exc.reason, source=str(file)) from None
+        return out

@@ -1,0 +1,509 @@
+"""Inbound referrals: subscription set-up, notifications, gap detection, catch-up polling, inbox.
+
+Per endpoint (R4 Subscriptions Backport IG, http://hl7.org/fhir/uv/subscriptions-backport):
+
+1. Find the peer organization at the EHR (conditional create by its stable identifier) so Tasks
+   can name it as ``owner``.
+2. Subscribe: a topic-based (backport) subscription when the CapabilityStatement advertises a Task
+   topic, filtered on ``Task?owner=Organization/<id>``, id-only payload, with heartbeats; else an
+   R4 criteria subscription (``Task?owner=…``, rest-hook, empty ping); else polling only.
+3. Notifications: handshake and heartbeat carry ``events-since-subscription-start``; an event
+   notification names the Tasks. A count above what we have seen is a gap (events are never
+   resent once the subscription went to ``error``): after a short grace for out-of-order delivery,
+   a catch-up poll runs. A missed heartbeat makes the watchdog read ``$status``, re-request the
+   subscription when it is not active, and poll.
+4. Poll: ``Task?owner=…&_lastUpdated=ge<cursor>&_include=Task:focus`` (cursor kept in the store),
+   at the endpoint's interval (domain.md: hourly recommended, never more often than every 15
+   minutes; catch-up polls after a gap are the exception).
+5. Each Task: Task + focus ServiceRequest + Patient basics -> minimum-necessary reduction ->
+   :class:`bridge.domain.Referral` -> inbox (de-duplicated on Task version) -> audit ``receive``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from bridge.clients import AsyncFhirClient
+from bridge.domain import Referral
+from bridge.errors import BridgeError, FhirHttpError, InputError, MappingError
+
+log = logging.getLogger("bridge.exchange.inbound")
+
+BP = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
+BACKPORT_PROFILE = f"{BP}/backport-subscription"
+EXT_FILTER = f"{BP}/backport-filter-criteria"
+EXT_CONTENT = f"{BP}/backport-payload-content"
+EXT_HEARTBEAT = f"{BP}/backport-heartbeat-period"
+MIN_POLL_SECONDS = 15 * 60.0
+
+Clock = Callable[[], datetime]
+# (task, service_request, patient | None, endpoint) -> the peer view; raises MappingError
+Reduce = Callable[[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any] | None, str], Referral]
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A parsed rest-hook notification."""
+
+    kind: str  # handshake | heartbeat | event-notification | query-status | ping (R4 criteria, empty)
+    subscription: str | None = None  # the Subscription's reference as the server wrote it
+    events_since_start: int | None = None
+    event_numbers: tuple[int, ...] = ()
+    focus: tuple[str, ...] = ()  # "Task/123" (relative or absolute)
+    resources: tuple[Mapping[str, Any], ...] = ()  # full-resource payloads, or an R4 PUT body
+
+
+@dataclass(frozen=True)
+class NotificationResult:
+    endpoint: str | None
+    kind: str
+    stored: int  # referrals new or changed in the inbox
+    gap: bool  # a catch-up poll was started
+
+
+@dataclass
+class _SubState:
+    subscription_id: str | None = None
+    kind: str | None = None  # backport | criteria | None (polling only)
+    heartbeat_seconds: float | None = None
+    seen: int = 0  # highest events-since-subscription-start accounted for
+    last_contact: datetime | None = None
+    gap_check: asyncio.Task[None] | None = None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_notification(body: Mapping[str, Any] | None) -> Notification:
+    """Read a backport notification Bundle, an R4 criteria payload (a resource), or an empty ping."""
+    if not body:
+        return Notification(kind="ping")
+    if body.get("resourceType") != "Bundle" or body.get("type") != "history":
+        if isinstance(body.get("resourceType"), str) and body.get("id"):
+            return Notification(
+                kind="event-notification", resources=(body,), focus=(f"{body['resourceType']}/{body['id']}",)
+            )
+        raise InputError("notification", "not a Subscriptions Backport notification Bundle")
+    entries = body.get("entry") or []
+    first = (entries[0].get("resource") if entries else None) or {}
+    if first.get("resourceType") != "Parameters":
+        raise InputError("notification.entry.0", "the first entry must be a Parameters (SubscriptionStatus)")
+    kind: str | None = None
+    subscription = None
+    since: int | None = None
+    numbers: list[int] = []
+    focus: list[str] = []
+    for p in first.get("parameter") or []:
+        name = p.get("name")
+        if name == "type":
+            kind = p.get("valueCode")
+        elif name == "subscription":
+            subscription = (p.get("valueReference") or {}).get("reference")
+        elif name in ("events-since-subscription-start", "eventsSinceSubscriptionStart"):
+            since = _int(p.get("valueString", p.get("valueInteger64", p.get("valueUnsignedInt"))))
+        elif name in ("notification-event", "notificationEvent"):
+            for part in p.get("part") or []:
+                pname = part.get("name")
+                if pname in ("event-number", "eventNumber"):
+                    n = _int(
+                        part.get("valueString", part.get("valueInteger64", part.get("valueUnsignedInt")))
+                    )
+                    if n is not None:
+                        numbers.append(n)
+                elif pname == "focus":
+                    ref = (part.get("valueReference") or {}).get("reference")
+                    if ref:
+                        focus.append(ref)
+    if not kind:
+        raise InputError("notification.type", "missing")
+    resources = tuple(e["resource"] for e in entries[1:] if isinstance(e.get("resource"), dict))
+    return Notification(kind, subscription, since, tuple(numbers), tuple(focus), resources)
+
+
+def _type_id(ref: str) -> tuple[str, str] | None:
+    parts = ref.split("/_history")[0].rstrip("/").split("/")
+    if len(parts) < 2:
+        return None
+    return parts[-2], parts[-1]
+
+
+async def _search_raw(
+    client: AsyncFhirClient, resource_type: str, params: Sequence[tuple[str, str]]
+) -> AsyncIterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """Pages of (matches, included) as plain JSON: the reduction works on JSON, and a model round
+    trip would cost time and could reshape what the server sent. ``next`` stays inside the base."""
+    path: str | None = f"{resource_type}?{urlencode(list(params))}"
+    while path is not None:
+        bundle = await client.read_raw(path)
+        matches: list[dict[str, Any]] = []
+        included: list[dict[str, Any]] = []
+        for e in bundle.get("entry") or []:
+            res = e.get("resource")
+            if not isinstance(res, dict):
+                continue
+            mode = (e.get("search") or {}).get("mode", "match")
+            if mode == "include":
+                included.append(res)
+            elif mode == "match" and res.get("resourceType") == resource_type:
+                matches.append(res)
+        yield matches, included
+        path = next((lk.get("url") for lk in bundle.get("link") or [] if lk.get("relation") == "next"), None)
+
+
+@dataclass(frozen=True)
+class InboundSettings:
+    notify_url: str | None = None  # where the EHR posts notifications (None: polling only)
+    notify_token: str | None = None  # sent back in the Authorization header of each notification
+    heartbeat_seconds: int = 60
+    poll_seconds: Mapping[str, float] = field(default_factory=dict)  # per endpoint
+    allow_fast_poll: bool = False  # tests and benchmarks only: below domain.md's 15-minute floor
+    gap_grace_seconds: float = 0.5
+    subscribe: Mapping[str, bool] = field(default_factory=dict)
+
+
+class InboundSync:
+    """Keeps the inbox in step with the Tasks the EHRs assign to the peer organization."""
+
+    def __init__(
+        self,
+        store: Any,  # bridge.store.Store (Any: avoids a cycle in type-only imports for tests)
+        clients: Mapping[str, AsyncFhirClient],
+        reduce: Reduce,
+        *,
+        owner_for: Callable[[str], Any],  # async: endpoint -> "Organization/<id>" at that EHR
+        clock: Clock,
+        settings: InboundSettings,
+        actor: str = "bridge",
+    ) -> None:
+        self.store = store
+        self.clients = clients
+        self.reduce = reduce
+        self.owner_for = owner_for
+        self.clock = clock
+        self.settings = settings
+        self.actor = actor
+        self.subs: dict[str, _SubState] = {name: _SubState() for name in clients}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._poll_locks = {name: asyncio.Lock() for name in clients}
+
+    # --- subscriptions ---------------------------------------------------------------------------
+
+    async def subscribe(self, endpoint: str) -> _SubState:
+        """Create (or reuse) this endpoint's subscription; polling only when it cannot be had."""
+        state = self.subs[endpoint]
+        if not self.settings.notify_url or not self.settings.subscribe.get(endpoint, True):
+            return state
+        client = self.clients[endpoint]
+        owner = await self.owner_for(endpoint)
+        caps = await client.capabilities(refresh=True)
+        criteria = f"Task?owner={owner}"
+        channel: dict[str, Any] = {"type": "rest-hook", "endpoint": self.settings.notify_url}
+        if self.settings.notify_token:
+            channel["header"] = [f"Authorization: Bearer {self.settings.notify_token}"]
+        topic = caps.task_topic
+        if topic:
+            sub: dict[str, Any] = {
+                "resourceType": "Subscription",
+                "meta": {"profile": [BACKPORT_PROFILE]},
+                "status": "requested",
+                "reason": "Peer Bridge: referrals owned by the peer organization",
+                "criteria": topic,
+                "_criteria": {"extension": [{"url": EXT_FILTER, "valueString": criteria}]},
+                "channel": {
+                    **channel,
+                    "payload": "application/fhir+json",
+                    "_payload": {"extension": [{"url": EXT_CONTENT, "valueCode": "id-only"}]},
+                    "extension": [
+                        {"url": EXT_HEARTBEAT, "valueUnsignedInt": self.settings.heartbeat_seconds}
+                    ],
+                },
+            }
+            kind = "backport"
+        elif caps.can_create("Subscription"):
+            sub = {
+                "resourceType": "Subscription",
+                "status": "requested",
+                "reason": "Peer Bridge: referrals owned by the peer organization",
+                "criteria": criteria,
+                "channel": channel,  # no payload: an empty ping, then we poll (nothing to trust in it)
+            }
+            kind = "criteria"
+        else:
+            return state
+        result = await client.create(sub)
+        state.subscription_id = result.id
+        state.kind = kind
+        state.heartbeat_seconds = float(self.settings.heartbeat_seconds) if kind == "backport" else None
+        state.seen = 0
+        state.last_contact = self.clock()
+        await self.store.sync.put(
+            f"subscription:{endpoint}",
+            {"id": result.id, "kind": kind, "topic": topic, "criteria": criteria},
+            now=self.clock(),
+        )
+        return state
+
+    async def reactivate(self, endpoint: str) -> None:
+        """Put an errored subscription back to ``requested``: the server handshakes again."""
+        state = self.subs[endpoint]
+        if state.subscription_id is None:
+            return
+        client = self.clients[endpoint]
+        current = await client.read_raw(f"Subscription/{state.subscription_id}")
+        current["status"] = "requested"
+        current.pop("error", None)
+        await client.update(current)
+
+    async def subscription_status(self, endpoint: str) -> str | None:
+        """The server's view of our subscription (``$status``, else a read)."""
+        state = self.subs[endpoint]
+        if state.subscription_id is None:
+            return None
+        client = self.clients[endpoint]
+        try:
+            bundle = await client.read_raw(f"Subscription/{state.subscription_id}/$status")
+            for e in bundle.get("entry") or []:
+                for p in (e.get("resource") or {}).get("parameter") or []:
+                    if p.get("name") == "status":
+                        return str(p.get("valueCode"))
+        except FhirHttpError:
+            pass
+        sub = await client.read_raw(f"Subscription/{state.subscription_id}")
+        return str(sub.get("status"))
+
+    # --- notifications ---------------------------------------------------------------------------
+
+    def endpoint_for(self, note: Notification) -> str | None:
+        if note.subscription:
+            for name, client in self.clients.items():
+                if note.subscription.startswith(client.base_url + "/"):
+                    return name
+            sub_id = note.subscription.rstrip("/").split("/")[-1]
+            for name, state in self.subs.items():
+                if state.subscription_id == sub_id:
+                    return name
+        if len(self.clients) == 1:
+            return next(iter(self.clients))
+        return None
+
+    async def handle_notification(
+        self, body: Mapping[str, Any] | None, *, endpoint: str | None = None
+    ) -> NotificationResult:
+        note = parse_notification(body)
+        if note.kind == "ping":  # R4 criteria subscription without payload: look ourselves
+            targets = [endpoint] if endpoint else [n for n, s in self.subs.items() if s.kind == "criteria"]
+            stored = 0
+            for name in targets:
+                self.subs[name].last_contact = self.clock()
+                stored += await self.poll(name, catch_up=True)
+            return NotificationResult(endpoint, note.kind, stored, False)
+        endpoint = endpoint or self.endpoint_for(note)
+        if endpoint is None or endpoint not in self.clients:
+            raise InputError("notification.subscription", "does not belong to a configured endpoint")
+        state = self.subs[endpoint]
+        state.last_contact = self.clock()
+        stored = 0
+        if note.kind == "event-notification":
+            stored = await self._ingest_focus(endpoint, note)
+            state.seen = max(state.seen, *note.event_numbers) if note.event_numbers else state.seen
+        gap = note.events_since_start is not None and note.events_since_start > state.seen
+        if gap:
+            self._schedule_gap_check(endpoint, note.events_since_start or 0)
+        return NotificationResult(endpoint, note.kind, stored, gap)
+
+    def _schedule_gap_check(self, endpoint: str, expected: int) -> None:
+        state = self.subs[endpoint]
+        if state.gap_check is not None and not state.gap_check.done():
+            return
+
+        async def check() -> None:
+            # events are sent concurrently and may arrive out of order: give them a moment
+            await asyncio.sleep(self.settings.gap_grace_seconds)
+            if state.seen < expected:
+                log.info(
+                    "inbound %s: gap (seen %d of %d events): catch-up poll", endpoint, state.seen, expected
+                )
+                try:
+                    await self.poll(endpoint, catch_up=True)
+                except BridgeError as exc:
+                    log.warning("inbound %s: catch-up poll failed: [%s]", endpoint, exc.code)
+                    return
+                state.seen = max(state.seen, expected)
+
+        state.gap_check = asyncio.create_task(check(), name=f"gap-check:{endpoint}")
+
+    async def _ingest_focus(self, endpoint: str, note: Notification) -> int:
+        stored = 0
+        by_ref = {
+            f"{r.get('resourceType')}/{r.get('id')}": r
+            for r in note.resources
+            if r.get("resourceType") == "Task"
+        }
+        for ref in note.focus:
+            ti = _type_id(ref)
+            if ti is None or ti[0] != "Task":
+                continue
+            # an id-only notification says only that something changed: read the Task ourselves,
+            # with its focus, rather than trusting a payload
+            stored += await self.fetch_task(endpoint, ti[1])
+            by_ref.pop(f"Task/{ti[1]}", None)
+        for task in by_ref.values():
+            stored += await self.fetch_task(endpoint, str(task["id"]))
+        return stored
+
+    # --- fetching and storing ---------------------------------------------------------------------
+
+    async def fetch_task(self, endpoint: str, task_id: str) -> int:
+        stored = 0
+        async for tasks, included in _search_raw(
+            self.clients[endpoint], "Task", [("_id", task_id), ("_include", "Task:focus")]
+        ):
+            stored += await self._store_tasks(endpoint, tasks, included)
+        return stored
+
+    async def _store_tasks(
+        self, endpoint: str, tasks: Sequence[Mapping[str, Any]], included: Sequence[Mapping[str, Any]]
+    ) -> int:
+        client = self.clients[endpoint]
+        srs = {f"ServiceRequest/{r['id']}": r for r in included if r.get("resourceType") == "ServiceRequest"}
+        stored = 0
+        for task in tasks:
+            focus = _type_id(str((task.get("focus") or {}).get("reference", "")))
+            if focus is None or focus[0] != "ServiceRequest":
+                log.info("inbound %s: Task/%s has no ServiceRequest focus; skipped", endpoint, task.get("id"))
+                continue
+            sr = srs.get(f"ServiceRequest/{focus[1]}")
+            try:
+                if sr is None:
+                    sr = await client.read_raw(f"ServiceRequest/{focus[1]}")
+                patient = None
+                pat = _type_id(str((task.get("for") or sr.get("subject") or {}).get("reference", "")))
+                if pat is not None and pat[0] == "Patient":
+                    patient = await client.read_raw(f"Patient/{pat[1]}")
+                referral = self.reduce(task, sr, patient, endpoint)
+            except MappingError as exc:
+                # one malformed referral must not stop the others; the reason names the element
+                log.warning("inbound %s: Task/%s not usable: %s", endpoint, task.get("id"), exc.message)
+                continue
+            now = self.clock()
+            async with self.store.transaction() as conn:
+                changed = await self.store.inbox.upsert(referral, now=now, conn=conn)
+                if changed:
+                    await self.store.audit.append(
+                        actor=self.actor,
+                        action="receive",
+                        subject=referral.id,
+                        at=now,
+                        source=endpoint,
+                        detail={
+                            "task": f"Task/{referral.task_id}",
+                            "version": referral.task_version,
+                            "status": referral.status.value,
+                        },
+                        conn=conn,
+                    )
+            stored += int(changed)
+        return stored
+
+    async def poll(self, endpoint: str, *, catch_up: bool = False) -> int:
+        """Fetch Tasks owned by the peer organization changed since the cursor; returns how many
+        referrals were new or changed. One poll per endpoint at a time."""
+        async with self._poll_locks[endpoint]:
+            client = self.clients[endpoint]
+            owner = await self.owner_for(endpoint)
+            key = f"poll:{endpoint}"
+            cursor = (await self.store.sync.get(key) or {}).get("since")
+            params: list[tuple[str, str]] = [("owner", owner), ("_include", "Task:focus"), ("_count", "100")]
+            if cursor:
+                # ge, not gt: two updates in the same instant must not hide one; the inbox de-duplicates
+                params.append(("_lastUpdated", f"ge{cursor}"))
+            stored = 0
+            newest = cursor
+            async for tasks, included in _search_raw(client, "Task", params):
+                stored += await self._store_tasks(endpoint, tasks, included)
+                for t in tasks:
+                    stamp = (t.get("meta") or {}).get("lastUpdated")
+                    if stamp and (
+                        newest is None or datetime.fromisoformat(stamp) > datetime.fromisoformat(newest)
+                    ):
+                        newest = stamp
+            if newest != cursor:
+                await self.store.sync.put(key, {"since": newest}, now=self.clock())
+            return stored
+
+    # --- background ------------------------------------------------------------------------------
+
+    def poll_interval(self, endpoint: str) -> float:
+        seconds = self.settings.poll_seconds.get(endpoint, 3600.0)
+        return seconds if self.settings.allow_fast_poll else max(seconds, MIN_POLL_SECONDS)
+
+    async def _watch(self, endpoint: str) -> None:
+        """Subscribe, then poll at the interval and watch heartbeats; never dies on an EHR error."""
+        state = self.subs[endpoint]
+        while True:
+            try:
+                await self.subscribe(endpoint)
+                break
+            except BridgeError as exc:
+                log.warning("inbound %s: cannot subscribe yet: [%s]", endpoint, exc.code)
+                await asyncio.sleep(min(30.0, self.poll_interval(endpoint)))
+        next_poll = self.clock()
+        while True:
+            now = self.clock()
+            try:
+                if now >= next_poll:
+                    await self.poll(endpoint)
+                    next_poll = now + timedelta(seconds=self.poll_interval(endpoint))
+                await self.check_heartbeat(endpoint)
+            except BridgeError as exc:
+                log.warning("inbound %s: sync failed: [%s]", endpoint, exc.code)
+            period = state.heartbeat_seconds or self.poll_interval(endpoint)
+            await asyncio.sleep(max(0.5, min(period, (next_poll - self.clock()).total_seconds())))
+
+    async def check_heartbeat(self, endpoint: str) -> bool:
+        """True when a heartbeat was missed (and recovery ran: $status, re-request, catch-up poll)."""
+        state = self.subs[endpoint]
+        if state.kind != "backport" or state.heartbeat_seconds is None or state.last_contact is None:
+            return False
+        late = self.clock() - state.last_contact > timedelta(seconds=2 * state.heartbeat_seconds)
+        if not late:
+            return False
+        status = await self.subscription_status(endpoint)
+        log.info("inbound %s: heartbeat missed; subscription status %s", endpoint, status)
+        if status != "active":
+            await self.reactivate(endpoint)
+        state.last_contact = self.clock()
+        await self.poll(endpoint, catch_up=True)
+        return True
+
+    def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._watch(n), name=f"inbound:{n}") for n in self.clients]
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for s in self.subs.values():
+            if s.gap_check is not None:
+                tasks.append(s.gap_check)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+__all__ = [
+    "InboundSettings",
+    "InboundSync",
+    "Notification",
+    "NotificationResult",
+    "parse_notification",
+]

@@ -1,0 +1,294 @@
+"""The outbound worker: outbox -> FHIR transaction -> EHR, with retries and a dead letter.
+
+One loop per endpoint claims due items (partition heads only, see :mod:`bridge.store.outbox`) up to
+that endpoint's free concurrency slots and delivers each in its own task:
+
+    prepare (map + privacy gate, at delivery time) -> POST transaction -> record FHIR ids -> delivered
+    RetryableError (429, 5xx, transport, breaker) -> queued again after the backoff (retry.py)
+    PermanentError, MappingError, PolicyError, or the attempt budget used up -> dead, with the reason
+
+A lease renewer runs beside each delivery so a slow EHR does not make the item claimable by another
+instance mid-request. When an endpoint answers again after failures, its waiting backlog is made
+due at once (``Outbox.expedite``) instead of each item sitting out its own backoff.
+Each delivery is one disclosure: the audit entry is written in the same transaction as the
+``delivered`` state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bridge.clients import AsyncFhirClient, BundleResult
+from bridge.errors import BridgeError, FhirHttpError, RetryableError, ServerUnavailableError, ThrottledError
+from bridge.exchange.retry import backoff_seconds, give_up
+from bridge.store import OutboxItem, Store
+
+log = logging.getLogger("bridge.exchange.outbound")
+
+Clock = Callable[[], datetime]
+# prepare(item, now) -> the transaction Bundle to send; raises MappingError / PolicyError to refuse
+Prepare = Callable[[OutboxItem, datetime], Awaitable[Mapping[str, Any]]]
+
+
+@dataclass(frozen=True)
+class OutboundSettings:
+    lease_seconds: float = 60.0
+    max_attempts: int = 12
+    base_backoff_seconds: float = 2.0
+    max_backoff_seconds: float = 3600.0
+    idle_poll_seconds: float = 1.0  # how often an idle loop looks for work it was not woken for
+
+
+@dataclass
+class EndpointStats:
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    failing: bool = False
+
+
+@dataclass
+class _Loop:
+    endpoint: str
+    client: AsyncFhirClient
+    capacity: int
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    in_flight: set[asyncio.Task[None]] = field(default_factory=set)
+    stats: EndpointStats = field(default_factory=EndpointStats)
+
+
+def fhir_ids(result: BundleResult) -> dict[str, Any]:
+    """What the EHR assigned: ``{"refs": ["Encounter/12", ...], "statuses": [201, 200, ...]}``."""
+    refs = [f"{e.resource_type}/{e.id}" for e in result.entries if e.resource_type and e.id]
+    return {"refs": refs, "statuses": [e.status for e in result.entries]}
+
+
+def _short_error(exc: BaseException) -> str:
+    if isinstance(exc, BridgeError):
+        return f"[{exc.code}] {exc.message}"[:2000]
+    return type(exc).__name__
+
+
+class OutboundWorker:
+    """Delivers outbox items for the endpoints in ``clients``; ``owner`` names this instance."""
+
+    def __init__(
+        self,
+        store: Store,
+        clients: Mapping[str, AsyncFhirClient],
+        prepare: Prepare,
+        *,
+        owner: str,
+        clock: Clock,
+        settings: OutboundSettings | None = None,
+        concurrency: Mapping[str, int] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.prepare = prepare
+        self.owner = owner
+        self.clock = clock
+        self.settings = settings or OutboundSettings()
+        self._rng = rng or random.Random()
+        self._loops = {
+            name: _Loop(name, client, (concurrency or {}).get(name, client.max_concurrency))
+            for name, client in clients.items()
+        }
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    # --- control ---------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, EndpointStats]:
+        return {name: loop.stats for name, loop in self._loops.items()}
+
+    def wake(self, endpoint: str | None = None) -> None:
+        """New work was queued: look now instead of at the next idle poll."""
+        for name, loop in self._loops.items():
+            if endpoint is None or name == endpoint:
+                loop.wake.set()
+
+    def start(self) -> None:
+        if self._tasks:
+            return
+        self._stopping.clear()
+        self._tasks = [
+            asyncio.create_task(self._run(loop), name=f"outbound:{loop.endpoint}")
+            for loop in self._loops.values()
+        ]
+
+    async def stop(self) -> None:
+        """Stop claiming and wait for deliveries in flight (their results are recorded)."""
+        self._stopping.set()
+        self.wake()
+        tasks, self._tasks = self._tasks, []
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    async def _run(self, loop: _Loop) -> None:
+        while not self._stopping.is_set():
+            try:
+                claimed = await self.run_once(loop.endpoint)
+            except BridgeError as exc:  # store trouble: keep the loop alive, try again shortly
+                log.warning("outbound %s: claim failed: [%s]", loop.endpoint, exc.code)
+                claimed = 0
+            if claimed and len(loop.in_flight) < loop.capacity:
+                continue  # there may be more due work
+            loop.wake.clear()
+            waiters: set[asyncio.Task[Any]] = {asyncio.ensure_future(loop.wake.wait())}
+            await asyncio.wait(
+                waiters | loop.in_flight,
+                timeout=self.settings.idle_poll_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            for w in waiters:
+                w.cancel()
+        if loop.in_flight:
+            await asyncio.gather(*loop.in_flight, return_exceptions=True)
+
+    async def run_once(self, endpoint: str) -> int:
+        """Claim what fits into the free slots of ``endpoint`` and start delivering it."""
+        loop = self._loops[endpoint]
+        free = loop.capacity - len(loop.in_flight)
+        if free <= 0:
+            return 0
+        items = await self.store.outbox.claim(
+            owner=self.owner,
+            now=self.clock(),
+            lease_seconds=self.settings.lease_seconds,
+            limit=free,
+            endpoint=endpoint,
+        )
+        for item in items:
+            task = asyncio.create_task(self._deliver(loop, item), name=f"deliver:{item.id}")
+            loop.in_flight.add(task)
+            task.add_done_callback(loop.in_flight.discard)
+        return len(items)
+
+    async def drain(self, endpoint: str) -> None:
+        """Deliver until nothing is due for ``endpoint`` (tests and one-shot runs)."""
+        loop = self._loops[endpoint]
+        while True:
+            started = await self.run_once(endpoint)
+            if loop.in_flight:
+                await asyncio.wait(loop.in_flight, return_when=asyncio.FIRST_COMPLETED)
+            elif not started:
+                return
+
+    # --- one delivery ----------------------------------------------------------------------------
+
+    async def _renew(self, item: OutboxItem) -> None:
+        period = self.settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(period)
+            held = await self.store.outbox.renew(
+                item.id, owner=self.owner, now=self.clock(), lease_seconds=self.settings.lease_seconds
+            )
+            if not held:
+                return
+
+    async def _deliver(self, loop: _Loop, item: OutboxItem) -> None:
+        renewer = asyncio.create_task(self._renew(item))
+        try:
+            await self._attempt(loop, item)
+        except BridgeError as exc:  # recording the outcome failed; the lease will expire and retry
+            log.warning("outbound %s: could not record %s: [%s]", loop.endpoint, item.id, exc.code)
+        finally:
+            renewer.cancel()
+
+    async def _attempt(self, loop: _Loop, item: OutboxItem) -> None:
+        try:
+            bundle = await self.prepare(item, self.clock())
+            result = await loop.client.transaction(bundle)
+        except RetryableError as exc:
+            await self._failed(loop, item, exc, retryable=True)
+            return
+        except BridgeError as exc:  # permanent: EHR refusal, mapping, policy (consent revoked ...)
+            await self._failed(loop, item, exc, retryable=False)
+            return
+        bad = [e for e in result.entries if not 200 <= e.status < 300]
+        if bad:
+            outcome = bad[0].outcome
+            err = f"[fhir_request_failed] transaction entry answered {bad[0].status}"
+            await self._dead(loop, item, err, outcome)
+            return
+        now = self.clock()
+        ids = fhir_ids(result)
+        async with self.store.transaction() as conn:
+            delivered = await self.store.outbox.mark_delivered(
+                item.id, owner=self.owner, now=now, result=ids, conn=conn
+            )
+            if delivered:
+                await self.store.audit.append(
+                    actor=f"bridge:{self.owner}",
+                    action="disclose",
+                    subject=item.id,
+                    at=now,
+                    source=loop.endpoint,
+                    detail={"kind": item.kind, "record": item.item_key, "fhir": ids["refs"]},
+                    conn=conn,
+                )
+        loop.stats.delivered += 1
+        if loop.stats.failing:
+            loop.stats.failing = False
+            # the endpoint is back: let the backlog go now rather than at each item's backoff
+            await self.store.outbox.expedite(endpoint=loop.endpoint, now=now)
+
+    async def _failed(self, loop: _Loop, item: OutboxItem, exc: BridgeError, *, retryable: bool) -> None:
+        outcome = exc.outcome if isinstance(exc, FhirHttpError) else None
+        error = _short_error(exc)
+        if not retryable or give_up(item.attempts, self.settings.max_attempts):
+            if retryable:
+                error = f"gave up after {item.attempts} attempts: {error}"
+            await self._dead(loop, item, error, outcome)
+            return
+        loop.stats.failing = True
+        retry_after = exc.retry_after if isinstance(exc, (ThrottledError, ServerUnavailableError)) else None
+        delay = backoff_seconds(
+            item.attempts,
+            base=self.settings.base_backoff_seconds,
+            cap=self.settings.max_backoff_seconds,
+            jitter=self._rng.random(),
+            retry_after=retry_after,
+        )
+        now = self.clock()
+        await self.store.outbox.mark_retry(
+            item.id,
+            owner=self.owner,
+            now=now,
+            next_attempt_at=now + timedelta(seconds=delay),
+            error=error,
+            outcome=outcome,
+        )
+        loop.stats.retried += 1
+
+    async def _dead(
+        self, loop: _Loop, item: OutboxItem, error: str, outcome: Mapping[str, Any] | None
+    ) -> None:
+        now = self.clock()
+        async with self.store.transaction() as conn:
+            if await self.store.outbox.mark_dead(
+                item.id, owner=self.owner, now=now, error=error, outcome=outcome, conn=conn
+            ):
+                await self.store.audit.append(
+                    actor=f"bridge:{self.owner}",
+                    action="dead-letter",
+                    subject=item.id,
+                    at=now,
+                    outcome="failed",
+                    source=loop.endpoint,
+                    detail={"kind": item.kind, "record": item.item_key, "error": error[:500]},
+                    conn=conn,
+                )
+        loop.stats.dead += 1
+        # the reason may quote the server's diagnostics (identifiers): it stays in the store, not the log
+        log.warning(
+            "outbound %s: %s dead-lettered (%s)", loop.endpoint, item.id, error.split("]")[0].lstrip("[")
+        )

@@ -1,0 +1,559 @@
+"""Application services: what the web layer and the CLI call (see ``bridge/exchange/__init__.py``).
+
+Outbound: records are checked (policy) and queued in one store transaction with the idempotency
+key and an audit entry; the answer is a tracking id (202). Mapping happens at delivery time, in
+:meth:`ExchangeService.prepare`, where the privacy gate runs again (a consent may have been
+revoked since) before anything is sent. Inbound and the closed loop are delegated to
+:class:`~bridge.exchange.inbound.InboundSync` and the Task state machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bridge.clients import AsyncFhirClient, RetryPolicy
+from bridge.config import Settings
+from bridge.domain import (
+    Participant,
+    PeerEncounter,
+    PeerNote,
+    PeerWorker,
+    Referral,
+    ReferralStatus,
+)
+from bridge.errors import (
+    BridgeError,
+    FhirRequestError,
+    InputError,
+    NotFoundInStoreError,
+    PolicyError,
+    StateTransitionError,
+    StoreError,
+)
+from bridge.exchange.directory import Directory
+from bridge.exchange.inbound import InboundSettings, InboundSync, NotificationResult
+from bridge.exchange.outbound import OutboundSettings, OutboundWorker
+from bridge.exchange.routing import partition_key, route
+from bridge.exchange.task_state import TARGET, ReferralAction, check_transition, parse_action
+from bridge.mappers import (
+    MappingContext,
+    build_submission_bundle,
+    organization_to_fhir,
+    patient_reference_for,
+    referral_from_fhir,
+    task_with_status,
+)
+from bridge.roles.decision import Decision, Verdict
+from bridge.roles.policy import Policy
+from bridge.store import OutboxItem, OutboxState, Store, open_store, request_hash
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is calling and from where (goes to the audit log). ``name`` scopes idempotency keys."""
+
+    name: str
+    role: str
+    organization: str
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class SubmissionStatus:
+    id: str
+    kind: str
+    record_id: str
+    endpoint: str
+    state: str
+    attempts: int
+    fhir_ids: dict[str, str]
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    delivered_at: datetime | None
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    replayed: bool = False  # answered from an earlier request with the same Idempotency-Key
+
+    @classmethod
+    def of(
+        cls, item: OutboxItem, *, warnings: Sequence[Mapping[str, Any]] = (), replayed: bool = False
+    ) -> SubmissionStatus:
+        ids: dict[str, str] = {}
+        for ref in (item.result or {}).get("refs", []):
+            ids.setdefault(str(ref).split("/")[0], str(ref))
+        return cls(
+            id=item.id,
+            kind=item.kind,
+            record_id=item.item_key,
+            endpoint=item.endpoint,
+            state=item.state.value,
+            attempts=item.attempts,
+            fhir_ids=ids,
+            last_error=item.last_error,
+            created_at=item.created_at,
+            updated_at=item.updated_at,
+            delivered_at=item.delivered_at,
+            warnings=[dict(w) for w in warnings],
+            replayed=replayed,
+        )
+
+
+def _json(record: Any) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(record.model_dump_json())
+    return data
+
+
+def instance_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class ExchangeService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        clients: Mapping[str, AsyncFhirClient],
+        directory: Directory,
+        policy: Policy,
+        *,
+        owner: str | None = None,
+        clock: Clock = utc_now,
+        outbound: OutboundSettings | None = None,
+        inbound: InboundSettings | None = None,
+        concurrency: Mapping[str, int] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clients = dict(clients)
+        self.directory = directory
+        self.policy = policy
+        self.owner = owner or instance_name()
+        self.clock = clock
+        self._org_refs: dict[str, str] = {}
+        self.worker = OutboundWorker(
+            store,
+            self.clients,
+            self.prepare,
+            owner=self.owner,
+            clock=clock,
+            settings=outbound
+            or OutboundSettings(
+                lease_seconds=settings.store.lease_seconds,
+                max_attempts=settings.outbox.max_attempts,
+                base_backoff_seconds=settings.outbox.base_backoff_seconds,
+                max_backoff_seconds=settings.outbox.max_backoff_seconds,
+            ),
+            concurrency=concurrency,
+        )
+        self.inbound = InboundSync(
+            store,
+            self.clients,
+            self.reduce_referral,
+            owner_for=self.organization_ref,
+            clock=clock,
+            settings=inbound or default_inbound_settings(settings),
+            actor=f"bridge:{self.owner}",
+        )
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        directory: Directory,
+        policy: Policy | None = None,
+        store: Store | None = None,
+        store_schema: str | None = None,
+        **kwargs: Any,
+    ) -> ExchangeService:
+        """Open the store (migrating it), one client per endpoint, and load the rule set."""
+        if policy is None:
+            from bridge.roles.loader import load_policy
+
+            policy = load_policy(settings.path(settings.rules.dir), settings.rules.jurisdiction)
+        store = store or await open_store(settings.store.url, schema=store_schema)
+        clients = {
+            name: outbox_client(
+                name, ep, base_dir=Path(settings.base_dir), lease_seconds=settings.store.lease_seconds
+            )
+            for name, ep in settings.endpoints.items()
+        }
+        return cls(settings, store, clients, directory, policy, **kwargs)
+
+    async def start(self) -> None:
+        """Start the background workers (outbound delivery, inbound sync)."""
+        self.worker.start()
+        self.inbound.start()
+
+    async def stop(self) -> None:
+        await self.inbound.stop()
+        await self.worker.stop()
+
+    async def close(self) -> None:
+        await self.stop()
+        for client in self.clients.values():
+            await client.aclose()
+        await self.store.close()
+
+    # --- outbound --------------------------------------------------------------------------------
+
+    async def _route(self, explicit: str | None, referral: Referral | None, participant: Participant) -> str:
+        return route(
+            explicit=explicit,
+            referral_endpoint=referral.endpoint if referral is not None else None,
+            home_endpoint=participant.home_endpoint,
+            default_endpoint=self.settings.default_endpoint,
+            configured=self.clients.keys(),
+        )
+
+    async def _referral(self, referral_id: str | None) -> Referral | None:
+        if referral_id is None:
+            return None
+        try:
+            return (await self.store.inbox.get(referral_id)).referral
+        except NotFoundInStoreError:
+            raise InputError("referral_id", "no such referral in the inbox") from None
+
+    async def submit_encounter(
+        self, encounter: PeerEncounter, *, actor: Actor, idempotency_key: str | None = None
+    ) -> SubmissionStatus:
+        participant = await self.directory.participant(encounter.participant_id)
+        await self.directory.peer(encounter.peer_id)
+        referral = await self._referral(encounter.referral_id)
+        endpoint = await self._route(encounter.endpoint, referral, participant)
+        participant.identifier_for(endpoint)  # fail now, not at delivery, when the EHR cannot know them
+        payload = {"encounter": _json(encounter)}
+        return await self._enqueue(
+            "encounter", encounter.id, endpoint, participant.id, payload, actor, idempotency_key, None
+        )
+
+    async def check_note(self, note: PeerNote, *, actor: Actor) -> Decision:
+        """Dry run: the policy's verdict for this note as it would be sent now. Nothing is stored."""
+        decision, _ = await self._judge_note(note, actor)
+        return decision
+
+    async def _judge_note(self, note: PeerNote, actor: Actor) -> tuple[Decision, str | None]:
+        participant = await self.directory.participant(note.participant_id)
+        author = await self.directory.peer(note.author_id)
+        encounter = await self._encounter_of(note) if note.encounter_id else None
+        referral = await self._referral(encounter.referral_id) if encounter is not None else None
+        endpoint: str | None = None
+        consents = await self.directory.consents(participant.id)
+        if note.audience.value != "peer-team":
+            endpoint = await self._route(
+                note.endpoint or (encounter.endpoint if encounter else None), referral, participant
+            )
+        decision = self.policy.check_note(
+            note, author=author, encounter=encounter, recipient=endpoint, consents=consents, at=self.clock()
+        )
+        return decision, endpoint
+
+    async def _encounter_of(self, note: PeerNote) -> PeerEncounter:
+        items = await self.store.outbox.find(kind="encounter", item_key=str(note.encounter_id))
+        if not items:
+            raise InputError("encounter_id", "unknown session: submit the encounter first")
+        return PeerEncounter.model_validate_json(json.dumps(items[-1].payload["encounter"]))
+
+    async def submit_note(
+        self, note: PeerNote, *, actor: Actor, idempotency_key: str | None = None
+    ) -> SubmissionStatus:
+        if note.encounter_id is None:
+            raise InputError("encounter_id", "required: a note is sent with the session it documents")
+        decision, endpoint = await self._judge_note(note, actor)
+        if decision.verdict is Verdict.BLOCK:
+            decision.raise_for_verdict()
+        if decision.verdict is Verdict.HOLD:
+            raise PolicyError(
+                f"held by policy until resolved: {', '.join(decision.rules_fired)}",
+                [v.to_dict() for v in decision.violations],
+            )
+        if endpoint is None:  # peer-team notes never leave the bridge; the policy says so too
+            raise PolicyError("peer-team notes are not sent to an EHR")
+        encounter = await self._encounter_of(note)
+        payload = {"note": _json(note), "encounter": _json(encounter)}
+        return await self._enqueue(
+            "note", note.id, endpoint, note.participant_id, payload, actor, idempotency_key, decision
+        )
+
+    async def _enqueue(
+        self,
+        kind: str,
+        record_id: str,
+        endpoint: str,
+        participant_id: str,
+        payload: dict[str, Any],
+        actor: Actor,
+        idempotency_key: str | None,
+        decision: Decision | None,
+    ) -> SubmissionStatus:
+        now = self.clock()
+        body_hash = request_hash({"kind": kind, **payload})
+        warnings = [v.to_dict() for v in decision.violations] if decision is not None else []
+        for attempt in range(2):
+            try:
+                async with self.store.transaction() as conn:
+                    if idempotency_key is not None:
+                        earlier = await self.store.idempotency.lookup(
+                            actor.name, idempotency_key, body_hash, conn=conn
+                        )
+                        if earlier is not None:
+                            item = await self.store.outbox.get(earlier, conn=conn)
+                            return SubmissionStatus.of(item, warnings=warnings, replayed=True)
+                    item = await self.store.outbox.enqueue(
+                        kind=kind,
+                        endpoint=endpoint,
+                        partition_key=partition_key(participant_id, endpoint),
+                        item_key=record_id,
+                        payload=payload,
+                        now=now,
+                        submitted_by=actor.name,
+                        conn=conn,
+                    )
+                    if idempotency_key is not None:
+                        await self.store.idempotency.record(
+                            actor.name, idempotency_key, body_hash, item.id, now=now, conn=conn
+                        )
+                    detail: dict[str, Any] = {"kind": kind, "record": record_id, "endpoint": endpoint}
+                    if decision is not None:
+                        detail["verdict"] = decision.verdict.value
+                        detail["rules_fired"] = list(decision.rules_fired)
+                    await self.store.audit.append(
+                        actor=actor.name,
+                        action="submit",
+                        subject=item.id,
+                        at=now,
+                        source=actor.source,
+                        detail=detail,
+                        conn=conn,
+                    )
+                break
+            except StoreError:
+                # two requests with one key raced; the loser finds the winner's row on the retry
+                if idempotency_key is None or attempt == 1:
+                    raise
+        self.worker.wake(endpoint)
+        return SubmissionStatus.of(item, warnings=warnings)
+
+    async def submission(self, submission_id: str) -> SubmissionStatus:
+        return SubmissionStatus.of(await self.store.outbox.get(submission_id))
+
+    async def list_submissions(
+        self, *, states: Sequence[str] | None = None, limit: int = 100
+    ) -> list[SubmissionStatus]:
+        wanted = [OutboxState(s) for s in states] if states is not None else None
+        return [SubmissionStatus.of(i) for i in await self.store.outbox.list(states=wanted, limit=limit)]
+
+    async def outbox_counts(self) -> dict[str, dict[str, int]]:
+        return {name: await self.store.outbox.counts(endpoint=name) for name in self.clients}
+
+    async def prepare(self, item: OutboxItem, now: datetime) -> Mapping[str, Any]:
+        """The transaction Bundle for ``item`` at delivery time; the privacy gate runs first."""
+        encounter = PeerEncounter.model_validate_json(json.dumps(item.payload["encounter"]))
+        note = (
+            PeerNote.model_validate_json(json.dumps(item.payload["note"])) if "note" in item.payload else None
+        )
+        participant = await self.directory.participant(encounter.participant_id)
+        peer = await self.directory.peer(encounter.peer_id)
+        cosigner: PeerWorker | None = None
+        if note is not None:
+            consents = await self.directory.consents(participant.id)
+            disclosure = self.policy.check_disclosure(note, item.endpoint, consents, now)
+            if not disclosure.allowed:
+                disclosure.decision.raise_for_verdict()
+                raise PolicyError(
+                    "disclosure refused at delivery time",
+                    [v.to_dict() for v in disclosure.decision.violations],
+                )
+            if note.cosigner_id is not None:
+                cosigner = await self.directory.peer(note.cosigner_id)
+        referral = await self._referral(encounter.referral_id) if encounter.referral_id else None
+        caps = await self.clients[item.endpoint].capabilities()
+        ctx = MappingContext.from_organization(
+            self.settings.organization,
+            endpoint=item.endpoint,
+            patient_reference=patient_reference_for(participant, item.endpoint),
+            now=now,
+        )
+        return build_submission_bundle(
+            ctx,
+            encounter=encounter,
+            participant=participant,
+            peer=peer,
+            note=note,
+            cosigner=cosigner,
+            referral=referral,
+            send_encounter=caps.can_create("Encounter"),
+            # the session's Procedure went with the session; a note only documents it
+            send_procedure=note is None and caps.can_create("Procedure"),
+            sud_related=note.sud_related if note is not None else True,
+        )
+
+    # --- inbound ---------------------------------------------------------------------------------
+
+    async def organization_ref(self, endpoint: str) -> str:
+        """``Organization/<id>`` of the peer organization at ``endpoint`` (created when missing)."""
+        if endpoint in self._org_refs:
+            return self._org_refs[endpoint]
+        org = self.settings.organization
+        # the organization needs no patient; MappingContext asks for one, so give it a null query
+        ctx = MappingContext.from_organization(
+            org, endpoint=endpoint, patient_reference="Patient?identifier=none", now=self.clock()
+        )
+        ident = ctx.identifier("organization", org.id)
+        result = await self.clients[endpoint].create_if_none_exist(
+            organization_to_fhir(ctx), {"identifier": f"{ident['system']}|{ident['value']}"}
+        )
+        ref = f"Organization/{result.id}"
+        self._org_refs[endpoint] = ref
+        return ref
+
+    def reduce_referral(
+        self,
+        task: Mapping[str, Any],
+        service_request: Mapping[str, Any],
+        patient: Mapping[str, Any] | None,
+        endpoint: str,
+    ) -> Referral:
+        """Minimum necessary first (the policy's allow-list), then the peer-side record."""
+        view = self.policy.peer_view(task=task, service_request=service_request, patient=patient)
+        return referral_from_fhir(view["task"], view["service_request"], view["patient"], endpoint)
+
+    async def handle_notification(
+        self, body: Mapping[str, Any] | None, *, endpoint: str | None = None
+    ) -> NotificationResult:
+        return await self.inbound.handle_notification(body, endpoint=endpoint)
+
+    async def list_referrals(
+        self,
+        *,
+        actor: Actor,
+        statuses: Sequence[ReferralStatus] | None = None,
+        endpoint: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Referral]:
+        entries = await self.store.inbox.list(
+            statuses=list(statuses) if statuses is not None else None,
+            endpoint=endpoint,
+            limit=limit,
+            offset=offset,
+        )
+        return [e.referral for e in entries]
+
+    async def get_referral(self, referral_id: str, *, actor: Actor) -> Referral:
+        referral = (await self.store.inbox.get(referral_id)).referral
+        await self.store.audit.append(
+            actor=actor.name, action="view", subject=referral_id, at=self.clock(), source=actor.source
+        )
+        return referral
+
+    async def act_on_referral(
+        self,
+        referral_id: str,
+        action: str | ReferralAction,
+        *,
+        actor: Actor,
+        reason: str | None = None,
+        outputs: Sequence[str] = (),
+        at: datetime | None = None,
+    ) -> Referral:
+        """Move the referral's Task at its EHR, guarded by If-Match.
+
+        On a version conflict (someone changed the Task meanwhile) the Task is read again and the
+        action re-applied if the state machine still allows it; otherwise StateTransitionError.
+        """
+        act = parse_action(action) if isinstance(action, str) else action
+        target = TARGET[act]
+        when = at or self.clock()
+        if act is ReferralAction.COMPLETE and not outputs:
+            raise InputError("outputs", "completing a referral needs the Procedure or Encounter delivered")
+        referral = (await self.store.inbox.get(referral_id)).referral
+        check_transition(referral.status, target)  # fail fast on what we already know
+        client = self.clients.get(referral.endpoint)
+        if client is None:
+            raise InputError("referral.endpoint", "the referral's endpoint is no longer configured")
+        for _ in range(3):
+            task = await client.read_raw(f"Task/{referral.task_id}")
+            current = ReferralStatus(str(task.get("status")))
+            if current is target and act is not ReferralAction.COMPLETE:
+                break  # already there (our earlier attempt landed, or someone did the same)
+            check_transition(current, target)
+            updated = task_with_status(task, target, now=when, reason=reason, outputs=outputs)
+            version = str((task.get("meta") or {}).get("versionId") or "")
+            try:
+                await client.update(updated, if_match=version or None)
+                break
+            except FhirRequestError as exc:
+                if exc.status != 412:
+                    raise
+                continue  # changed under us: read again and re-apply if still valid
+        else:
+            raise StateTransitionError(
+                referral.status.value, target.value, "the Task kept changing at the EHR"
+            )
+        fetched = await self.inbound.fetch_task(referral.endpoint, referral.task_id)
+        now = self.clock()
+        await self.store.audit.append(
+            actor=actor.name,
+            action=f"referral.{act.value}",
+            subject=referral_id,
+            at=now,
+            source=actor.source,
+            detail={
+                "task": f"Task/{referral.task_id}",
+                "status": target.value,
+                "outputs": list(outputs),
+                "refreshed": fetched,
+            },
+        )
+        return (await self.store.inbox.get(referral_id)).referral
+
+    # --- health ----------------------------------------------------------------------------------
+
+    async def readiness(self) -> dict[str, tuple[bool, str | None]]:
+        out: dict[str, tuple[bool, str | None]] = {}
+        try:
+            await self.store.outbox.counts()
+            out["store"] = (True, None)
+        except BridgeError as exc:
+            out["store"] = (False, exc.code)
+        for name, client in self.clients.items():
+            breaker = client.status().breaker
+            ok = str(getattr(breaker, "state", "closed")) != "open"
+            out[name] = (ok, None if ok else "circuit open")
+        return out
+
+
+def outbox_client(name: str, endpoint: Any, *, base_dir: Path, lease_seconds: float) -> AsyncFhirClient:
+    """The endpoint's client with an in-call retry budget well inside the outbox lease: longer
+    outages are the outbox's to ride out (durably), not a coroutine's."""
+    client = AsyncFhirClient.from_settings(name, endpoint, base_dir=base_dir)
+    client.retry = RetryPolicy(max_seconds=min(endpoint.retry_max_seconds, lease_seconds / 4))
+    return client
+
+
+def default_inbound_settings(settings: Settings) -> InboundSettings:
+    token = os.environ.get(settings.server.notification_token_env or "") or None
+    url = f"{settings.server.public_url.rstrip('/')}/fhir/notify" if settings.server.public_url else None
+    return InboundSettings(
+        notify_url=url,
+        notify_token=token,
+        poll_seconds={n: ep.poll_interval_seconds for n, ep in settings.endpoints.items()},
+        subscribe={n: ep.subscribe for n, ep in settings.endpoints.items()},
+    )

@@ -1,0 +1,155 @@
+"""Outbound: submit -> outbox -> transaction at the real sandbox EHR -> delivered, on both stores."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.domain import Audience
+from bridge.errors import IdempotencyConflictError, InputError, PolicyError
+from bridge.exchange.service import Actor
+from bridge.sandbox import Sandbox
+from bridge.store import OutboxState, Store
+
+from .support import ServiceFactory, World, count, settings_for
+
+ACTOR = Actor(name="peer-app", role="peer-specialist", organization="harbor-recovery", source="127.0.0.1")
+
+
+async def test_encounter_delivered_once_and_ids_recorded(
+    sandbox_ehr: Sandbox, store: Store, make_service: ServiceFactory
+) -> None:
+    w = World(sandbox_ehr)
+    p = w.participant()
+    settings = settings_for(sandbox_ehr.base_url)
+    svc = await make_service(settings, store, w.directory)
+    enc = w.encounter(p)
+
+    sub = await svc.submit_encounter(enc, actor=ACTOR, idempotency_key="k-1")
+    assert sub.state == "queued" and sub.endpoint == "clinic" and sub.record_id == enc.id
+    again = await svc.submit_encounter(enc, actor=ACTOR, idempotency_key="k-1")
+    assert again.id == sub.id and again.replayed  # a retried POST: same tracking id, nothing queued
+    with pytest.raises(IdempotencyConflictError):
+        await svc.submit_encounter(w.encounter(p, 1), actor=ACTOR, idempotency_key="k-1")
+
+    await svc.worker.drain("clinic")
+    done = await svc.submission(sub.id)
+    assert done.state == "delivered" and done.attempts == 1
+    assert done.fhir_ids["Encounter"].startswith("Encounter/")
+    system = f"{settings.organization.identifier_system}/encounter"
+    assert count(sandbox_ehr.base_url, "Encounter", f"{system}|{enc.id}") == 1
+
+    audit = await store.audit.entries(subject=sub.id)
+    assert [e.action for e in audit] == ["submit", "disclose"]
+    assert audit[0].actor == "peer-app" and audit[0].source == "127.0.0.1"
+    assert audit[1].source == "clinic" and done.fhir_ids["Encounter"] in audit[1].detail["fhir"]
+
+
+async def test_sending_twice_creates_nothing_new(
+    sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    """What a lost lease or a crash after the send amounts to: the same item delivered again."""
+    w = World(sandbox_ehr)
+    p = w.participant()
+    settings = settings_for(sandbox_ehr.base_url)
+    svc = await make_service(settings, sqlite_store, w.directory)
+    enc = w.encounter(p)
+    await svc.submit_encounter(enc, actor=ACTOR)
+    await svc.submit_encounter(enc, actor=ACTOR)  # no idempotency key: queued twice
+    await svc.worker.drain("clinic")
+    states = [i.state for i in await sqlite_store.outbox.list()]
+    assert states == [OutboxState.DELIVERED, OutboxState.DELIVERED]
+    system = f"{settings.organization.identifier_system}/encounter"
+    assert count(sandbox_ehr.base_url, "Encounter", f"{system}|{enc.id}") == 1
+
+
+async def test_note_follows_its_encounter(
+    sandbox_ehr: Sandbox, store: Store, make_service: ServiceFactory
+) -> None:
+    w = World(sandbox_ehr)
+    p = w.participant()
+    settings = settings_for(sandbox_ehr.base_url)
+    svc = await make_service(settings, store, w.directory)
+    enc = w.encounter(p)
+    with pytest.raises(InputError) as exc:
+        await svc.submit_note(w.note(enc), actor=ACTOR)
+    assert exc.value.field == "encounter_id"  # the session must be known first
+
+    e = await svc.submit_encounter(enc, actor=ACTOR)
+    n = await svc.submit_note(w.note(enc), actor=ACTOR)
+    # the note is not claimable while its encounter is pending: one claim takes only the encounter
+    claimed = await store.outbox.claim(owner="probe", now=svc.clock(), lease_seconds=1, limit=10)
+    assert [c.id for c in claimed] == [e.id]
+    await store.outbox.mark_retry(
+        e.id, owner="probe", now=svc.clock(), next_attempt_at=svc.clock(), error="probe"
+    )
+
+    await svc.worker.drain("clinic")
+    enc_done, note_done = await svc.submission(e.id), await svc.submission(n.id)
+    assert enc_done.state == note_done.state == "delivered"
+    assert enc_done.delivered_at is not None and note_done.delivered_at is not None
+    assert enc_done.delivered_at <= note_done.delivered_at
+    assert note_done.fhir_ids["DocumentReference"].startswith("DocumentReference/")
+    system = f"{settings.organization.identifier_system}/note"
+    assert count(sandbox_ehr.base_url, "DocumentReference", f"{system}|{w.note(enc).id}") == 1
+
+
+async def test_policy_gates_before_anything_is_queued(
+    sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    w = World(sandbox_ehr)
+    p = w.participant()
+    svc = await make_service(settings_for(sandbox_ehr.base_url), sqlite_store, w.directory)
+    enc = w.encounter(p)
+    await svc.submit_encounter(enc, actor=ACTOR)
+    # Part 2: a restricted note without consent on file for the clinic is refused
+    with pytest.raises(PolicyError) as exc:
+        await svc.submit_note(w.note(enc, audience=Audience.RESTRICTED, sud_related=True), actor=ACTOR)
+    assert "privacy.consent-required" in {v["rule"] for v in exc.value.violations}
+    # out of scope: a dose instruction
+    with pytest.raises(PolicyError):
+        await svc.submit_note(
+            w.note(enc, text="I told him to double his Suboxone dose to 16 mg starting tomorrow."),
+            actor=ACTOR,
+        )
+    assert [i.kind for i in await sqlite_store.outbox.list()] == ["encounter"]
+
+
+async def test_permanent_refusal_is_dead_lettered_with_the_outcome(
+    sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    w = World(sandbox_ehr)
+    p = w.participant(at_ehr=False)  # the EHR does not know this patient: the reference cannot resolve
+    svc = await make_service(settings_for(sandbox_ehr.base_url), sqlite_store, w.directory)
+    sub = await svc.submit_encounter(w.encounter(p), actor=ACTOR)
+    await svc.worker.drain("clinic")
+    item = await sqlite_store.outbox.get(sub.id)
+    assert item.state is OutboxState.DEAD and item.attempts == 1
+    assert (item.last_error and "404" in item.last_error) or "not" in (item.last_error or "")
+    assert item.last_outcome is not None and item.last_outcome["resourceType"] == "OperationOutcome"
+    assert [e.action for e in await sqlite_store.audit.entries(subject=sub.id)] == ["submit", "dead-letter"]
+
+
+async def test_unreachable_ehr_is_retried_then_dead_lettered(
+    sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    from bridge.sandbox import free_port
+
+    w = World(sandbox_ehr)
+    p = w.participant()
+    settings = settings_for(f"http://127.0.0.1:{free_port()}/fhir", retry_max_seconds=0.1)
+    svc = await make_service(settings, sqlite_store, w.directory)
+    sub = await svc.submit_encounter(w.encounter(p), actor=ACTOR)
+    await svc.worker.drain("clinic")
+    first = await sqlite_store.outbox.get(sub.id)
+    assert first.state is OutboxState.QUEUED and first.attempts == 1
+    assert first.last_error and "transport" in first.last_error
+    assert first.next_attempt_at > first.updated_at  # backed off, not due at once
+    svc.worker.start()
+    # the worker keeps retrying on its schedule until the attempt budget (3) is used up
+    for _ in range(200):
+        item = await sqlite_store.outbox.get(sub.id)
+        if item.state is OutboxState.DEAD:
+            break
+        await __import__("asyncio").sleep(0.05)
+    assert item.state is OutboxState.DEAD and item.attempts == 3
+    assert item.last_error and item.last_error.startswith("gave up after 3 attempts")
