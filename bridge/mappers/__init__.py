@@ -8,9 +8,10 @@ half-built.
 
 Public API (one module per resource pair; the module docstrings link the profiles they target):
 
-- :class:`MappingContext` — organization id/name/identifier_system(/npi), endpoint name, the
-  patient's reference at that endpoint, ``now``. ``MappingContext.from_organization(settings.organization,
-  endpoint=..., patient_reference=..., now=...)``.
+- :class:`MappingContext` (keyword-only) — organization id/name/identifier_system(/npi), endpoint
+  name, ``now``, and the patient's reference at that endpoint (None for what concerns no patient:
+  Organization, Practitioner). ``MappingContext.from_organization(settings.organization,
+  endpoint=..., now=..., patient_reference=...)``.
 - :func:`patient_reference_for` ``(participant, endpoint)`` — ``Patient?identifier=system|value``, a
   conditional reference the server resolves inside the transaction.
 - :func:`build_submission_bundle` ``(ctx, *, encounter, participant, peer, note=None, cosigner=None,

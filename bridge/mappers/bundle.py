@@ -84,6 +84,7 @@ def build_submission_bundle(
     every clinical entry; without one, ``sud_related`` does (peer recovery support is SUD-related
     unless said otherwise).
     """
+    ctx.patient()  # a session always concerns a patient: fail before building anything
     if encounter.participant_id != participant.id:
         raise MappingError("encounter.participant_id", "does not match the participant given")
     if encounter.peer_id != peer.id:

@@ -43,7 +43,7 @@ class OrganizationLike(Protocol):
     def npi(self) -> str | None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MappingContext:
     """Everything outside the record that a mapping depends on.
 
@@ -51,16 +51,17 @@ class MappingContext:
     gets its own sub-system (``{identifier_system}/encounter`` ...), so record ids never collide
     across kinds. ``patient_reference`` is the patient at ``endpoint``: ``Patient/123`` (resolved
     beforehand) or a conditional ``Patient?identifier=system|value`` (resolved by the server inside
-    the transaction; see :func:`patient_reference_for`). ``now`` is passed in: mappers never read
-    the clock.
+    the transaction; see :func:`patient_reference_for`); it may be None for what concerns no
+    patient (Organization, Practitioner), and mapping a patient's record then raises MappingError.
+    ``now`` is passed in: mappers never read the clock.
     """
 
     organization_id: str
     organization_name: str
     identifier_system: str
     endpoint: str
-    patient_reference: str
     now: datetime
+    patient_reference: str | None = None
     organization_npi: str | None = None
 
     def __post_init__(self) -> None:
@@ -73,7 +74,7 @@ class MappingContext:
                 "organization.identifier_system",
                 "must be an absolute URI without a trailing '/', '|', '?' or '#'",
             )
-        if not _PATIENT_REF.match(self.patient_reference):
+        if self.patient_reference is not None and not _PATIENT_REF.match(self.patient_reference):
             raise MappingError(
                 "patient_reference", "must be Patient/<id>, an absolute Patient URL or Patient?identifier=…"
             )
@@ -84,7 +85,7 @@ class MappingContext:
 
     @classmethod
     def from_organization(
-        cls, org: OrganizationLike, *, endpoint: str, patient_reference: str, now: datetime
+        cls, org: OrganizationLike, *, endpoint: str, now: datetime, patient_reference: str | None = None
     ) -> MappingContext:
         """Build a context from the ``[organization]`` settings."""
         return cls(
@@ -96,6 +97,12 @@ class MappingContext:
             now=now,
             organization_npi=org.npi,
         )
+
+    def patient(self) -> dict[str, str]:
+        """The Reference to the patient; MappingError when the context has none."""
+        if self.patient_reference is None:
+            raise MappingError("patient_reference", "required to map a participant's record")
+        return {"reference": self.patient_reference}
 
     # --- stable identifiers ------------------------------------------------------------------
 

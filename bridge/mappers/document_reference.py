@@ -146,7 +146,7 @@ def build_document_reference(
                 ]
             }
         ],
-        "subject": reference(ctx.patient_reference),
+        "subject": ctx.patient(),
         "date": written,
         "author": [reference(practitioner_ref, _signature(peer))],
         "custodian": reference(organization_ref, ctx.organization_name),

@@ -104,7 +104,7 @@ def build_encounter(
         "status": "finished",
         "class": encounter_class(encounter),
         "type": service_type(encounter),
-        "subject": reference(ctx.patient_reference),
+        "subject": ctx.patient(),
         "participant": [
             {
                 "type": [

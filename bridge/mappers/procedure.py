@@ -42,7 +42,7 @@ def build_procedure(
             "coding": [{"system": HCPCS, "code": PEER_SERVICE[0], "display": PEER_SERVICE[1]}],
             "text": f"Peer support services: {activities}",
         },
-        "subject": reference(ctx.patient_reference),
+        "subject": ctx.patient(),
         "performedPeriod": period(encounter),
         "performer": [{"actor": reference(practitioner_ref), "onBehalfOf": reference(organization_ref)}],
         "location": {"display": encounter.location_name},

@@ -15,7 +15,9 @@ from bridge.mappers import (
     build_submission_bundle,
     encounter_to_fhir,
     note_to_document_reference,
+    organization_to_fhir,
     patient_reference_for,
+    practitioner_to_fhir,
     referral_from_fhir,
     referral_to_fhir,
     task_with_status,
@@ -89,6 +91,18 @@ CASES: list[tuple[str, Callable[[], object], str]] = [
     ),
     ("patient reference other type", lambda: s.ctx(patient_reference="Group/1"), "patient_reference"),
     ("organization npi", lambda: s.ctx(organization_npi="12345"), "organization.npi"),
+    (
+        "no patient for a session",
+        lambda: build_submission_bundle(
+            s.ctx(patient_reference=None), encounter=s.encounter(), participant=s.participant(), peer=s.peer()
+        ),
+        "patient_reference",
+    ),
+    (
+        "no patient for a session's Encounter",
+        lambda: encounter_to_fhir(s.ctx(patient_reference=None), s.encounter()),
+        "patient_reference",
+    ),
     # what must not leave the bridge
     ("peer-team note", lambda: _bundle(note=s.note(audience=Audience.PEER_TEAM)), "note.audience"),
     ("draft note", lambda: _bundle(note=s.note(status=NoteStatus.DRAFT)), "note.status"),
@@ -244,3 +258,9 @@ def test_bundle_validation_names_the_entry_element() -> None:
     with pytest.raises(MappingError) as info:
         validated_bundle(bundle)
     assert info.value.field.startswith("bundle.entry.0.request.ifNoneExist")
+
+
+def test_what_concerns_no_patient_needs_none() -> None:
+    no_patient = s.ctx(patient_reference=None)
+    assert organization_to_fhir(no_patient)["identifier"][0]["value"] == "harbor-recovery"
+    assert practitioner_to_fhir(no_patient, s.peer())["identifier"][0]["value"] == "peer-1"
