@@ -241,3 +241,24 @@ def test_subscription_topic_for_tasks_and_smart_configuration() -> None:
 def test_not_a_capability_statement() -> None:
     with pytest.raises(InvalidResourceError):
         EndpointCapabilities.from_documents({"resourceType": "OperationOutcome"})
+
+
+async def test_from_settings_wires_the_endpoint_settings() -> None:
+    from bridge.config import EndpointSettings
+
+    endpoint = EndpointSettings.model_validate(
+        {
+            "base_url": "https://ehr.example.org/fhir/",
+            "max_concurrency": 3,
+            "rate_limit_per_second": 5,
+            "retry_max_seconds": 42,
+            "breaker_failures": 2,
+            "breaker_reset_seconds": 7,
+        }
+    )
+    async with AsyncFhirClient.from_settings("clinic", endpoint) as ehr:
+        assert (ehr.name, ehr.base_url, ehr.max_concurrency) == ("clinic", "https://ehr.example.org/fhir", 3)
+        assert ehr.retry.max_seconds == 42 and ehr.auth is None
+        assert (ehr.breaker.failures, ehr.breaker.reset_seconds) == (2, 7)
+        assert ehr._limiter is not None and ehr._limiter.rate == 5
+        assert ehr.status().breaker.state == "closed"
