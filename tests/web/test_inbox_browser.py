@@ -111,7 +111,8 @@ def test_note_gets_live_scope_feedback_and_blocked_note_shows_reasons(
     page.get_by_role("button", name="Submit note").click()
     expect(page.locator("#error")).to_contain_text("scope_violation")
     expect(page.locator("#error-violations")).to_contain_text(BLOCKED_WORD)
-    expect(page.get_by_label("Note", exact=True)).to_have_value(f"Person was {BLOCKED_WORD} something last year.")
+    blocked = f"Person was {BLOCKED_WORD} something last year."
+    expect(page.get_by_label("Note", exact=True)).to_have_value(blocked)
     assert inbox_service.submissions == {}
 
     page.get_by_label("Note", exact=True).fill("Made a plan to visit the recovery center together.")
