@@ -3,6 +3,7 @@ ids), since the session's sandbox EHR is shared."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Awaitable, Callable
@@ -159,3 +160,132 @@ ServiceFactory = Callable[..., Awaitable[ExchangeService]]
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+# --- inbound helpers -----------------------------------------------------------------------------
+
+ST = "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic"
+TASK_TOPIC = "http://example.org/fhir/SubscriptionTopic/referral-task"
+
+
+def create_task_topic(base_url: str) -> str:
+    """The sandbox seeds no topic for Task: add one (R5 SubscriptionTopic extensions on a Basic)."""
+    trigger = [
+        {"url": "description", "valueMarkdown": "A Task was created or updated"},
+        {"url": "resource", "valueUri": "http://hl7.org/fhir/StructureDefinition/Task"},
+        {"url": "supportedInteraction", "valueCode": "create"},
+        {"url": "supportedInteraction", "valueCode": "update"},
+        {"url": "fhirPathCriteria", "valueString": "true"},
+    ]
+    filters = [
+        {
+            "url": f"{ST}.canFilterBy",
+            "extension": [
+                {"url": "resource", "valueUri": "Task"},
+                {"url": "filterParameter", "valueString": name},
+            ],
+        }
+        for name in ("owner", "status")
+    ]
+    basic = {
+        "resourceType": "Basic",
+        "id": "topic-referral-task",
+        "modifierExtension": [{"url": f"{ST}.status", "valueCode": "active"}],
+        "extension": [
+            {"url": f"{ST}.url", "valueUri": TASK_TOPIC},
+            {"url": f"{ST}.title", "valueString": "Referral Task changed"},
+            {"url": f"{ST}.resourceTrigger", "extension": trigger},
+            *filters,
+        ],
+        "code": {"coding": [{"system": "http://hl7.org/fhir/fhir-types", "code": "SubscriptionTopic"}]},
+    }
+    r = httpx.put(f"{base_url}/Basic/{basic['id']}", json=basic, timeout=30)
+    r.raise_for_status()
+    return TASK_TOPIC
+
+
+def create_referral(
+    base_url: str, *, owner_ref: str, patient_id: str, tag: str, extra_sr: dict[str, Any] | None = None
+) -> str:
+    """What a clinician's system does: a ServiceRequest, then a Task for it owned by the peer org."""
+    from bridge.domain import Referral, ReferralStatus
+    from bridge.mappers import referral_to_fhir
+
+    ref = Referral(
+        id=f"r-{tag}",
+        endpoint="clinic",
+        task_id=f"task-{tag}",
+        service_request_id=f"sr-{tag}",
+        status=ReferralStatus.REQUESTED,
+        business_status="2.0",
+        authored_on=datetime(2026, 11, 20, 9, 15, tzinfo=CENTRAL),
+        requester="Dr. Sam Patel",
+        patient_id=patient_id,
+        reason="Wants support staying in recovery after discharge",
+        priority="routine",
+    )
+    sr, task = referral_to_fhir(ref, owner_ref=owner_ref)
+    sr.update(extra_sr or {})
+    for res in (sr, task):
+        res.get("meta", {}).pop("versionId", None)
+        r = httpx.put(f"{base_url}/{res['resourceType']}/{res['id']}", json=res, timeout=30)
+        r.raise_for_status()
+    return str(task["id"])
+
+
+class Listener:
+    """A stand-in for the web layer's notification route: checks the token, hands the body over."""
+
+    def __init__(self, handle: Callable[[Any], Awaitable[Any]], token: str) -> None:
+        self.handle = handle
+        self.token = token
+        self.down = False
+        self.received: list[str] = []
+        self._runner: Any = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/fhir/notify"
+
+    async def start(self) -> Listener:
+        from aiohttp import web
+
+        from bridge.sandbox import free_port
+
+        async def notify(request: web.Request) -> web.Response:
+            if self.down:
+                return web.Response(status=503)
+            if request.headers.get("Authorization") != f"Bearer {self.token}":
+                return web.Response(status=401)
+            raw = await request.read()
+            body = json.loads(raw) if raw.strip() else None
+            result = await self.handle(body)
+            self.received.append(result.kind)
+            return web.json_response({"status": "received"})
+
+        app = web.Application()
+        app.router.add_post("/fhir/notify", notify)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        self.port = self.port or free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 10.0) -> bool:
+    """Wait (generously) for an asynchronous outcome; the test asserts the outcome, not the time."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.05)
+    return await check()
