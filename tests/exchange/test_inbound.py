@@ -130,6 +130,11 @@ async def test_referral_round_trip_through_the_subscription(setup: Setup) -> Non
     ]
 
 
+def _put_task(ehr: Sandbox, task: dict[str, Any]) -> None:
+    """The clinician's side editing the Task at the EHR."""
+    httpx.put(f"{ehr.base_url}/Task/{task['id']}", json=task, timeout=30).raise_for_status()
+
+
 async def _status_is(s: Setup, status: str) -> bool:
     return await s.svc.inbound.subscription_status("clinic") == status
 
@@ -147,7 +152,7 @@ async def test_polling_with_subscriptions_off(setup: Setup) -> None:
     task = _task(s.ehr, task_id)
     task["status"] = "cancelled"
     task["statusReason"] = {"text": "patient moved"}
-    httpx.put(f"{s.ehr.base_url}/Task/{task_id}", json=task, timeout=30).raise_for_status()
+    _put_task(s.ehr, task)
     assert await s.svc.inbound.poll("clinic") == 1
     assert await _in_inbox(s.store, task_id, ReferralStatus.CANCELLED)
 
@@ -168,7 +173,7 @@ async def test_if_match_conflict_is_refetched_and_reapplied(setup: Setup) -> Non
         if calls["n"] == 1:
             edited = _task(s.ehr, task_id)
             edited["note"] = [{"text": "called the clinic"}]
-            httpx.put(f"{s.ehr.base_url}/Task/{task_id}", json=edited, timeout=30).raise_for_status()
+            _put_task(s.ehr, edited)
         return await real_update(resource, if_match=if_match)
 
     client.update = racing_update  # type: ignore[method-assign]
@@ -186,7 +191,7 @@ async def test_if_match_conflict_is_refetched_and_reapplied(setup: Setup) -> Non
             edited = _task(s.ehr, task_id)
             edited["status"] = "cancelled"
             edited["statusReason"] = {"text": "withdrawn"}
-            httpx.put(f"{s.ehr.base_url}/Task/{task_id}", json=edited, timeout=30).raise_for_status()
+            _put_task(s.ehr, edited)
         return await real_update(resource, if_match=if_match)
 
     client.update = cancelling_update  # type: ignore[method-assign]
