@@ -14,6 +14,8 @@
                 ("take it as prescribed"). After a negator ("told her not to ...") the plainer
                 ``negated_actions`` ("take", "use", "fill") count too: that is a stop instruction,
                 unless an ``allow_when_negated`` tail follows ("... without talking to her doctor").
+                A ``pronoun_objects`` word ("stop taking it") stands for a medication named in the
+                same or the previous sentence.
 
 All matchers return :class:`Evidence` with offsets into the original text; none of them do I/O.
 """
@@ -133,6 +135,7 @@ class DirectiveRule(RuleBase):
     negated_actions: re.Pattern[str] | None = None
     allowed_actions: re.Pattern[str] | None = None
     objects: re.Pattern[str] | None = None
+    pronoun_objects: re.Pattern[str] | None = None
     allow: tuple[re.Pattern[str], ...] = ()
     allow_when_negated: tuple[re.Pattern[str], ...] = ()
     window: int = 6
@@ -176,7 +179,10 @@ class DirectiveRule(RuleBase):
         end = a.end()
         if self.objects is not None:
             # the last medication word or dose in reach: "cut her dose to 8 mg" is all evidence
-            hits = list(self.objects.finditer(text, a.end(), limit))
+            # from the action's start: "take her trazodone earlier" names the drug inside the action
+            hits = list(self.objects.finditer(text, a.start(), limit))
+            if not hits and self.pronoun_objects is not None:
+                hits = self._pronoun(analysis, d.start(), a.end(), limit)
             if not hits:
                 return None
             end = hits[-1].end()
@@ -186,6 +192,17 @@ class DirectiveRule(RuleBase):
         if negated and any(p.search(text, *tail) for p in self.allow_when_negated):
             return None
         return _evidence(text, d.start(), end)
+
+    def _pronoun(self, analysis: Analysis, start: int, pos: int, limit: int) -> list[re.Match[str]]:
+        """A pronoun object ("stop taking it") whose antecedent is a medication word in this
+        sentence or the one before it."""
+        assert self.pronoun_objects is not None and self.objects is not None
+        p = self.pronoun_objects.search(analysis.text, pos, limit)
+        if p is None:
+            return []
+        s0, _ = analysis.sentence_at(start)
+        prev0, _ = analysis.sentence_at(max(s0 - 1, 0))
+        return [p] if self.objects.search(analysis.text, prev0, start) else []
 
 
 ContentRule = PatternRule | NearRule | DirectiveRule

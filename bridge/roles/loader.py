@@ -294,6 +294,7 @@ def _compile_rule(
         negated_actions=joined("negated_actions", rule.negated_actions),
         allowed_actions=joined("allowed_actions", rule.allowed_actions),
         objects=joined("objects", rule.objects),
+        pronoun_objects=joined("pronoun_objects", rule.pronoun_objects),
         allow=each("allow", rule.allow),
         allow_when_negated=each("allow_when_negated", rule.allow_when_negated),
         window=rule.window,

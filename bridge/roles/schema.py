@@ -119,6 +119,7 @@ class DirectiveSpec(_RuleSpec):
     negated_actions: list[Pattern] = Field(default_factory=list)
     allowed_actions: list[Pattern] = Field(default_factory=list)
     objects: list[Pattern] = Field(default_factory=list)
+    pronoun_objects: list[Pattern] = Field(default_factory=list)
     allow: list[Pattern] = Field(default_factory=list)
     allow_when_negated: list[Pattern] = Field(default_factory=list)
     window: Annotated[int, Field(ge=1, le=20)] = 6

@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (truth tables read best one case per line)
 """Truth tables for the note content rules, against the real rule files.
 
 Every content rule has cases that fire it (with the evidence expected) and near misses that must
