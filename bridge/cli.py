@@ -64,6 +64,10 @@ from bridge.roles.command import register as register_rules  # noqa: E402 - same
 
 _COMMANDS.append(register_rules)
 
+from bridge.exchange.command import register_outbox  # noqa: E402 - same pattern as above
+
+_COMMANDS.append(register_outbox)
+
 
 if __name__ == "__main__":
     sys.exit(main())
