@@ -97,9 +97,8 @@ def _purge(args: argparse.Namespace) -> int:
 
     async def work(store: Store) -> int:
         n = await store.outbox.purge(states=states, older_than=cutoff)
-        print(
-            f"purged {n} item(s) ({', '.join(s.value for s in states)}) older than {args.older_than_days} day(s)"
-        )
+        kinds = ", ".join(s.value for s in states)
+        print(f"purged {n} item(s) ({kinds}) older than {args.older_than_days} day(s)")
         await store.audit.append(
             actor="operator:cli",
             action="outbox.purge",
