@@ -12,13 +12,12 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from bridge.domain import PeerEncounter, PeerNote
-from bridge.errors import NotAuthenticatedError, NotFoundInStoreError
+from bridge.errors import ForbiddenError, NotAuthenticatedError, NotFoundInStoreError
 from bridge.web.keys import METRICS, NOTIFY_TOKEN, SERVICE, SETTINGS
 from bridge.web.models import (
     Accepted,
     CheckResult,
     CheckStatus,
-    CosignRequest,
     Health,
     OutboxList,
     ReferralActionRequest,
@@ -56,7 +55,8 @@ def submission_view(s: Submission) -> SubmissionView:
 
 def accepted(request: web.Request, s: Submission) -> web.Response:
     url = str(request.app.router["get_submission"].url_for(submission_id=s.id))
-    resp = model_response(Accepted(submission_id=s.id, state=s.state, status_url=url), status=202)
+    body = Accepted(submission_id=s.id, state=s.state, status_url=url, replayed=s.replayed)
+    resp = model_response(body, status=202)
     resp.headers["Location"] = url
     return resp
 
@@ -95,7 +95,8 @@ async def metrics(request: web.Request) -> web.Response:
 async def submit_encounter(request: web.Request) -> web.Response:
     actor = authorize(request, Action.SUBMIT_ENCOUNTER)
     encounter = await body(request, PeerEncounter)
-    s = await request.app[SERVICE].submit_encounter(encounter, actor=actor)
+    key = request.headers.get("Idempotency-Key")
+    s = await request.app[SERVICE].submit_encounter(encounter, actor=actor, idempotency_key=key)
     log.info("encounter queued", extra={"submission_id": s.id, "record_id": encounter.id})
     return accepted(request, s)
 
@@ -103,9 +104,19 @@ async def submit_encounter(request: web.Request) -> web.Response:
 async def submit_note(request: web.Request) -> web.Response:
     actor = authorize(request, Action.SUBMIT_NOTE)
     note = await body(request, PeerNote)
-    s = await request.app[SERVICE].submit_note(note, actor=actor)
+    if note.cosigner_id is not None:
+        check_cosigner(request, actor, note.cosigner_id)
+    key = request.headers.get("Idempotency-Key")
+    s = await request.app[SERVICE].submit_note(note, actor=actor, idempotency_key=key)
     log.info("note queued", extra={"submission_id": s.id, "record_id": note.id})
     return accepted(request, s)
+
+
+def check_cosigner(request: web.Request, actor: Principal, cosigner_id: str) -> None:
+    """A co-signed note is a supervisor's signature: only that supervisor may send it."""
+    authorize(request, Action.COSIGN_NOTE)
+    if actor.practitioner_id != cosigner_id:
+        raise ForbiddenError("a note is co-signed only by the supervisor it names", rule="cosign.self")
 
 
 async def check_note(request: web.Request) -> web.Response:
@@ -119,15 +130,6 @@ async def check_note(request: web.Request) -> web.Response:
             rule_set=result.rule_set,
         )
     )
-
-
-async def cosign_note(request: web.Request) -> web.Response:
-    actor = authorize(request, Action.COSIGN_NOTE)
-    await body(request, CosignRequest)
-    note_id = request.match_info["note_id"]
-    s = await request.app[SERVICE].cosign_note(note_id, actor=actor, at=datetime.now(UTC))
-    log.info("note co-signed", extra={"submission_id": s.id, "record_id": note_id})
-    return accepted(request, s)
 
 
 async def get_submission(request: web.Request) -> web.Response:
@@ -204,6 +206,7 @@ async def notify(request: web.Request) -> web.Response:
     presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
         raise NotAuthenticatedError("notification token missing or wrong")
-    bundle = await json_object(request)
-    await request.app[SERVICE].handle_notification(bundle)
+    # an R4 criteria subscription without payload sends an empty POST: a ping to go and look
+    payload = await json_object(request) if request.can_read_body else None
+    await request.app[SERVICE].handle_notification(payload)
     return web.Response(body=json.dumps({"status": "received"}).encode(), content_type="application/json")

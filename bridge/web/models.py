@@ -91,12 +91,6 @@ class ReferralActionRequest(_Body):
     outputs: Annotated[list[FhirReference], Field(max_length=50)] = Field(default_factory=list)
 
 
-class CosignRequest(_Body):
-    """Body of ``POST /api/v1/notes/{id}/cosign`` (empty object allowed)."""
-
-    comment: Annotated[str, Field(max_length=500)] | None = None
-
-
 class CheckStatus(_Body):
     ok: bool
     detail: str | None = None

@@ -41,7 +41,9 @@ def _error_statuses(route: Route) -> list[int]:
         statuses |= {409}
     if route.path_patterns:
         statuses |= {404}
-    if route.name.startswith("referral_") or route.name == "cosign_note":
+    if route.security == "notify":
+        statuses |= {502, 503}
+    if route.name.startswith("referral_"):
         statuses |= {409, 502}
     return sorted(statuses)
 
@@ -108,7 +110,8 @@ def build_openapi(routes: Sequence[Route] = ROUTES, *, server_url: str | None = 
             }
         elif r.security == "notify":
             op["requestBody"] = {
-                "required": True,
+                # an empty POST is an R4 criteria subscription's "go and look" ping
+                "required": r.method != "POST",
                 "content": {
                     "application/fhir+json": {"schema": {"type": "object"}},
                     "application/json": {"schema": {"type": "object"}},

@@ -17,7 +17,6 @@ from bridge.web import handlers as h
 from bridge.web.models import (
     Accepted,
     CheckResult,
-    CosignRequest,
     Health,
     OutboxList,
     ReferralActionRequest,
@@ -100,18 +99,6 @@ ROUTES: list[Route] = [
         {200: CheckResult},
     ),
     Route(
-        "POST",
-        "/api/v1/notes/{note_id}/cosign",
-        h.cosign_note,
-        "cosign_note",
-        "A supervisor co-signs a note; the co-signature is queued for delivery",
-        Action.COSIGN_NOTE,
-        CosignRequest,
-        {202: Accepted},
-        idempotent=True,
-        path_patterns={"note_id": _ID},
-    ),
-    Route(
         "GET",
         "/api/v1/submissions/{submission_id}",
         h.get_submission,
@@ -173,5 +160,16 @@ ROUTES: list[Route] = [
         responses={200: "application/json"},
         tag="fhir",
         security="notify",
+    ),
+    Route(
+        "PUT",
+        "/fhir/notify/{resource_type}/{resource_id}",
+        h.notify,
+        "notify_resource",
+        "R4 criteria subscription with payload: the changed resource, PUT to {endpoint}/{type}/{id}",
+        responses={200: "application/json"},
+        tag="fhir",
+        security="notify",
+        path_patterns={"resource_type": r"^[A-Z][A-Za-z]{1,63}$", "resource_id": r"^[A-Za-z0-9\-.]{1,64}$"},
     ),
 ]

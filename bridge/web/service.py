@@ -31,6 +31,7 @@ class Submission:
     last_error: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    replayed: bool = False  # answered from an earlier request with the same Idempotency-Key
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +53,15 @@ class InboxItem:
 class BridgeService(Protocol):
     """Application services the API calls. Errors are :mod:`bridge.errors` types."""
 
-    async def submit_encounter(self, encounter: PeerEncounter, *, actor: Principal) -> Submission: ...
+    async def submit_encounter(
+        self, encounter: PeerEncounter, *, actor: Principal, idempotency_key: str | None = None
+    ) -> Submission: ...
 
-    async def submit_note(self, note: PeerNote, *, actor: Principal) -> Submission: ...
+    async def submit_note(
+        self, note: PeerNote, *, actor: Principal, idempotency_key: str | None = None
+    ) -> Submission: ...
 
     async def check_note(self, note: PeerNote, *, actor: Principal) -> NoteCheck: ...
-
-    async def cosign_note(self, note_id: str, *, actor: Principal, at: datetime) -> Submission: ...
 
     async def get_submission(self, submission_id: str) -> Submission: ...
 
@@ -79,7 +82,7 @@ class BridgeService(Protocol):
         at: datetime,
     ) -> InboxItem: ...
 
-    async def handle_notification(self, bundle: Mapping[str, Any]) -> None: ...
+    async def handle_notification(self, body: Mapping[str, Any] | None) -> None: ...
 
     async def readiness(self) -> dict[str, tuple[bool, str | None]]: ...
 

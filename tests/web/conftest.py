@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,19 +123,19 @@ def bearer(token: str) -> dict[str, str]:
 
 
 # --- browser tests: Debian chromium through Playwright (never `playwright install`) ---------------
+# Playwright's async API, so the browser shares pytest-asyncio's loop: its sync API (what
+# pytest-playwright's fixtures use) keeps a loop running in the main thread, which breaks every
+# async test that runs after it in the same session.
 
 CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-results"
 
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **browser_type_launch_args,
-        "executable_path": CHROMIUM,
-        "headless": True,
-        "args": ["--headless", "--no-sandbox", "--disable-gpu"],
-    }
+    """For pytest-playwright's own fixtures, should anyone use them: Debian's chromium, headless."""
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "headless": True, "args": LAUNCH_ARGS}
 
 
 @pytest.fixture(scope="session")
@@ -153,11 +153,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture
-def screenshot_on_failure(request: pytest.FixtureRequest, page: Any) -> Iterator[None]:
-    """Save a full-page screenshot to ``test-results/`` when the test fails."""
-    yield
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
-        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+async def browser_page(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A fresh headless Chromium page; a full-page screenshot lands in ``test-results/`` on failure."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        try:
+            page = await (await browser.new_context()).new_page()
+            yield page
+            report = getattr(request.node, "report_call", None)
+            if report is not None and report.failed:
+                ARTIFACTS.mkdir(exist_ok=True)
+                name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+                await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        finally:
+            await browser.close()

@@ -33,7 +33,7 @@ class FakeService:
     organization: str
     submissions: dict[str, Submission] = field(default_factory=dict)
     referrals: dict[str, InboxItem] = field(default_factory=dict)
-    notifications: list[Mapping[str, Any]] = field(default_factory=list)
+    notifications: list[Mapping[str, Any] | None] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     ready: bool = True
 
@@ -58,11 +58,15 @@ class FakeService:
             )
         return NoteCheck("allow", [])
 
-    async def submit_encounter(self, encounter: PeerEncounter, *, actor: Principal) -> Submission:
+    async def submit_encounter(
+        self, encounter: PeerEncounter, *, actor: Principal, idempotency_key: str | None = None
+    ) -> Submission:
         self.calls.append(f"submit_encounter:{encounter.id}")
         return self._queue("encounter", encounter.id, actor)
 
-    async def submit_note(self, note: PeerNote, *, actor: Principal) -> Submission:
+    async def submit_note(
+        self, note: PeerNote, *, actor: Principal, idempotency_key: str | None = None
+    ) -> Submission:
         self.calls.append(f"submit_note:{note.id}")
         check = self._check(note)
         if check.verdict == "block":
@@ -72,10 +76,6 @@ class FakeService:
     async def check_note(self, note: PeerNote, *, actor: Principal) -> NoteCheck:
         self.calls.append(f"check_note:{note.id}")
         return self._check(note)
-
-    async def cosign_note(self, note_id: str, *, actor: Principal, at: datetime) -> Submission:
-        self.calls.append(f"cosign_note:{note_id}")
-        return self._queue("cosign", note_id, actor)
 
     async def get_submission(self, submission_id: str) -> Submission:
         try:
@@ -119,8 +119,8 @@ class FakeService:
         self.referrals[referral_id] = new
         return new
 
-    async def handle_notification(self, bundle: Mapping[str, Any]) -> None:
-        self.notifications.append(bundle)
+    async def handle_notification(self, body: Mapping[str, Any] | None) -> None:
+        self.notifications.append(body)
 
     async def readiness(self) -> dict[str, tuple[bool, str | None]]:
         return {"store": (self.ready, None if self.ready else "down"), "endpoint:clinic": (True, "closed")}

@@ -149,3 +149,13 @@ async def test_api_key_authenticates_a_service_account(client: Client) -> None:
     assert resp.status == 200
     resp = await client.get("/api/v1/outbox", headers={"X-API-Key": "nope"})
     assert resp.status == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_criteria_subscription_ping_and_payload(client: Client, service: FakeService) -> None:
+    resp = await client.post("/fhir/notify", headers=bearer(NOTIFY_TOKEN))
+    assert resp.status == 200 and service.notifications == [None]
+    task = {"resourceType": "Task", "id": "t-1", "status": "requested"}
+    resp = await client.put("/fhir/notify/Task/t-1", json=task, headers=bearer(NOTIFY_TOKEN))
+    assert resp.status == 200 and service.notifications[-1] == task
+    resp = await client.put("/fhir/notify/Task/t-1", json=task)
+    assert resp.status == 401

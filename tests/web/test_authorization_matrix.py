@@ -31,7 +31,7 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "submit_encounter": PEERS,
     "submit_note": PEERS,
     "check_note": PEERS,
-    "cosign_note": {"peer-supervisor"},
+    "submit_cosigned_note": {"peer-supervisor"},
     "get_submission": PEERS | {"care-coordinator", "integrator"},
     "list_outbox": {"integrator"},
     "list_referrals": PEERS | {"care-coordinator"},
@@ -46,7 +46,12 @@ CALLS: dict[str, Call] = {
     "submit_encounter": lambda c, h: c.post("/api/v1/encounters", json=payloads.encounter(), headers=h),
     "submit_note": lambda c, h: c.post("/api/v1/notes", json=payloads.note(), headers=h),
     "check_note": lambda c, h: c.post("/api/v1/notes/check", json=payloads.note(), headers=h),
-    "cosign_note": lambda c, h: c.post("/api/v1/notes/note-1/cosign", json={}, headers=h),
+    # co-signing is sending the note with the supervisor named in cosigner_id (the token's practitioner)
+    "submit_cosigned_note": lambda c, h: c.post(
+        "/api/v1/notes",
+        json=payloads.note(cosigner_id="peer-1", cosigned_at="2026-03-02T16:00:00-06:00"),
+        headers=h,
+    ),
     "get_submission": lambda c, h: c.get("/api/v1/submissions/sub-seed", headers=h),
     "list_outbox": lambda c, h: c.get("/api/v1/outbox", headers=h),
     "list_referrals": lambda c, h: c.get("/api/v1/referrals", headers=h),
@@ -61,7 +66,7 @@ CALLS: dict[str, Call] = {
 
 
 def test_the_table_covers_every_protected_route() -> None:
-    protected = {r.name for r in ROUTES if r.action is not None}
+    protected = {r.name for r in ROUTES if r.action is not None} | {"submit_cosigned_note"}
     assert protected == set(EXPECTED_ROLES) == set(CALLS)
 
 
@@ -102,7 +107,10 @@ async def test_authorization_matrix(
         assert resp.status == 403, (resp.status, await resp.text())
         body = await resp.json()
         assert body["code"] == "forbidden"
-        assert body["rule"] == ("same-organization" if org == "other" else f"role:{role}")
+        expected_rule = "same-organization" if org == "other" else f"role:{role}"
+        if endpoint == "submit_cosigned_note" and org == "own" and role == "peer-specialist":
+            expected_rule = "role:peer-specialist"  # may send notes, but not co-signed ones
+        assert body["rule"] == expected_rule
 
 
 def test_has_required_scope_names_the_deciding_rule() -> None:
@@ -149,3 +157,14 @@ async def test_integrator_views_carry_no_note_text(matrix_client: Client, make_t
     ops = bearer(make_token("integrator", practitioner_id=None))
     outbox = await (await matrix_client.get("/api/v1/outbox", headers=ops)).text()
     assert "note" in outbox and text not in outbox
+
+
+async def test_a_supervisor_cosigns_only_in_their_own_name(
+    matrix_client: Client, make_token: TokenFactory
+) -> None:
+    note = payloads.note(cosigner_id="sup-7", cosigned_at="2026-03-02T16:00:00-06:00")
+    other = bearer(make_token("peer-supervisor", practitioner_id="sup-8"))
+    resp = await matrix_client.post("/api/v1/notes", json=note, headers=other)
+    assert resp.status == 403 and (await resp.json())["rule"] == "cosign.self"
+    same = bearer(make_token("peer-supervisor", practitioner_id="sup-7"))
+    assert (await matrix_client.post("/api/v1/notes", json=note, headers=same)).status == 202
