@@ -1,6 +1,6 @@
 """Conditional creates per second against the sandbox EHR: the bridge's client vs fhirpy vs raw httpx.
 
-    .venv/bin/python bench/client.py [--n 300] [--concurrency 1 8 32]
+    .venv/bin/python bench/client.py [--n 300] [--concurrency 1 8 32] [--repeat 3]
 
 Each round sends ``n`` conditional creates (``If-None-Exist`` on a fresh identifier, so every one is
 a 201) at a given concurrency, with three clients doing the same work in the same run:
@@ -14,6 +14,7 @@ a 201) at a given concurrency, with three clients doing the same work in the sam
 
 Every round checks afterwards that the server holds exactly ``n`` resources tagged with that round.
 
+Each cell is the median of ``--repeat`` rounds with the clients' order rotated between rounds.
 Ratios are against raw httpx in the same run. The sandbox runs on the same two cores, so absolute
 numbers mostly measure it; ratios are the point.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -135,13 +137,17 @@ IMPLS: dict[str, Callable[[str, int, int], Awaitable[float]]] = {
 }
 
 
-async def bench(base: str, n: int, levels: list[int]) -> dict[int, dict[str, float]]:
+async def bench(base: str, n: int, levels: list[int], repeat: int) -> dict[int, dict[str, float]]:
+    """Median rate per (concurrency, client) over ``repeat`` rounds, the clients' order rotated."""
     await raw_httpx(base, 50, 4)  # warm the server's caches and SQLite pages
+    names = list(IMPLS)
     results: dict[int, dict[str, float]] = {}
     for concurrency in levels:
-        results[concurrency] = {}
-        for name, impl in IMPLS.items():
-            results[concurrency][name] = await impl(base, n, concurrency)
+        rates: dict[str, list[float]] = {name: [] for name in names}
+        for r in range(repeat):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                rates[name].append(await IMPLS[name](base, n, concurrency))
+        results[concurrency] = {name: statistics.median(rates[name]) for name in names}
     return results
 
 
@@ -149,10 +155,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--n", type=int, default=300, help="conditional creates per round (default 300)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per cell; the median is shown")
     args = parser.parse_args()
     with sandbox() as ehr:
-        results = asyncio.run(bench(ehr.base_url, args.n, args.concurrency))
-    print(f"conditional creates/s against the sandbox EHR, {args.n} per round (ratio vs raw httpx)")
+        results = asyncio.run(bench(ehr.base_url, args.n, args.concurrency, args.repeat))
+    print(
+        f"conditional creates/s against the sandbox EHR, {args.n} per round, median of {args.repeat} "
+        "(ratio vs raw httpx)"
+    )
     print(f"{'concurrency':>11}  " + "  ".join(f"{name:>24}" for name in IMPLS))
     for concurrency, row in results.items():
         base = row["raw httpx"]

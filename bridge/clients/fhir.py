@@ -18,6 +18,7 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlencode
@@ -66,7 +67,12 @@ class SearchPage:
 
 @dataclass(frozen=True)
 class WriteResult:
-    """The answer to a create or update. ``created`` is False when a conditional create matched."""
+    """The answer to a create or update. ``created`` is False when a conditional create matched.
+
+    ``resource`` (the server's copy as an R4B model) is parsed on first access: the outbound path
+    needs only id and version, and validating every answer would double the client's CPU per write.
+    A copy the models reject raises InvalidResourceError there; ``raw`` is the JSON as sent back.
+    """
 
     status: int
     resource_type: str
@@ -74,7 +80,11 @@ class WriteResult:
     version_id: str | None
     location: str | None
     created: bool
-    resource: Resource | None
+    raw: dict[str, Any] | None = None
+
+    @cached_property
+    def resource(self) -> Resource | None:
+        return parse_resource(self.raw) if self.raw is not None else None
 
 
 @dataclass(frozen=True)
@@ -516,16 +526,18 @@ class AsyncFhirClient:
     def _write_result(self, response: httpx.Response, rtype: str, *, created: bool) -> WriteResult:
         location = response.headers.get("location") or response.headers.get("content-location")
         ltype, lid, lversion = _id_from_location(location)
-        resource: Resource | None = None
+        raw: dict[str, Any] | None = None
         if response.content:
             body = self._body(response)
             if body.get("resourceType") == rtype:
-                resource = parse_resource(body)
-        rid = (resource.id if resource is not None else None) or lid
+                raw = body
+        body_id = raw.get("id") if raw is not None else None
+        rid = (str(body_id) if body_id else None) or lid
         version = _version_from_etag(response.headers.get("etag")) or lversion
-        if version is None and resource is not None and resource.meta is not None:
-            version = resource.meta.versionId
-        return WriteResult(response.status_code, ltype or rtype, rid, version, location, created, resource)
+        if version is None and raw is not None and isinstance(raw.get("meta"), dict):
+            meta_version = raw["meta"].get("versionId")
+            version = str(meta_version) if meta_version else None
+        return WriteResult(response.status_code, ltype or rtype, rid, version, location, created, raw)
 
     # --- bundles ---------------------------------------------------------------------------------
 

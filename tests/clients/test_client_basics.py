@@ -33,6 +33,7 @@ async def test_conditional_create_creates_once_then_finds(ehr: AsyncFhirClient) 
     assert (first.status, first.created) == (201, True)
     assert (again.status, again.created) == (200, False)
     assert again.id == first.id and first.version_id == "1"
+    assert isinstance(first.resource, Patient) and first.resource.id == first.id
     page = await ehr.search("Patient", {"identifier": f"{SYSTEM}|{key}"})
     assert [p.id for p in page.matches] == [first.id]
 

@@ -246,3 +246,18 @@ async def test_resource_the_models_reject_is_reported_not_crashed_on(proxy: Faul
 
         with pytest.raises(InvalidResourceError, match="birthDate"):
             await ehr.read("Patient", str(first.id))
+
+
+async def test_write_answer_the_models_reject_keeps_id_and_reports_on_access(proxy: FaultProxy) -> None:
+    from bridge.errors import InvalidResourceError
+
+    def corrupt(resource: dict[str, Any]) -> dict[str, Any]:
+        return {**resource, "birthDate": "31/12/1970"}
+
+    proxy.rewrite(on("POST", "/fhir/Patient"), corrupt)
+    key = uuid.uuid4().hex
+    async with AsyncFhirClient(proxy.base_url) as ehr:
+        result = await ehr.create_if_none_exist(_patient(key), _query(key))
+    assert result.created and result.id and result.version_id == "1"
+    with pytest.raises(InvalidResourceError, match="birthDate"):
+        _ = result.resource
