@@ -129,10 +129,17 @@ def _dotted(key: tuple[str | int, ...]) -> str:
 
 
 def _file_of(key: tuple[str | int, ...], origin: Origin, default: str) -> str:
+    """The file that set ``key``; for a key no file set (a missing key, a cross-field check), the
+    last file that set anything in the same table: an overlay's change is the likelier culprit."""
     parts = tuple(str(p) for p in key if not isinstance(p, int))
-    for n in range(len(parts), 0, -1):
-        if parts[:n] in origin:
-            return origin[parts[:n]]
+    if parts in origin:
+        return origin[parts]
+    for n in range(len(parts) - 1, 0, -1):
+        table = parts[:n]
+        setters = [f for k, f in origin.items() if k[:n] == table]
+        if setters:
+            order = list(dict.fromkeys(origin.values()))  # files in load order
+            return max(setters, key=order.index)
     return default
 
 
