@@ -9,7 +9,9 @@ import pytest
 
 from bridge.errors import RuleFileError
 from bridge.roles import load_policy
-from tests.roles.conftest import JURISDICTIONS, RULES_DIR
+
+RULES_DIR = Path(__file__).resolve().parents[2] / "config" / "rules"
+JURISDICTIONS = ("TX", "VA", "NJ", "MN")
 
 GOOD_RULE = """
 [content.extra]
