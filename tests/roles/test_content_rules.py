@@ -83,6 +83,11 @@ FIRES: list[tuple[str, str, str]] = [
     ("content.clinical-assessment", "He appeared manic and talked fast.", "appeared manic"),
     ("content.stigmatizing-language", "Another dirty UA this week.", "dirty UA"),
     ("content.stigmatizing-language", "He has been hanging around other addicts.", "addicts"),
+    (
+        "content.medication-change",
+        "He asked about his meds and I told him to stop the Seroquel.",
+        "told him to stop the Seroquel",
+    ),
 ]
 
 # (rule, text) that must NOT fire that rule
@@ -128,6 +133,7 @@ NEAR_MISSES: list[tuple[str, str]] = [
     ("content.clinical-assessment", "He seemed tired but upbeat."),
     ("content.stigmatizing-language", "She celebrated 90 days at Alcoholics Anonymous."),
     ("content.stigmatizing-language", 'He said "I am an addict and I am proud of my recovery."'),
+    ("content.medication-change", "He asked me if he should stop taking his Zoloft now that he feels good."),
 ]
 
 
