@@ -1,0 +1,129 @@
+"""Two bridge processes on one PostgreSQL share the outbox: every item is sent exactly once.
+
+Small here (the throughput comparison is ``bench/exchange.py --mode share``); what is checked is
+that claims are disjoint across processes: one attempt and one disclosure per item, work done by
+both instances, and one resource per record at the EHR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bridge.exchange.service import Actor
+from bridge.sandbox import Sandbox
+from bridge.store import OutboxState, Store, open_store
+from bridge.store.testing import drop_schema, pg_url, temp_schema_name
+
+from .support import ServiceFactory, World, count, require_postgres, settings_for
+
+ROOT = Path(__file__).resolve().parents[2]
+N = 80
+
+pytestmark = pytest.mark.postgres
+
+
+def _config(path: Path, base_url: str, org: str) -> None:
+    path.write_text(
+        f"""
+default_endpoint = "clinic"
+[organization]
+id = "{org}"
+name = "Harbor Recovery"
+identifier_system = "https://harbor-recovery.example.org/fhir/id"
+[endpoints.clinic]
+base_url = "{base_url}"
+max_concurrency = 2
+[store]
+url = "{pg_url()}"
+lease_seconds = 30
+[rules]
+dir = "{ROOT / "config" / "rules"}"
+jurisdiction = "TX"
+"""
+    )
+
+
+async def _start(cfg: Path, directory: Path, schema: str, name: str) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge.exchange.run",
+        "--config",
+        str(cfg),
+        "--directory",
+        str(directory),
+        "--schema",
+        schema,
+        "--no-inbound",
+        "--idle-poll",
+        "0.05",
+        "--owner",
+        name,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
+    assert json.loads(line) == {"ready": name}
+    return proc
+
+
+async def test_two_processes_share_the_outbox(
+    sandbox_ehr: Sandbox, tmp_path: Path, make_service: ServiceFactory
+) -> None:
+    await require_postgres()
+    schema = temp_schema_name()
+    store: Store = await open_store(pg_url(), schema=schema)
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        w = World(sandbox_ehr)
+        people = [w.participant() for _ in range(8)]
+        settings = settings_for(sandbox_ehr.base_url)
+        cfg, directory = tmp_path / "bridge.toml", tmp_path / "directory.json"
+        _config(cfg, sandbox_ehr.base_url, settings.organization.id)
+        directory.write_text(
+            json.dumps(
+                {
+                    "participants": [p.model_dump(mode="json") for p in people],
+                    "peers": [w.peer.model_dump(mode="json")],
+                }
+            )
+        )
+        procs = [await _start(cfg, directory, schema, name) for name in ("bridge-a", "bridge-b")]
+
+        # this process only accepts work (like the web layer): no worker of its own runs
+        svc = await make_service(settings, store, w.directory)
+        actor = Actor(name="app", role="peer-specialist", organization="harbor-recovery")
+        encounters = [w.encounter(people[i % 8], i) for i in range(N)]
+        for enc in encounters:
+            await svc.submit_encounter(enc, actor=actor)
+
+        for _ in range(1200):
+            counts = await store.outbox.counts()
+            if counts["delivered"] + counts["dead"] == N:
+                break
+            await asyncio.sleep(0.1)
+        assert counts == {"queued": 0, "sending": 0, "delivered": N, "dead": 0}
+
+        items = await store.outbox.list(limit=N + 10)
+        assert all(i.state is OutboxState.DELIVERED and i.attempts == 1 for i in items)  # claimed once
+        disclosures = await store.audit.entries(action="disclose")
+        assert sorted(Counter(e.subject for e in disclosures).values()) == [1] * N
+        by_owner = Counter(e.actor for e in disclosures)
+        assert set(by_owner) == {"bridge:bridge-a", "bridge:bridge-b"}, by_owner
+        system = f"{settings.organization.identifier_system}/encounter"
+        assert [count(sandbox_ehr.base_url, "Encounter", f"{system}|{e.id}") for e in encounters] == [1] * N
+    finally:
+        for p in procs:
+            if p.returncode is None:
+                p.send_signal(signal.SIGTERM)
+                await p.wait()
+        await store.close()
+        await drop_schema(schema)
