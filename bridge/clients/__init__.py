@@ -12,6 +12,7 @@ Public API (stable; the exchange layer builds on it)::
         r = await ehr.create_if_none_exist(resource, {"identifier": "sys|value"})
         r.created, r.id, r.version_id               # WriteResult; created False = already there
         await ehr.update(task, if_match=r.version_id)   # 412 FhirRequestError on a version conflict
+        #   (a resend that meets its own lost, committed first attempt is recognised, not a 412)
         res = await ehr.transaction(bundle)          # BundleResult: entries[i].status/id/version_id
         page = await ehr.search("Task", {"owner": "Organization/x", "_include": "Task:focus"})
         page.matches, page.included, page.invalid, page.next_url

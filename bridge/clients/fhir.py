@@ -34,7 +34,14 @@ from bridge.clients.limits import BreakerStatus, CircuitBreaker, RateLimiter
 from bridge.clients.retry import RetryPolicy
 from bridge.clients.status import error_for_response, error_for_transport
 from bridge.config import EndpointSettings
-from bridge.errors import BridgeError, FhirHttpError, InvalidResourceError, PermanentError, RetryableError
+from bridge.errors import (
+    BridgeError,
+    FhirHttpError,
+    FhirRequestError,
+    InvalidResourceError,
+    PermanentError,
+    RetryableError,
+)
 
 FHIR_JSON = "application/fhir+json"
 SearchParams = Mapping[str, str | int | Sequence[str]] | Sequence[tuple[str, str]]
@@ -204,6 +211,11 @@ def _id_from_location(location: str | None) -> tuple[str | None, str | None, str
     return None, None, None
 
 
+def _content(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """A resource without the parts a server sets on write (meta, text), for comparing copies."""
+    return {k: v for k, v in resource.items() if k not in ("meta", "text")}
+
+
 def is_idempotent_bundle(bundle: Mapping[str, Any]) -> bool:
     """True when every entry is safe to resend: GET, conditional create, If-Match / conditional update."""
     for entry in bundle.get("entry", []):
@@ -351,11 +363,26 @@ class AsyncFhirClient:
         idempotent: bool,
     ) -> httpx.Response:
         """Send one request (``path`` relative to the base URL, or absolute inside it), with retries."""
+        return await self._send(method, path, content=content, headers=headers, idempotent=idempotent)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool,
+        tries: list[int] | None = None,
+    ) -> httpx.Response:
+        """``request``, counting attempts into ``tries[0]`` so callers can tell a retried call."""
         url = self._url(path)
         attempts = 0
         async for attempt in self.retry.retrying(idempotent=idempotent):
             with attempt:
                 attempts += 1
+                if tries is not None:
+                    tries[0] = attempts
                 if attempts > 1:
                     self.retries += 1
                 return await self._attempt(method, url, content=content, headers=headers)
@@ -506,7 +533,13 @@ class AsyncFhirClient:
 
     async def update(self, resource: ResourceInput, *, if_match: str | None = None) -> WriteResult:
         """PUT ``[type]/[id]``. With ``if_match`` (a version id or ETag) it is versioned and retried;
-        a version conflict is a 412 :class:`~bridge.errors.FhirRequestError`."""
+        a version conflict is a 412 :class:`~bridge.errors.FhirRequestError`.
+
+        A retried versioned update can meet its own earlier attempt: the first one committed, its
+        answer was lost, and the resend finds the version moved on (412). Then the current copy is
+        read: if it is what we sent, the update landed and that is the answer; otherwise the 412
+        stands (someone else changed it).
+        """
         rtype = _type_of(resource)
         rid = _id_of(resource)
         if rid is None:
@@ -514,14 +547,32 @@ class AsyncFhirClient:
         headers = {"Content-Type": FHIR_JSON}
         if if_match is not None:
             headers["If-Match"] = if_match if if_match.startswith("W/") else f'W/"{if_match}"'
-        response = await self.request(
-            "PUT",
-            f"{rtype}/{rid}",
-            content=_json_of(resource),
-            headers=headers,
-            idempotent=if_match is not None,
-        )
+        body = _json_of(resource)
+        tries = [0]
+        try:
+            response = await self._send(
+                "PUT",
+                f"{rtype}/{rid}",
+                content=body,
+                headers=headers,
+                idempotent=if_match is not None,
+                tries=tries,
+            )
+        except FhirRequestError as exc:
+            if exc.status in (409, 412) and if_match is not None and tries[0] > 1:
+                landed = await self._own_update_landed(rtype, rid, body)
+                if landed is not None:
+                    return landed
+            raise
         return self._write_result(response, rtype, created=response.status_code == 201)
+
+    async def _own_update_landed(self, rtype: str, rid: str, sent: bytes) -> WriteResult | None:
+        current = await self.read_raw(f"{rtype}/{rid}")
+        if _content(current) != _content(json.loads(sent)):
+            return None
+        meta = current.get("meta") if isinstance(current.get("meta"), dict) else {}
+        version = meta.get("versionId") if meta else None
+        return WriteResult(200, rtype, rid, str(version) if version else None, None, False, current)
 
     def _write_result(self, response: httpx.Response, rtype: str, *, created: bool) -> WriteResult:
         location = response.headers.get("location") or response.headers.get("content-location")

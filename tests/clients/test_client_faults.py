@@ -261,3 +261,37 @@ async def test_write_answer_the_models_reject_keeps_id_and_reports_on_access(pro
     assert result.created and result.id and result.version_id == "1"
     with pytest.raises(InvalidResourceError, match="birthDate"):
         _ = result.resource
+
+
+async def test_versioned_update_whose_answer_was_lost_is_recognised_not_a_conflict(
+    proxy: FaultProxy, sleeps: Sleeps
+) -> None:
+    async with AsyncFhirClient(proxy.base_url, retry=RetryPolicy(sleep=sleeps)) as ehr:
+        created = await ehr.create(_patient(uuid.uuid4().hex))
+        proxy.plan(Fault("lost", match=on("PUT")))
+        changed = {**_patient("x"), "id": created.id, "gender": "female"}
+        result = await ehr.update(changed, if_match=created.version_id)
+        assert result.version_id == "2" and proxy.count("PUT") == 2  # the resend met a 412
+
+
+async def test_versioned_update_meeting_someone_elses_change_on_retry_stays_a_conflict(
+    proxy: FaultProxy,
+) -> None:
+    direct = AsyncFhirClient(proxy.upstream_root + "/fhir")
+    patient_id: list[str] = []
+
+    async def clinic_edits_while_we_wait(seconds: float) -> None:
+        # between our attempts, the clinic changes the same resource
+        await direct.update({**_patient("x"), "id": patient_id[0], "gender": "other"}, if_match="1")
+
+    async with (
+        direct,
+        AsyncFhirClient(proxy.base_url, retry=RetryPolicy(sleep=clinic_edits_while_we_wait)) as ehr,
+    ):
+        created = await ehr.create(_patient(uuid.uuid4().hex))
+        patient_id.append(str(created.id))
+        proxy.plan(Fault("reset", match=on("PUT")))
+        with pytest.raises(FhirRequestError) as err:
+            await ehr.update({**_patient("x"), "id": created.id, "gender": "female"}, if_match="1")
+        assert err.value.status in (409, 412)
+        assert (await ehr.read("Patient", str(created.id))).gender == "other"
