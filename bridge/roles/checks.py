@@ -27,6 +27,7 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     "supervision.recency": frozenset({"days", "limit"}),
     "assignment.endorsement": frozenset({"program", "required"}),
     "assignment.dual-relationship": frozenset({"relationship"}),
+    "escalation.crisis-note": frozenset(),
 }
 
 

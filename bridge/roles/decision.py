@@ -43,7 +43,9 @@ _RANK = {Verdict.ALLOW: 0, Verdict.WARN: 1, Verdict.HOLD: 2, Verdict.BLOCK: 3}
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """The words that fired a rule and their character offsets in the note text (``text[start:end]``)."""
+    """The words that fired a rule and their offsets in the note text (``text[start:end]``).
+
+    Offsets count Unicode code points (Python string indices), not UTF-16 units or bytes."""
 
     text: str
     start: int

@@ -16,7 +16,7 @@ The trigger lexicons are data (``[language]`` in the rule files); this module on
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -31,6 +31,7 @@ _QUOTE = re.compile(r"\"[^\"\n]{1,800}\"|“[^”\n]{1,800}”")
 _ABBREV = frozenset(
     {"dr", "mr", "mrs", "ms", "st", "vs", "e.g", "i.e", "etc", "approx", "no", "pt", "jr", "sr"}
 )
+_NEXT_CHAR = re.compile(r"\s*(\S)")
 _SENTENCE_END = re.compile(r"[.!?]+[\"\u201d\u2019)\]]*(?=\s)|\n\s*\n|\n(?=\s*[-*\u2022\d])")
 
 
@@ -69,6 +70,9 @@ class Analysis:
             if m.group().startswith("."):
                 word = _last_word(self.text, m.start())
                 if word.lower() in _ABBREV or (len(word) == 1 and word.isupper()):
+                    continue
+                nxt = _NEXT_CHAR.match(self.text, m.end())
+                if nxt and nxt.group(1).islower():  # "9 a.m. today": sentences do not start in lower case
                     continue
             out.append((start, m.end()))
             start = m.end()
@@ -143,14 +147,30 @@ class Analysis:
             out.append((m.start() + 1, m.end() - 1))
         return tuple(out)
 
+    @cached_property
+    def _starts(self) -> dict[str, list[int]]:
+        return {
+            NEGATED: [s0 for s0, _ in self.negated],
+            REPORTED: [s0 for s0, _ in self.reported],
+            QUOTED: [s0 for s0, _ in self.quoted],
+        }
+
     def contexts(self, start: int, end: int) -> frozenset[str]:
-        """The contexts the span ``[start, end)`` sits in."""
+        """The contexts the span ``[start, end)`` sits in (judged by where it starts).
+
+        Negated and reported scopes never leave the clause of their trigger, so only scopes that
+        start in this clause, before ``start``, can hold it; quotes do not overlap each other, so
+        only the last one opened before ``start`` can. Bisection keeps long notes linear."""
         found: set[str] = set()
-        for name, spans in ((NEGATED, self.negated), (REPORTED, self.reported), (QUOTED, self.quoted)):
-            for s0, s1 in spans:
-                if s0 <= start < s1:
-                    found.add(name)
-                    break
+        c0, _ = self.clause_at(start)
+        for name, spans in ((NEGATED, self.negated), (REPORTED, self.reported)):
+            starts = self._starts[name]
+            lo, hi = bisect_left(starts, c0), bisect_right(starts, start)
+            if any(spans[i][1] > start for i in range(lo, hi)):
+                found.add(name)
+        i = bisect_right(self._starts[QUOTED], start) - 1
+        if i >= 0 and self.quoted[i][1] > start:
+            found.add(QUOTED)
         return frozenset(found)
 
     def words_after(self, pos: int, limit: int, stop: int) -> list[re.Match[str]]:

@@ -15,6 +15,7 @@ from bridge.roles.assignment import check_assignment
 from bridge.roles.checks import Checks
 from bridge.roles.content import ContentRule
 from bridge.roles.decision import Decision, Violation
+from bridge.roles.escalation import check_crisis_escalation
 from bridge.roles.facts import BillingUsage, NoteFacts
 from bridge.roles.language import Analysis, Lexicon
 from bridge.roles.permissions import Permission, categories_of, permits
@@ -64,8 +65,9 @@ class Policy:
         at: datetime | None = None,
     ) -> Decision:
         """Judge a note: content (scope of practice, risk of harm), audience and consent (when a
-        recipient is named), documentation and billing (when billable), supervision (when the
-        author's certification level is known). Keyword arguments apply to a PeerNote only."""
+        recipient is named), escalation of crisis notes, documentation and billing (when billable),
+        supervision (when the author's certification level is known). Keyword arguments apply to a
+        PeerNote only."""
         facts = (
             note
             if isinstance(note, NoteFacts)
@@ -118,6 +120,10 @@ class Policy:
             )
             violations.extend(disclosure.decision.violations)
             evaluated.extend(disclosure.decision.rules_evaluated)
+
+        found_e, evaluated_e = check_crisis_escalation(facts, self.checks, self.spec.permissions.peer_roles)
+        violations.extend(found_e)
+        evaluated.extend(evaluated_e)
 
         summary: dict[str, Any] | None = None
         if facts.billable:
