@@ -64,6 +64,14 @@ class InMemoryDirectory:
     async def consents(self, participant_id: str) -> list[ConsentRecord]:
         return list(self._consents.get(participant_id, ()))
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape :meth:`from_file` reads."""
+        return {
+            "participants": [p.model_dump(mode="json") for p in self._participants.values()],
+            "peers": [p.model_dump(mode="json") for p in self._peers.values()],
+            "consents": [c.model_dump(mode="json") for cs in self._consents.values() for c in cs],
+        }
+
     @classmethod
     def from_file(cls, path: str | Path) -> InMemoryDirectory:
         file = Path(path)
