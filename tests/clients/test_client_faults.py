@@ -56,8 +56,9 @@ async def _count(proxy: FaultProxy, key: str) -> int:
         return len(page.matches)
 
 
-async def test_429_retry_after_seconds_is_honored(proxy: FaultProxy, sleeps: Sleeps) -> None:
-    proxy.plan(Fault.answer(429, Retry_After="2"))
+@pytest.mark.parametrize("status", [429, 503])
+async def test_retry_after_seconds_is_honored(proxy: FaultProxy, sleeps: Sleeps, status: int) -> None:
+    proxy.plan(Fault.answer(status, Retry_After="2"))
     async with AsyncFhirClient(proxy.base_url, retry=RetryPolicy(sleep=sleeps)) as ehr:
         caps = await ehr.capability_statement()
     assert caps["resourceType"] == "CapabilityStatement"
