@@ -15,7 +15,8 @@
                 ``negated_actions`` ("take", "use", "fill") count too: that is a stop instruction,
                 unless an ``allow_when_negated`` tail follows ("... without talking to her doctor").
                 A ``pronoun_objects`` word ("stop taking it") stands for a medication named in the
-                same or the previous sentence.
+                same or the previous sentence; an ``object_breaks`` word ("for", "with") ends the
+                search for the object.
 
 All matchers return :class:`Evidence` with offsets into the original text; none of them do I/O.
 """
@@ -136,6 +137,7 @@ class DirectiveRule(RuleBase):
     allowed_actions: re.Pattern[str] | None = None
     objects: re.Pattern[str] | None = None
     pronoun_objects: re.Pattern[str] | None = None
+    object_breaks: re.Pattern[str] | None = None
     allow: tuple[re.Pattern[str], ...] = ()
     allow_when_negated: tuple[re.Pattern[str], ...] = ()
     window: int = 6
@@ -176,6 +178,8 @@ class DirectiveRule(RuleBase):
             return None
         words = analysis.words_after(a.end(), self.window, clause_end)
         limit = words[-1].end() if words else a.end()
+        if self.object_breaks is not None and (b := self.object_breaks.search(text, a.end(), limit)):
+            limit = b.start()  # "start a pill organizer for her meds": the meds are not the object
         end = a.end()
         if self.objects is not None:
             # the last medication word or dose in reach: "cut her dose to 8 mg" is all evidence

@@ -302,6 +302,7 @@ def _compile_rule(
         allowed_actions=joined("allowed_actions", rule.allowed_actions),
         objects=joined("objects", rule.objects),
         pronoun_objects=joined("pronoun_objects", rule.pronoun_objects),
+        object_breaks=joined("object_breaks", rule.object_breaks),
         allow=each("allow", rule.allow),
         allow_when_negated=each("allow_when_negated", rule.allow_when_negated),
         window=rule.window,

@@ -120,6 +120,7 @@ class DirectiveSpec(_RuleSpec):
     allowed_actions: list[Pattern] = Field(default_factory=list)
     objects: list[Pattern] = Field(default_factory=list)
     pronoun_objects: list[Pattern] = Field(default_factory=list)
+    object_breaks: list[Pattern] = Field(default_factory=list)
     allow: list[Pattern] = Field(default_factory=list)
     allow_when_negated: list[Pattern] = Field(default_factory=list)
     window: Annotated[int, Field(ge=1, le=20)] = 6

@@ -1,0 +1,41 @@
+"""Everyday words that look like rule words: false positives cost trust, so these are pinned.
+
+Each line is a note and the content rules it must fire (usually none)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.roles import NoteFacts, Policy
+
+CASES: list[tuple[str, tuple[str, ...]]] = [
+    ("He wanted to kill some time before the meeting.", ()),
+    ("She is going to shoot him a text tonight.", ()),
+    ("Missing court is going to hurt her chances.", ()),
+    ("He is going to kill it at the interview.", ()),
+    ("She plans to end things with her boyfriend.", ()),
+    ("She has SI joint pain from the accident.", ()),
+    ("She missed the therapy session yesterday.", ()),
+    ("She has a therapy session Tuesday.", ()),
+    ("Asked him to drop off his prescription at the pharmacy.", ()),
+    ("Told her to change pharmacies so her meds are ready.", ()),
+    ("Encouraged her to start a pill organizer for her meds.", ()),
+    ("Encouraged him to start using test strips.", ()),
+    ("Told her to start keeping tabs on her spending.", ()),
+    ("Told him to start going to medication management.", ()),
+    ("She is positive about her progress.", ()),
+    ("We met at the lab building cafe and talked about her week.", ()),
+    ("He is a big fan of the F-150 and wants to be a mechanic.", ()),
+    ("He said he wants to hurt his ex.", ("content.risk-of-harm",)),
+    ("She is going to kill him.", ("content.risk-of-harm",)),
+    ("Told her to hold off on her Seroquel.", ("content.medication-change",)),
+    ("Told her to switch to Vivitrol.", ("content.medication-change",)),
+    ("Told her to change her dose.", ("content.medication-change",)),
+    ("Told him to stop taking his pills.", ("content.medication-change",)),
+    ("Suggested she drop her Klonopin.", ("content.medication-change",)),
+]
+
+
+@pytest.mark.parametrize(("text", "rules"), CASES, ids=[t[:40] for t, _ in CASES])
+def test_everyday_phrase(policy: Policy, text: str, rules: tuple[str, ...]) -> None:
+    assert policy.check_note(NoteFacts(text=text)).rules_fired == rules
