@@ -68,6 +68,14 @@ from bridge.exchange.command import register_outbox  # noqa: E402 - same pattern
 
 _COMMANDS.append(register_outbox)
 
+from bridge.web.command import register_serve  # noqa: E402 - same pattern as above
+
+_COMMANDS.append(register_serve)
+
+from bridge.demo import register_demo  # noqa: E402 - same pattern as above
+
+_COMMANDS.append(register_demo)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -111,8 +111,10 @@ async def _page(
 def _error(exc: BridgeError) -> dict[str, Any]:
     d = exc.to_dict()
     for v in d.get("violations") or []:
+        # evidence comes as strings or as {text, start, end} spans of the note
         ev = v.get("evidence")
-        v["evidence"] = [str(e) for e in ev] if isinstance(ev, (list, tuple)) else ([str(ev)] if ev else [])
+        items = ev if isinstance(ev, (list, tuple)) else [ev] if ev else []
+        v["evidence"] = [str(e.get("text", "")) if isinstance(e, dict) else str(e) for e in items]
     return d
 
 

@@ -30,7 +30,10 @@
       const ul = document.createElement("ul");
       result.violations.forEach(function (v) {
         const li = document.createElement("li");
-        const ev = Array.isArray(v.evidence) ? v.evidence.join("\u201d, \u201c") : (v.evidence || "");
+        // evidence: strings, or {text, start, end} spans of the note
+        const items = Array.isArray(v.evidence) ? v.evidence : (v.evidence ? [v.evidence] : []);
+        const ev = items.map(function (e) { return typeof e === "object" ? e.text : String(e); })
+          .join("\u201d, \u201c");
         li.textContent = v.rule + " (" + v.severity + "): " + v.message + (ev ? " \u2014 \u201c" + ev + "\u201d" : "");
         ul.appendChild(li);
       });

@@ -1,0 +1,67 @@
+"""``bridge serve``: run the HTTP service until SIGINT/SIGTERM, then shut down gracefully.
+
+On a signal the listener closes first (no new requests), requests in progress get up to
+``--shutdown-timeout`` seconds, then the ``cleanup_ctx`` closes the exchange: the outbound worker
+stops claiming and waits for deliveries in flight, so each one ends recorded as delivered, queued for
+a retry, or dead — never left leased to a process that is gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from functools import partial
+
+from aiohttp import web
+
+from bridge.config import load_settings
+from bridge.exchange.directory import InMemoryDirectory
+from bridge.observability import configure_logging
+from bridge.web.app import create_app
+from bridge.web.exchange_service import load_directory, open_exchange_service
+
+log = logging.getLogger("bridge.web")
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO)
+    directory = InMemoryDirectory.from_file(args.directory) if args.directory else load_directory(settings)
+    app = create_app(settings, service_factory=partial(open_exchange_service, directory=directory))
+    host = args.host or settings.server.host
+    port = args.port if args.port is not None else settings.server.port
+
+    async def announce(app: web.Application) -> None:
+        log.info("bridge serving", extra={"event": "started", "port": port})
+
+    async def goodbye(app: web.Application) -> None:
+        log.info("bridge stopping: finishing requests and deliveries in flight", extra={"event": "stopping"})
+
+    app.on_startup.append(announce)
+    app.on_shutdown.append(goodbye)
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        print=None,
+        access_log=None,  # our middleware logs requests (route, status, duration; no query strings)
+        shutdown_timeout=args.shutdown_timeout,
+        handle_signals=True,
+    )
+    log.info("bridge stopped", extra={"event": "stopped"})
+    return 0
+
+
+def register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="run the HTTP API, the peer inbox and the exchange workers")
+    p.add_argument("--config", default=None, help="config file (default: $BRIDGE_CONFIG, config/bridge.toml)")
+    p.add_argument("--host", default=None, help="listen address (default: server.host)")
+    p.add_argument("--port", type=int, default=None, help="listen port (default: server.port)")
+    p.add_argument(
+        "--directory",
+        default=None,
+        help="participants/peers/consents JSON (default: $BRIDGE_DIRECTORY or directory.json by the config)",
+    )
+    p.add_argument("--shutdown-timeout", type=float, default=30.0, help="seconds for requests in flight")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.set_defaults(handler=serve)
