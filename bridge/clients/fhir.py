@@ -324,6 +324,16 @@ class AsyncFhirClient:
         self, method: str, url: str, *, content: bytes | None, headers: Mapping[str, str] | None
     ) -> httpx.Response:
         self.breaker.before_call()
+        try:
+            return await self._attempt_admitted(method, url, content=content, headers=headers)
+        except asyncio.CancelledError:
+            # a cancelled half-open trial must not hold the trial slot forever
+            self.breaker.release_trial()
+            raise
+
+    async def _attempt_admitted(
+        self, method: str, url: str, *, content: bytes | None, headers: Mapping[str, str] | None
+    ) -> httpx.Response:
         if self._limiter is not None:
             await self._limiter.acquire()
         async with self._slots:

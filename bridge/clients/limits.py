@@ -95,6 +95,10 @@ class CircuitBreaker:
             self._opened_at = self._clock()
         self._trial_in_flight = False
 
+    def release_trial(self) -> None:
+        """A trial call that was abandoned (cancelled): says nothing; the next call may try."""
+        self._trial_in_flight = False
+
     def record_neutral(self) -> None:
         """A call that says nothing about the server's health (e.g. a 404): frees the trial slot."""
         if self._state == "half-open":

@@ -262,3 +262,22 @@ async def test_from_settings_wires_the_endpoint_settings() -> None:
         assert (ehr.breaker.failures, ehr.breaker.reset_seconds) == (2, 7)
         assert ehr._limiter is not None and ehr._limiter.rate == 5
         assert ehr.status().breaker.state == "closed"
+
+
+def test_breaker_half_open_admits_one_trial_and_a_cancelled_trial_frees_it() -> None:
+    from bridge.clients import CircuitBreaker
+    from bridge.errors import CircuitOpenError
+
+    now = [0.0]
+    breaker = CircuitBreaker(failures=1, reset_seconds=10, clock=lambda: now[0])
+    breaker.record_failure()
+    with pytest.raises(CircuitOpenError):
+        breaker.before_call()
+    now[0] = 10
+    breaker.before_call()  # the trial
+    with pytest.raises(CircuitOpenError, match="trial call is in flight"):
+        breaker.before_call()
+    breaker.release_trial()
+    breaker.before_call()  # a new trial may go
+    breaker.record_success()
+    assert breaker.status().state == "closed"
