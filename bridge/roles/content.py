@@ -16,7 +16,8 @@
                 unless an ``allow_when_negated`` tail follows ("... without talking to her doctor").
                 A ``pronoun_objects`` word ("stop taking it") stands for a medication named in the
                 same or the previous sentence; an ``object_breaks`` word ("for", "with") ends the
-                search for the object.
+                search for the object. After a ``statement_fillers`` word ("told her that ...") a
+                verb in -ing is the subject of a statement, not an instruction.
 
 All matchers return :class:`Evidence` with offsets into the original text; none of them do I/O.
 """
@@ -138,6 +139,7 @@ class DirectiveRule(RuleBase):
     objects: re.Pattern[str] | None = None
     pronoun_objects: re.Pattern[str] | None = None
     object_breaks: re.Pattern[str] | None = None
+    statement_fillers: re.Pattern[str] | None = None
     allow: tuple[re.Pattern[str], ...] = ()
     allow_when_negated: tuple[re.Pattern[str], ...] = ()
     window: int = 6
@@ -159,11 +161,15 @@ class DirectiveRule(RuleBase):
         text = analysis.text
         _, clause_end = analysis.clause_at(d.start())
         pos = d.end()
-        negated = False
+        negated = statement = False
         for _ in range(self.max_fillers + 1):
             pos = _skip_space(text, pos)
             if self.negators is not None and (n := self.negators.match(text, pos, clause_end)):
                 negated, pos = True, n.end()
+                continue
+            st = self.statement_fillers.match(text, pos, clause_end) if self.statement_fillers else None
+            if st is not None:
+                statement, pos = True, st.end()
                 continue
             if self.fillers is not None and (f := self.fillers.match(text, pos, clause_end)):
                 pos = f.end()
@@ -176,6 +182,8 @@ class DirectiveRule(RuleBase):
             a = self.negated_actions.match(text, pos, clause_end)
         if a is None:
             return None
+        if statement and a.group().split()[0].lower().endswith("ing"):
+            return None  # "told her that stopping Suboxone suddenly can cause withdrawal": education
         words = analysis.words_after(a.end(), self.window, clause_end)
         limit = words[-1].end() if words else a.end()
         if self.object_breaks is not None and (b := self.object_breaks.search(text, a.end(), limit)):

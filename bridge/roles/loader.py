@@ -303,6 +303,7 @@ def _compile_rule(
         objects=joined("objects", rule.objects),
         pronoun_objects=joined("pronoun_objects", rule.pronoun_objects),
         object_breaks=joined("object_breaks", rule.object_breaks),
+        statement_fillers=joined("statement_fillers", rule.statement_fillers),
         allow=each("allow", rule.allow),
         allow_when_negated=each("allow_when_negated", rule.allow_when_negated),
         window=rule.window,

@@ -121,6 +121,7 @@ class DirectiveSpec(_RuleSpec):
     objects: list[Pattern] = Field(default_factory=list)
     pronoun_objects: list[Pattern] = Field(default_factory=list)
     object_breaks: list[Pattern] = Field(default_factory=list)
+    statement_fillers: list[Pattern] = Field(default_factory=list)
     allow: list[Pattern] = Field(default_factory=list)
     allow_when_negated: list[Pattern] = Field(default_factory=list)
     window: Annotated[int, Field(ge=1, le=20)] = 6

@@ -26,6 +26,10 @@ CASES: list[tuple[str, tuple[str, ...]]] = [
     ("She is positive about her progress.", ()),
     ("We met at the lab building cafe and talked about her week.", ()),
     ("He is a big fan of the F-150 and wants to be a mechanic.", ()),
+    ("Told her that stopping Suboxone suddenly can cause withdrawal.", ()),  # education
+    ("Told her that cutting her dose is something to discuss with her prescriber.", ()),
+    ("Told her that she should stop her Suboxone.", ("content.medication-change",)),
+    ("Recommended stopping her Xanax.", ("content.medication-change",)),
     ("He said he wants to hurt his ex.", ("content.risk-of-harm",)),
     ("She is going to kill him.", ("content.risk-of-harm",)),
     ("Told her to hold off on her Seroquel.", ("content.medication-change",)),
