@@ -1,4 +1,5 @@
 """``bridge rules check FILE [--jurisdiction XX] [--rules DIR] [--json]``: judge one note from a JSON file.
+``bridge rules list [--jurisdiction XX] [--json]``: the rules in force, with severity and message.
 
 The input is a JSON object with the fields of :class:`bridge.roles.NoteFacts`, e.g.
 ``{"role": "peer-specialist", "text": "...", "audience": "care-team", "kind": "progress"}``;
@@ -37,6 +38,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check.add_argument("--rules", default=DEFAULT_RULES_DIR, help="rules folder (default: config/rules)")
     check.add_argument("--json", action="store_true", help="print the decision as JSON")
     check.set_defaults(handler=run_check)
+    listing = rules_sub.add_parser("list", help="list the rules in force (with a jurisdiction overlay)")
+    listing.add_argument("--jurisdiction", default=None, help="overlay, e.g. TX, VA, NJ, MN (default: none)")
+    listing.add_argument("--rules", default=DEFAULT_RULES_DIR, help="rules folder (default: config/rules)")
+    listing.add_argument("--json", action="store_true", help="print the rules as JSON")
+    listing.set_defaults(handler=run_list)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    policy = load_policy(args.rules, args.jurisdiction)
+    rules = policy.describe()
+    if args.json:
+        print(
+            json.dumps(
+                {"jurisdiction": policy.jurisdiction, "files": list(policy.files), "rules": rules}, indent=2
+            )
+        )
+        return 0
+    print(f"rules in force: {', '.join(policy.files)}")
+    for r in rules:
+        print(f"  [{r['severity']:<5}] {r['rule']} ({r['kind']}): {r['message']}")
+    return 0
 
 
 def read_input(file: str) -> NoteFacts:

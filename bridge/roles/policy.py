@@ -41,6 +41,28 @@ class Policy:
         ids += [cid for cid, spec in self.checks.specs.items() if spec.enabled]
         return tuple(ids)
 
+    def describe(self) -> list[dict[str, Any]]:
+        """Every enabled rule with its id, kind, severity, message and (for content rules) why it
+        exists: for an integrator's listing or a peer-facing help page."""
+        out: list[dict[str, Any]] = []
+        for rule_id, spec in self.spec.content.items():
+            if spec.enabled:
+                out.append(
+                    {
+                        "rule": f"content.{rule_id}",
+                        "kind": spec.kind,
+                        "severity": spec.severity,
+                        "message": spec.message,
+                        "why": spec.why,
+                    }
+                )
+        for check_id, check in self.checks.specs.items():
+            if check.enabled:
+                out.append(
+                    {"rule": check_id, "kind": "check", "severity": check.severity, "message": check.message}
+                )
+        return out
+
     # --- notes ---------------------------------------------------------------------------------
 
     def analyze(self, text: str) -> Analysis:

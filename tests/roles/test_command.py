@@ -104,3 +104,17 @@ def test_unreadable_file_and_broken_rules_exit_2(tmp_path: Path, capsys: pytest.
     assert "cannot read" in capsys.readouterr().err
     code, _, err = run(tmp_path, capsys, {"text": "ok"}, "--jurisdiction", "ZZ")
     assert code == 2 and "[rule_file_invalid]" in err and "zz.toml" in err
+
+
+def test_rules_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "list", "--rules", str(RULES_DIR), "--jurisdiction", "TX", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["jurisdiction"] == "TX" and d["files"][-1].endswith("tx.toml")
+    rules = {r["rule"]: r for r in d["rules"]}
+    assert (
+        rules["content.medication-change"]["severity"] == "block"
+        and rules["content.medication-change"]["why"]
+    )
+    assert rules["billing.period-cap"]["kind"] == "check"
+    assert main(["rules", "list", "--rules", str(RULES_DIR)]) == 0
+    assert "[hold ] content.risk-of-harm (pattern)" in capsys.readouterr().out
