@@ -18,14 +18,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from bridge.config import settings_from_dict
-from bridge.domain import ReferralStatus
+from bridge.config import load_settings
+from bridge.sandbox import Sandbox
 from bridge.web import create_app
 from bridge.web.auth import Authenticator
 from bridge.web.openapi import build_openapi
-from tests.web.conftest import ORG, TokenFactory, bearer, settings_dict
-from tests.web.fakes import FakeService, factory
+from tests.web.conftest import TokenFactory, bearer
 from tests.web.live import serve_in_thread
+from tests.web.stack import write_stack
 
 # routes that are not part of the JSON API (HTML page, static files, the document itself)
 NOT_IN_DOCUMENT = re.compile(r"^/(inbox|static|api/openapi\.json)")
@@ -51,18 +51,18 @@ def test_every_ref_resolves() -> None:
 
 
 @pytest.fixture(scope="module")
-def live_url(jwks: dict[str, Any]) -> Iterator[str]:
+def live_url(
+    jwks: dict[str, Any], sandbox_ehr: Sandbox, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The real service: ExchangeService on a SQLite file, the rule files, the sandbox EHR."""
+    stack = write_stack(sandbox_ehr, tmp_path_factory.mktemp("openapi"), port=0)
     mp = pytest.MonkeyPatch()
-    mp.setenv("BRIDGE_TEST_OPS_KEY", "ops-key-0123456789")
-    mp.setenv("BRIDGE_TEST_OTHER_KEY", "other-ops-key-0123456789")
-    mp.setenv("BRIDGE_TEST_NOTIFY_TOKEN", "notify-secret-for-tests")
-    s = settings_from_dict(settings_dict())
-    service = FakeService(organization=ORG)
-    service.add_referral("ref-1")
-    service.add_referral("ref-2", status=ReferralStatus.ACCEPTED)
+    for key, value in stack.env.items():
+        mp.setenv(key, value)
+    mp.setenv("BRIDGE_DIRECTORY", str(stack.directory))
+    s = load_settings(stack.config)
     auth = Authenticator.from_settings(s, jwks=jwks)
-    app = create_app(s, service_factory=factory(service), authenticator=auth)
-    with serve_in_thread(app) as url:
+    with serve_in_thread(create_app(s, authenticator=auth)) as url:
         yield url
     mp.undo()
 

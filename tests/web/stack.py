@@ -1,0 +1,121 @@
+"""A real bridge configuration for tests: the session's sandbox EHR, a SQLite file, the rule files,
+a directory of made-up people (unique ids per call: the sandbox is shared)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bridge.sandbox import Sandbox
+
+RULES = Path(__file__).resolve().parents[2] / "config" / "rules"
+MRN = "urn:oid:1.2.3.4.5.1"
+
+
+@dataclass
+class Stack:
+    config: Path
+    directory: Path
+    store_file: Path
+    participant_id: str
+    peer_id: str
+    env: dict[str, str]
+
+
+def toml_str(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid TOML basic string
+
+
+def write_stack(
+    ehr: Sandbox,
+    workdir: Path,
+    *,
+    port: int,
+    jwks_file: Path | None = None,
+    issuer: str = "https://idp.harbor.test",
+    audience: str = "peer-bridge",
+) -> Stack:
+    tag = uuid.uuid4().hex[:8]
+    workdir.mkdir(parents=True, exist_ok=True)
+    participant = {
+        "id": f"pt-{tag}",
+        "name": {"given": "Test", "family": "Participant"},
+        "identifiers": {"clinic": {"system": MRN, "value": f"MRN-{tag}"}},
+        "home_endpoint": "clinic",
+    }
+    peer = {
+        "id": f"peer-{tag}",
+        "name": {"given": "Test", "family": "Peer"},
+        "credential": "CPRS",
+        "certification_level": "certified",
+        "organization_id": "harbor-recovery",
+    }
+    directory = workdir / "directory.json"
+    directory.write_text(json.dumps({"participants": [participant], "peers": [peer]}))
+    httpx.post(
+        f"{ehr.base_url}/Patient",
+        json={"resourceType": "Patient", "identifier": [{"system": MRN, "value": f"MRN-{tag}"}]},
+        timeout=30,
+    ).raise_for_status()
+    store_file = workdir / "bridge.db"
+    api_auth = [f"issuer = {toml_str(issuer)}", f"audience = {toml_str(audience)}"]
+    if jwks_file is not None:
+        api_auth.append(f"jwks_file = {toml_str(str(jwks_file))}")
+    config = workdir / "bridge.toml"
+    config.write_text(
+        "\n".join(
+            [
+                'default_endpoint = "clinic"',
+                "[organization]",
+                'id = "harbor-recovery"',
+                'name = "Harbor Recovery"',
+                'identifier_system = "https://harbor-recovery.example.org/fhir/id"',
+                "[endpoints.clinic]",
+                f"base_url = {toml_str(ehr.base_url)}",
+                f"patient_identifier_system = {toml_str(MRN)}",
+                "subscribe = false",
+                "[server]",
+                'host = "127.0.0.1"',
+                f"port = {port}",
+                "[store]",
+                f"url = {toml_str('sqlite+aiosqlite:///' + str(store_file))}",
+                "[rules]",
+                f"dir = {toml_str(str(RULES))}",
+                'jurisdiction = "TX"',
+                "[api_auth]",
+                *api_auth,
+                "[[api_auth.api_keys]]",
+                'name = "peer-app"',
+                'key_env = "BRIDGE_TEST_PEER_KEY"',
+                'role = "peer-specialist"',
+                'organization = "harbor-recovery"',
+                "[[api_auth.api_keys]]",
+                'name = "ops"',
+                'key_env = "BRIDGE_TEST_OPS_KEY"',
+                'role = "integrator"',
+                'organization = "harbor-recovery"',
+            ]
+        )
+        + "\n"
+    )
+    env = {"BRIDGE_TEST_PEER_KEY": f"peer-key-{tag}", "BRIDGE_TEST_OPS_KEY": f"ops-key-{tag}"}
+    return Stack(config, directory, store_file, participant["id"], peer["id"], env)
+
+
+def encounter_for(stack: Stack, n: int = 0) -> dict[str, Any]:
+    return {
+        "id": f"enc-{stack.participant_id}-{n}",
+        "participant_id": stack.participant_id,
+        "peer_id": stack.peer_id,
+        "start": "2026-03-02T14:00:00-06:00",
+        "end": "2026-03-02T14:45:00-06:00",
+        "setting": "community",
+        "location_name": "Harbor drop-in center",
+        "activities": ["recovery-coaching"],
+        "billable": False,
+    }
