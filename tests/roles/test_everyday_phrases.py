@@ -32,6 +32,8 @@ CASES: list[tuple[str, tuple[str, ...]]] = [
     ("Recommended stopping her Xanax.", ("content.medication-change",)),
     ("She took all her meds this morning as prescribed.", ()),
     ("He jumped off the bus at the wrong stop.", ()),
+    ("She was diagnosed with breast cancer last year and is scared about chemo.", ()),
+    ("He was diagnosed with hep C in jail and wants to get treated.", ()),
     ("He said he wants to hurt his ex.", ("content.risk-of-harm",)),
     ("She talked about taking all of her pills at once.", ("content.risk-of-harm",)),
     ("He said he thought about jumping off the bridge.", ("content.risk-of-harm",)),
