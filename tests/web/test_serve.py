@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -16,6 +18,17 @@ import pytest
 from bridge.sandbox import Sandbox, free_port
 from bridge.store import open_store
 from tests.web.stack import Stack, encounter_for, write_stack
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> bool:
+    """Wait for an asynchronous outcome; the test asserts the outcome, never the time it took."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.1)
+    return await check()
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -59,6 +72,18 @@ async def test_serve_delivers_and_stops_gracefully(sandbox_ehr: Sandbox, tmp_pat
             # a second one in flight when the signal comes: it must end delivered or queued, not leased
             second = await api.post("/api/v1/encounters", json=encounter_for(stack, 1), headers=peer)
             assert second.status_code == 202, second.text
+            status_url = first.json()["status_url"]
+
+            async def delivered() -> bool:
+                return (await api.get(status_url, headers=peer)).json()["state"] == "delivered"
+
+            assert await eventually(delivered)
+            metrics = (await api.get("/metrics")).text
+            assert 'bridge_outbox_items{endpoint="clinic",state="delivered"}' in metrics
+            assert 'bridge_delivery_seconds_count{endpoint="clinic",outcome="ok"}' in metrics
+            assert 'bridge_outbox_retries{endpoint="clinic"}' in metrics
+            health = (await api.get("/health")).json()
+            assert health["checks"]["store"]["ok"] and health["checks"]["endpoint:clinic"]["ok"]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:
