@@ -32,12 +32,14 @@ def test_lists_and_blank_lines_split(policy: Policy) -> None:
         ("She denied SI but said she wants to die.", "wants to die", set()),
         ("No SI; wants to die.", "wants to die", set()),
         ("She is not eating well and wants to die.", "wants to die", set()),
-        ("Not feeling it today, one two three four five six seven wants.", "wants", set()),  # window of 6
+        ("Not feeling it today, one two three four five six seven wants.", "wants", set()),  # 8-word window
         ("She said she wants to die.", "wants to die", {"reported"}),
         ("Her prescriber reduced the dose.", "reduced the dose", {"reported"}),
         ("She said \u201cI want to stop my meds\u201d.", "stop my meds", {"quoted", "reported"}),
         ('I told her, "stop your meds."', "stop your meds", set()),  # the peer's own words
         ("She was tired, and I told her to rest.", "told her", set()),  # a new clause for the peer
+        ("She said she was tired, told her to rest.", "told her", set()),  # comma splice
+        ("She denies any current or past thoughts of harming herself.", "harming herself", {"negated"}),
         ("Writer shared my own story.", "my own story", set()),  # the peer is not reported speech
     ],
 )
