@@ -307,7 +307,7 @@ class ExchangeService:
         warnings = [v.to_dict() for v in decision.violations] if decision is not None else []
         for attempt in range(2):
             try:
-                async with self.store.transaction() as conn:
+                async with self.store.transaction(durable=True) as conn:  # the 202 is a promise
                     if idempotency_key is not None:
                         earlier = await self.store.idempotency.lookup(
                             actor.name, idempotency_key, body_hash, conn=conn

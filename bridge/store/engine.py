@@ -1,14 +1,15 @@
 """Opening the store: one SQLAlchemy async engine over aiosqlite or asyncpg, one code path.
 
 SQLite (default): one file in WAL mode; every transaction starts ``BEGIN IMMEDIATE`` so two
-writers queue on the busy timeout instead of failing a read-to-write upgrade, and
-``synchronous=FULL`` so a 202 answered to a peer survives a power cut, not only a crash.
+writers queue on the busy timeout instead of failing a read-to-write upgrade, and durable
+transactions (a 202 answered to a peer) are synced with ``synchronous=FULL`` (see ``Database.tx``).
 PostgreSQL: ``schema`` (optional) isolates one deployment or one test run; claims use
 ``FOR UPDATE SKIP LOCKED`` (see :mod:`bridge.store.outbox`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -44,7 +45,7 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA synchronous=NORMAL")  # FULL per durable transaction, see tx()
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
@@ -54,20 +55,40 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _set_synchronous(sync_conn: Any, level: str) -> None:
+    # on the DBAPI connection: through SQLAlchemy it would open a transaction first, and SQLite
+    # refuses to change the safety level inside one
+    cur = sync_conn.connection.dbapi_connection.cursor()
+    cur.execute(f"PRAGMA synchronous={level}")
+    cur.close()
+
+
 class Database:
     """An engine plus the transaction helper every repository uses."""
 
     def __init__(self, engine: AsyncEngine, schema: str | None) -> None:
         self.engine = engine
         self.schema = schema
+        # SQLite has one writer at a time; a waiting writer polls with sleeps of up to 100 ms
+        # (busy_timeout). Queueing this process's transactions here instead keeps that for the
+        # rare cross-process case (the CLI beside a running bridge) and costs nothing on PostgreSQL.
+        self._local_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def tx(self, conn: AsyncConnection | None = None) -> AsyncIterator[AsyncConnection]:
+    async def tx(
+        self, conn: AsyncConnection | None = None, *, durable: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
         """Use ``conn`` (the caller's transaction) or open, commit and close a new one.
+
+        ``durable``: on SQLite, this commit is synced to disk (``synchronous=FULL``) before it
+        returns: for work accepted from a peer (the 202 is a promise). Other commits (claims,
+        delivery bookkeeping) use ``NORMAL``: in WAL mode they survive a crash of the process, and
+        after a power cut at worst an item is sent again, which the conditional creates absorb.
+        PostgreSQL commits are always durable.
 
         SQLAlchemy and driver errors become :class:`StoreError` here; their text can carry bound
         parameters (PHI), so only the class names are kept in the message.
@@ -76,8 +97,19 @@ class Database:
             yield conn
             return
         try:
-            async with self.engine.begin() as new:
-                yield new
+            if self._local_writer is None:
+                async with self.engine.begin() as new:
+                    yield new
+            else:
+                async with self._local_writer, self.engine.connect() as new:
+                    if durable:
+                        await new.run_sync(_set_synchronous, "FULL")
+                    try:
+                        async with new.begin():
+                            yield new
+                    finally:
+                        if durable:
+                            await new.run_sync(_set_synchronous, "NORMAL")
         except SQLAlchemyError as exc:
             orig = getattr(exc, "orig", None)
             detail = f"{type(exc).__name__}" + (f" ({type(orig).__name__})" if orig is not None else "")

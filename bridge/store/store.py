@@ -33,9 +33,10 @@ class Store:
         return self.db.dialect
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction for several repository calls (pass it as ``conn=``)."""
-        async with self.db.tx() as conn:
+    async def transaction(self, *, durable: bool = False) -> AsyncIterator[AsyncConnection]:
+        """One transaction for several repository calls (pass it as ``conn=``). ``durable``: synced
+        to disk before the commit returns (SQLite; PostgreSQL always is), for accepted work."""
+        async with self.db.tx(durable=durable) as conn:
             yield conn
 
     async def close(self) -> None:

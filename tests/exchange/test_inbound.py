@@ -249,7 +249,9 @@ async def test_event_count_gap_triggers_a_catch_up_poll(setup: Setup) -> None:
     sub.seen = 0
     result = await s.svc.handle_notification(heartbeat)
     assert result.gap and result.endpoint == "clinic"
-    assert await eventually(lambda: _in_inbox(s.store, task_id))
+    assert sub.gap_check is not None
+    await sub.gap_check
+    assert await _in_inbox(s.store, task_id)
     assert sub.seen >= 5
 
 

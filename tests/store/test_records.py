@@ -107,3 +107,17 @@ async def test_sqlite_file_is_in_wal_mode(tmp_path: Path) -> None:
         mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
     await s.close()
     assert mode == "wal"
+
+
+async def test_sqlite_syncs_durable_transactions_only(tmp_path: Path) -> None:
+    s = await open_store(f"sqlite:///{tmp_path / 'd.db'}")
+    try:
+        async with s.transaction() as conn:
+            normal = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
+        async with s.transaction(durable=True) as conn:
+            full = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
+        async with s.transaction() as conn:
+            after = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
+    finally:
+        await s.close()
+    assert (normal, full, after) == (1, 2, 1)  # NORMAL, FULL for the accepted work, NORMAL again
