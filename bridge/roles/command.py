@@ -103,6 +103,13 @@ def render(decision: Decision, jurisdiction: str | None) -> str:
         code = "-".join([b["code"], *b["modifiers"]])
         units = f"{b['units']} units, {b['billable_units']} billable"
         lines.append(f"  billing: {code}, {b['minutes']} min, {units}")
+    if decision.disclosure is not None:
+        sent = decision.disclosure
+        labels = ", ".join(label["code"] for label in sent["labels"]) or "none"
+        where = "may be sent" if sent["allowed"] else "may not be sent now"
+        lines.append(f"  disclosure: {where}; labels: {labels}; consent: {sent['consent_id'] or '-'}")
+        if sent["notice"]:
+            lines.append(f"  notice: {sent['notice']}")
     evaluated = decision.rules_evaluated
     lines.append(f"  rules evaluated ({len(evaluated)}): {', '.join(evaluated)}")
     return "\n".join(lines)

@@ -89,13 +89,16 @@ def verdict_of(violations: tuple[Violation, ...] | list[Violation]) -> Verdict:
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The engine's answer. ``satisfied`` lists rules whose condition was met but already handled
-    (e.g. risk-of-harm language with an escalation on file), so the peer sees why nothing fired."""
+    (e.g. risk-of-harm language with an escalation on file), so the peer sees why nothing fired.
+    ``billing`` (code, modifiers, units) is set when billing was judged; ``disclosure`` (allowed,
+    labels, notice, consent_id) when a recipient was named."""
 
     verdict: Verdict
     violations: tuple[Violation, ...] = ()
     rules_evaluated: tuple[str, ...] = ()
     satisfied: tuple[str, ...] = ()
     billing: dict[str, Any] | None = None
+    disclosure: dict[str, Any] | None = None
 
     @classmethod
     def of(
@@ -104,6 +107,7 @@ class Decision:
         evaluated: list[str] | tuple[str, ...],
         satisfied: list[str] | tuple[str, ...] = (),
         billing: dict[str, Any] | None = None,
+        disclosure: dict[str, Any] | None = None,
     ) -> Decision:
         ordered = sorted(violations, key=lambda v: (-Verdict(v.severity.value).rank, _start(v), v.rule))
         return cls(
@@ -112,6 +116,7 @@ class Decision:
             rules_evaluated=tuple(dict.fromkeys(evaluated)),
             satisfied=tuple(dict.fromkeys(satisfied)),
             billing=billing,
+            disclosure=disclosure,
         )
 
     @property
@@ -134,6 +139,8 @@ class Decision:
             d["satisfied"] = list(self.satisfied)
         if self.billing is not None:
             d["billing"] = self.billing
+        if self.disclosure is not None:
+            d["disclosure"] = self.disclosure
         return d
 
     def to_log_dict(self) -> dict[str, Any]:

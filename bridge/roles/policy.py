@@ -21,6 +21,8 @@ from bridge.roles.language import Analysis, Lexicon
 from bridge.roles.permissions import Permission, categories_of, permits
 from bridge.roles.schema import RuleFileSpec
 
+_DISCLOSURE_KEYS = ("allowed", "labels", "notice", "consent_id")
+
 
 @dataclass(frozen=True, slots=True)
 class Policy:
@@ -107,6 +109,7 @@ class Policy:
         violations: list[Violation] = []
         evaluated: list[str] = []
         satisfied: list[str] = []
+        sent: dict[str, Any] | None = None
 
         analysis = self.analyze(facts.text)
         for rule in self.content:
@@ -142,6 +145,7 @@ class Policy:
             )
             violations.extend(disclosure.decision.violations)
             evaluated.extend(disclosure.decision.rules_evaluated)
+            sent = {k: v for k, v in disclosure.to_dict().items() if k in _DISCLOSURE_KEYS}
 
         found_e, evaluated_e = check_crisis_escalation(facts, self.checks, self.spec.permissions.peer_roles)
         violations.extend(found_e)
@@ -156,7 +160,7 @@ class Policy:
         found_s, evaluated_s = supervision.check_supervision(facts, self.spec.supervision, self.checks)
         violations.extend(found_s)
         evaluated.extend(evaluated_s)
-        return Decision.of(violations, evaluated, satisfied, billing=summary)
+        return Decision.of(violations, evaluated, satisfied, billing=summary, disclosure=sent)
 
     # --- disclosure ----------------------------------------------------------------------------
 

@@ -254,3 +254,24 @@ def test_peer_view_drops_clinical_detail(view: dict[str, Any]) -> None:
 def test_peer_view_without_patient(policy: Policy) -> None:
     view = policy.peer_view(task=TASK, service_request=SERVICE_REQUEST)
     assert view["patient"] is None and view["supporting"] == [] and view["dropped"] == []
+
+
+def test_check_note_reports_the_disclosure(policy: Policy) -> None:
+    facts = NoteFacts(
+        text="Reviewed her recovery plan.",
+        audience="restricted",
+        recipient="clinic",
+        participant_id="p-9",
+        consents=(consent(),),
+        at=AT,
+    )
+    d = policy.check_note(facts)
+    assert d.verdict is Verdict.ALLOW
+    assert d.disclosure is not None and d.disclosure["allowed"] and d.disclosure["consent_id"] == "consent-1"
+    assert [label["code"] for label in d.to_dict()["disclosure"]["labels"]] == [
+        "R",
+        "SUD",
+        "42CFRPart2",
+        "NORDSCLCD",
+    ]
+    assert policy.check_note(NoteFacts(text="Reviewed her recovery plan.")).disclosure is None
