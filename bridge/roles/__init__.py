@@ -12,7 +12,10 @@ rule files, and nothing reads the clock (times are arguments).
     decision.violations         # (Violation(rule, severity, message, evidence=Evidence(...)), ...)
     decision.rules_evaluated    # every rule that was applied
     decision.to_dict()          # {"verdict", "violations": [{rule, severity, message, evidence}], ...}
+    decision.to_log_dict()      # the same without the note's words (offsets only): for logs and audit
     decision.raise_for_verdict()  # ScopeViolationError / ConsentRequiredError on block
+    decision.billing            # {code, modifiers, minutes, units, billable_units, ...} when billable
+    decision.disclosure         # {allowed, labels, notice, consent_id} when a recipient was named
 
     policy.check_note(peer_note, author=peer_worker, encounter=encounter, usage=BillingUsage(...), at=now)
     policy.check_disclosure(peer_note, "clinic", consents, at=now)   # Disclosure: allowed, labels, notice
@@ -21,9 +24,18 @@ rule files, and nothing reads the clock (times are arguments).
     policy.permits_resource("peer-specialist", "create", observation_dict)
     policy.check_assignment(peer_worker, participant, "recovery-support")  # Decision
     policy.billing_units(38)    # 3 (15-minute units, midpoint rule)
+    policy.describe()           # every rule in force: id, kind, severity, message, why
 
 Verdicts: ``allow`` (go), ``warn`` (go, with advice), ``hold`` (keep, do not finalize/send until a
 co-sign, escalation or consent exists), ``block`` (refused as written).
+
+What is judged depends on what the facts carry (see :class:`NoteFacts`): text alone gets the content
+rules; a ``recipient`` adds audience and Part 2 consent; ``billable`` adds documentation and billing;
+a ``certification_level`` adds co-sign and supervision recency; ``kind="crisis"`` needs an escalation.
+Modules: ``language`` (sentences, clauses, negated/reported/quoted scopes), ``content`` (the three
+matcher kinds), ``billing``, ``supervision``, ``escalation``, ``privacy`` (disclosure, peer view),
+``permissions``, ``assignment``, ``schema`` + ``loader`` (rule files), ``command`` (``bridge rules``),
+``evaluate`` (precision/recall on the labeled corpus).
 """
 
 from __future__ import annotations
