@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -60,9 +61,14 @@ def _idempotent(handler: Handler) -> Handler:
     return wrapped
 
 
+@functools.lru_cache(maxsize=8)  # building it walks every model's schema: once per base URL is enough
+def _openapi_bytes(server_url: str) -> bytes:
+    return json.dumps(build_openapi(server_url=server_url)).encode()
+
+
 async def _openapi(request: web.Request) -> web.Response:
-    doc = build_openapi(server_url=f"{request.scheme}://{request.host}")
-    return web.Response(body=json.dumps(doc).encode(), content_type="application/json")
+    body = _openapi_bytes(f"{request.scheme}://{request.host}")
+    return web.Response(body=body, content_type="application/json")
 
 
 def _add(app: web.Application, route: Route) -> None:
