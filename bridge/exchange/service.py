@@ -286,7 +286,10 @@ class ExchangeService:
         if endpoint is None:  # peer-team notes never leave the bridge; the policy says so too
             raise PolicyError("peer-team notes are not sent to an EHR")
         encounter = await self._encounter_of(note)
-        payload = {"note": _json(note), "encounter": _json(encounter)}
+        payload: dict[str, Any] = {"note": _json(note), "encounter": _json(encounter)}
+        if await self.store.outbox.find(kind="note", item_key=note.id):
+            # sent before (now co-signed or amended): replace the EHR's copy, don't leave it stale
+            payload["update"] = True
         return await self._enqueue(
             "note", note.id, endpoint, note.participant_id, payload, actor, idempotency_key, decision
         )
@@ -402,6 +405,7 @@ class ExchangeService:
             # the session's Procedure went with the session; a note only documents it
             send_procedure=note is None and caps.can_create("Procedure"),
             sud_related=note.sud_related if note is not None else True,
+            update_note=bool(item.payload.get("update")),
         )
 
     # --- inbound ---------------------------------------------------------------------------------

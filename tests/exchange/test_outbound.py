@@ -153,3 +153,48 @@ async def test_unreachable_ehr_is_retried_then_dead_lettered(
         await __import__("asyncio").sleep(0.05)
     assert item.state is OutboxState.DEAD and item.attempts == 3
     assert item.last_error and item.last_error.startswith("gave up after 3 attempts")
+
+
+async def test_cosigned_note_replaces_the_ehr_copy(
+    sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from bridge.domain import CertificationLevel, HumanName, PeerWorker
+
+    w = World(sandbox_ehr)
+    p = w.participant()
+    supervisor = PeerWorker(
+        id=f"sup-{w.tag}",
+        name=HumanName(given="Morgan", family="Lee"),
+        credential="CPRS",
+        certification_level=CertificationLevel.SUPERVISOR,
+        organization_id="harbor-recovery",
+    )
+    w.directory.add(supervisor)
+    settings = settings_for(sandbox_ehr.base_url)
+    svc = await make_service(settings, sqlite_store, w.directory)
+    enc = w.encounter(p)
+    await svc.submit_encounter(enc, actor=ACTOR)
+    first = w.note(enc)
+    await svc.submit_note(first, actor=ACTOR)
+    await svc.worker.drain("clinic")
+    cosigned = w.note(
+        enc,
+        cosigner_id=supervisor.id,
+        cosigned_at=datetime(2026, 11, 27, 9, 0, tzinfo=timezone(timedelta(hours=-6))),
+    )
+    sub = await svc.submit_note(cosigned, actor=ACTOR)
+    await svc.worker.drain("clinic")
+    assert (await svc.submission(sub.id)).state == "delivered"
+
+    import httpx
+
+    system = f"{settings.organization.identifier_system}/note"
+    async with httpx.AsyncClient(timeout=30) as http:
+        r = await http.get(
+            f"{sandbox_ehr.base_url}/DocumentReference", params={"identifier": f"{system}|{first.id}"}
+        )
+    found = r.json()
+    assert found["total"] == 1  # replaced, not duplicated
+    assert found["entry"][0]["resource"]["docStatus"] == "final"  # was preliminary before the co-sign
