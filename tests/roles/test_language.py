@@ -39,6 +39,9 @@ def test_lists_and_blank_lines_split(policy: Policy) -> None:
         ('I told her, "stop your meds."', "stop your meds", set()),  # the peer's own words
         ("She was tired, and I told her to rest.", "told her", set()),  # a new clause for the peer
         ("She said she was tired, told her to rest.", "told her", set()),  # comma splice
+        ("She said she was tired and then told her to rest.", "told her", set()),
+        ("Today shared my story and told her to rest.", "told her", set()),  # "Today" is not a speaker
+        ("Maria said her doctor wants her to rest.", "wants her", {"reported"}),
         ("She denies any current or past thoughts of harming herself.", "harming herself", {"negated"}),
         ("Writer shared my own story.", "my own story", set()),  # the peer is not reported speech
     ],
