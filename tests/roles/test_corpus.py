@@ -46,3 +46,23 @@ def test_evaluate_prints_figures(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--corpus", str(CORPUS), "--rules", str(RULES_DIR)]) == 0
     out = capsys.readouterr().out
     assert "block recall" in out and "clean notes flagged" in out and "flag precision" in out
+
+
+def test_evidence_slices_the_note_and_log_dicts_carry_no_words() -> None:
+    from bridge.domain import parse
+    from bridge.roles import NoteFacts, load_policy
+
+    policy = load_policy(RULES_DIR, "TX")
+    checked = 0
+    for f in sorted(CORPUS.glob("*.json")):
+        facts = parse(NoteFacts, json.loads(f.read_text()))
+        decision = policy.check_note(facts)
+        for v in decision.violations:
+            if v.evidence is not None:
+                checked += 1
+                assert facts.text[v.evidence.start : v.evidence.end] == v.evidence.text, f.name
+        logged = decision.to_log_dict()
+        for v in logged["violations"]:
+            assert v["evidence"] is None or set(v["evidence"]) == {"start", "end"}, f.name
+        assert facts.text not in json.dumps(logged)
+    assert checked > 40
