@@ -25,6 +25,7 @@ class Stack:
     participant_id: str
     peer_id: str
     env: dict[str, str]
+    patient_id: str = ""
 
 
 def toml_str(value: str) -> str:
@@ -57,9 +58,13 @@ def write_stack(
     }
     directory = workdir / "directory.json"
     directory.write_text(json.dumps({"participants": [participant], "peers": [peer]}))
-    httpx.post(
+    created = httpx.post(
         f"{ehr.base_url}/Patient",
-        json={"resourceType": "Patient", "identifier": [{"system": MRN, "value": f"MRN-{tag}"}]},
+        json={
+            "resourceType": "Patient",
+            "identifier": [{"system": MRN, "value": f"MRN-{tag}"}],
+            "name": [{"family": "Participant", "given": ["Test"]}],
+        },
         timeout=30,
     ).raise_for_status()
     store_file = workdir / "bridge.db"
@@ -104,7 +109,9 @@ def write_stack(
         + "\n"
     )
     env = {"BRIDGE_TEST_PEER_KEY": f"peer-key-{tag}", "BRIDGE_TEST_OPS_KEY": f"ops-key-{tag}"}
-    return Stack(config, directory, store_file, participant["id"], peer["id"], env)
+    return Stack(
+        config, directory, store_file, participant["id"], peer["id"], env, patient_id=created.json()["id"]
+    )
 
 
 def encounter_for(stack: Stack, n: int = 0) -> dict[str, Any]:
