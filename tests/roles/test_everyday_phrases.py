@@ -44,6 +44,8 @@ CASES: list[tuple[str, tuple[str, ...]]] = [
     ("Suggested he take his hydroxyzine twice a day instead of once.", ("content.medication-change",)),
     ("She talked about ending her life.", ("content.risk-of-harm",)),
     ("He said he wants to take his own life.", ("content.risk-of-harm",)),
+    ("Encouraged him to use less and never use alone.", ()),  # harm reduction is peer work
+    ("Told her to stop her Latuda.", ("content.medication-change",)),
     ("He said he wants to hurt his ex.", ("content.risk-of-harm",)),
     ("She talked about taking all of her pills at once.", ("content.risk-of-harm",)),
     ("He said he thought about jumping off the bridge.", ("content.risk-of-harm",)),
