@@ -23,7 +23,6 @@ from functools import cached_property
 NEGATED = "negated"
 REPORTED = "reported"
 QUOTED = "quoted"
-CONTEXTS = (NEGATED, REPORTED, QUOTED)
 
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['\u2019.\-/][A-Za-z0-9]+)*")
 _QUOTE = re.compile(r"\"[^\"\n]{1,800}\"|“[^”\n]{1,800}”")
