@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from bridge.config import Settings
-from bridge.domain import PeerEncounter, PeerNote, Referral
+from bridge.domain import PeerEncounter, PeerNote, Referral, Role
 from bridge.exchange.directory import Directory, InMemoryDirectory
 from bridge.exchange.service import Actor, ExchangeService, SubmissionStatus
 from bridge.observability import Metrics
@@ -135,6 +135,9 @@ class ExchangeBridgeService:
     async def readiness(self) -> dict[str, tuple[bool, str | None]]:
         out = await self.exchange.readiness()
         return {k if k == "store" else f"endpoint:{k}": v for k, v in out.items()}
+
+    def permits(self, role: Role, verb: str, record: str) -> Any:
+        return self.exchange.policy.permits(role, verb, record)
 
     async def outbox_counts(self) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
         counts = await self.exchange.outbox_counts()

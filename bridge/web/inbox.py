@@ -88,6 +88,7 @@ async def _page(
         if sub.organization == principal.organization:
             submissions.append(sub)
     org = principal.organization
+    permits = request.app[SERVICE].permits
     return _html(
         "inbox.html",
         status=status,
@@ -97,8 +98,10 @@ async def _page(
         refresh_url=request.path_qs,
         message=request.query.get("msg", ""),
         error=error,
-        can_act=has_required_scope(principal, Action.ACT_ON_REFERRAL, organization=org).allowed,
-        can_submit=has_required_scope(principal, Action.SUBMIT_NOTE, organization=org).allowed,
+        can_act=bool(
+            has_required_scope(principal, Action.ACT_ON_REFERRAL, organization=org, permits=permits)
+        ),
+        can_submit=bool(has_required_scope(principal, Action.SUBMIT_NOTE, organization=org, permits=permits)),
         note_form=note_form or {},
         session_form=session_form or {},
         settings_choices=[s.value for s in Setting],
@@ -144,7 +147,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         else:
             principal = auth.authenticate(None, credential)
         org = request.app[SETTINGS].organization.id
-        if not has_required_scope(principal, Action.VIEW_INBOX, organization=org).allowed:
+        permits = request.app[SERVICE].permits
+        if not has_required_scope(principal, Action.VIEW_INBOX, organization=org, permits=permits):
             raise AccessError("this account may not use the peer inbox")
     except AccessError as exc:
         return _html(

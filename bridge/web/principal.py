@@ -2,14 +2,21 @@
 
 ``has_required_scope`` is the Starlette-style pure check (no I/O): given the principal, the action
 and the organization that owns the thing acted on, it answers allow/deny *and the rule that decided*
-(pycasbin ``enforce_ex`` style), so a 403 can say why. The table is data, kept next to the roles it
-talks about; the scope-of-practice content checks on notes live in ``bridge.roles``.
+(pycasbin ``enforce_ex`` style), so a 403 can say why. Two layers must both allow:
+
+1. ``ROLE_ACTIONS``, which API actions each role has at all (clinicians, for instance, work in their
+   EHR and have none here, even though the rule files let them write anything clinical), and
+2. the policy engine's permission grants from ``config/rules`` (``permits(role, verb, record)``),
+   through ``POLICY_GRANTS``, so an integrator can narrow a role in the rule files without a code
+   change. The scope-of-practice content checks on notes live in ``bridge.roles`` too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from bridge.domain import Role
 
@@ -60,6 +67,24 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
 }
 
 
+# action -> the (verb, record) grants of the rule files that allow it (any one suffices)
+POLICY_GRANTS: dict[Action, tuple[tuple[str, str], ...]] = {
+    Action.SUBMIT_ENCOUNTER: (("create", "encounter"),),
+    Action.SUBMIT_NOTE: (("create", "note"),),
+    Action.CHECK_NOTE: (("create", "note"),),
+    Action.COSIGN_NOTE: (("cosign", "note"),),
+    # a submission's state: the outbox (integrators) or the record it carries (its authors)
+    Action.READ_SUBMISSION: (("read", "outbox"), ("read", "note"), ("read", "encounter")),
+    Action.READ_OUTBOX: (("read", "outbox"),),
+    Action.READ_REFERRALS: (("read", "referral"),),
+    Action.ACT_ON_REFERRAL: (("update", "referral"),),
+    Action.VIEW_INBOX: (("read", "referral"),),
+}
+
+# ``Policy.permits``: (role, verb, record) -> an object with ``allowed``, ``rule``, ``reason``
+Permits = Callable[[Role, str, str], Any]
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """An authenticated caller. ``subject`` is the token ``sub`` or the API key's name."""
@@ -82,14 +107,26 @@ class Decision:
         return self.allowed
 
 
-def has_required_scope(principal: Principal, action: Action, *, organization: str) -> Decision:
-    """May ``principal`` take ``action`` on something owned by ``organization``? Pure."""
+def has_required_scope(
+    principal: Principal, action: Action, *, organization: str, permits: Permits | None = None
+) -> Decision:
+    """May ``principal`` take ``action`` on something owned by ``organization``? Pure.
+
+    ``permits`` is the policy engine's grant check (``Policy.permits``); without it only the
+    API's role table decides.
+    """
     if principal.organization != organization:
         return Decision(False, "same-organization", "callers act only within their own organization")
+    role = principal.role.value
     if action not in ROLE_ACTIONS.get(principal.role, frozenset()):
-        role = principal.role.value
         return Decision(False, f"role:{role}", f"role {role} may not {action.value}")
-    return Decision(True, f"role:{principal.role.value}", "allowed")
+    if permits is None:
+        return Decision(True, f"role:{role}", "allowed")
+    answers = [permits(principal.role, verb, record) for verb, record in POLICY_GRANTS[action]]
+    granted = next((a for a in answers if a.allowed), None)
+    if granted is None:
+        return Decision(False, str(answers[0].rule), str(answers[0].reason))
+    return Decision(True, str(granted.rule), str(granted.reason))
 
 
 def may_see_assignee(principal: Principal, assignee: str | None, *, only_own: bool) -> bool:

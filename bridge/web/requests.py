@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from bridge.domain import parse
 from bridge.errors import ForbiddenError, NotAuthenticatedError
-from bridge.web.keys import AUTHENTICATOR, PRINCIPAL, SETTINGS
+from bridge.web.keys import AUTHENTICATOR, PRINCIPAL, SERVICE, SETTINGS
 from bridge.web.principal import Action, Principal, has_required_scope
 
 M = TypeVar("M", bound=BaseModel)
@@ -52,7 +52,7 @@ def authorize(request: web.Request, action: Action, *, organization: str | None 
     """Authenticate and check ``action`` against ``organization`` (default: the bridge's own)."""
     principal = authenticate(request, allow_cookie=request.path.startswith("/inbox"))
     org = organization if organization is not None else request.app[SETTINGS].organization.id
-    decision = has_required_scope(principal, action, organization=org)
+    decision = has_required_scope(principal, action, organization=org, permits=request.app[SERVICE].permits)
     if not decision.allowed:
         raise ForbiddenError(decision.reason, rule=decision.rule)
     return principal

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from bridge.domain import PeerEncounter, PeerNote, Referral
+from bridge.domain import PeerEncounter, PeerNote, Referral, Role
 from bridge.web.principal import Principal
 
 
@@ -87,3 +87,7 @@ class BridgeService(Protocol):
     async def readiness(self) -> dict[str, tuple[bool, str | None]]: ...
 
     async def outbox_counts(self) -> tuple[dict[tuple[str, str], int], dict[str, int]]: ...
+
+    def permits(self, role: Role, verb: str, record: str) -> Any:
+        """The policy engine's grant check: an object with ``allowed``, ``rule`` and ``reason``."""
+        ...

@@ -6,20 +6,31 @@ and answers like the real one would, so the web layer can be tested without an E
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from bridge.config import Settings
-from bridge.domain import PeerEncounter, PeerNote, Referral, ReferralStatus
+from bridge.domain import PeerEncounter, PeerNote, Referral, ReferralStatus, Role
 from bridge.errors import NotFoundInStoreError, ScopeViolationError, StateTransitionError
 from bridge.observability import Metrics
+from bridge.roles import Policy, load_policy
 from bridge.web.principal import Principal
 from bridge.web.service import InboxItem, NoteCheck, Submission
 
 BLOCKED_WORD = "diagnosed with"
+RULES = Path(__file__).resolve().parents[2] / "config" / "rules"
+
+
+@functools.cache
+def _policy() -> Policy:
+    return load_policy(RULES, "TX")
+
+
 _NEXT = {
     "accept": ({ReferralStatus.REQUESTED}, ReferralStatus.ACCEPTED),
     "decline": ({ReferralStatus.REQUESTED}, ReferralStatus.REJECTED),
@@ -124,6 +135,10 @@ class FakeService:
 
     async def readiness(self) -> dict[str, tuple[bool, str | None]]:
         return {"store": (self.ready, None if self.ready else "down"), "endpoint:clinic": (True, "closed")}
+
+    def permits(self, role: Role, verb: str, record: str) -> Any:
+        # the real rule files: the web layer's access decisions go through the policy engine
+        return _policy().permits(role, verb, record)
 
     async def outbox_counts(self) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
         return {("clinic", "queued"): len(self.submissions)}, {"clinic": 0}

@@ -168,3 +168,25 @@ async def test_a_supervisor_cosigns_only_in_their_own_name(
     assert resp.status == 403 and (await resp.json())["rule"] == "cosign.self"
     same = bearer(make_token("peer-supervisor", practitioner_id="sup-7"))
     assert (await matrix_client.post("/api/v1/notes", json=note, headers=same)).status == 202
+
+
+def test_the_rule_files_decide_too() -> None:
+    from tests.web.fakes import _policy
+
+    permits = _policy().permits
+    coordinator = Principal("c", Role.CARE_COORDINATOR, ORG)
+    d = has_required_scope(coordinator, Action.READ_REFERRALS, organization=ORG, permits=permits)
+    assert (d.allowed, d.rule) == (True, "permissions.grants.care-coordinator.read")
+    supervisor = Principal("s", Role.PEER_SUPERVISOR, ORG, "sup-1")
+    d = has_required_scope(supervisor, Action.COSIGN_NOTE, organization=ORG, permits=permits)
+    assert (d.allowed, d.rule) == (True, "permissions.grants.peer-supervisor.cosign")
+
+    # an integrator narrowing a role in the rule files narrows the API, with the rule named
+    class Denied:
+        allowed = False
+        rule = "permissions.grants.peer-specialist.update"
+        reason = "peer-specialist may not update referral"
+
+    peer = Principal("p", Role.PEER_SPECIALIST, ORG, "peer-1")
+    d = has_required_scope(peer, Action.ACT_ON_REFERRAL, organization=ORG, permits=lambda *_: Denied())
+    assert (d.allowed, d.rule) == (False, "permissions.grants.peer-specialist.update")
