@@ -306,7 +306,9 @@ class ExchangeService:
         decision: Decision | None,
     ) -> SubmissionStatus:
         now = self.clock()
-        body_hash = request_hash({"kind": kind, **payload})
+        # what the caller sent, not what we derived from it (the "update" flag, the session copy):
+        # a retried request must hash the same whatever happened in between
+        body_hash = request_hash({"kind": kind, "record": payload[kind]})
         warnings = [v.to_dict() for v in decision.violations] if decision is not None else []
         for attempt in range(2):
             try:

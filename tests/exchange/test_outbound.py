@@ -198,3 +198,18 @@ async def test_cosigned_note_replaces_the_ehr_copy(
     found = r.json()
     assert found["total"] == 1  # replaced, not duplicated
     assert found["entry"][0]["resource"]["docStatus"] == "final"  # was preliminary before the co-sign
+
+
+async def test_retried_note_submission_replays_after_it_was_queued(
+    sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    """A client that lost the 202 for a note sends it again with the same key: same tracking id,
+    even though the note is now known to the outbox (which marks later versions as updates)."""
+    w = World(sandbox_ehr)
+    p = w.participant()
+    svc = await make_service(settings_for(sandbox_ehr.base_url), sqlite_store, w.directory)
+    enc = w.encounter(p)
+    await svc.submit_encounter(enc, actor=ACTOR)
+    first = await svc.submit_note(w.note(enc), actor=ACTOR, idempotency_key="note-key")
+    again = await svc.submit_note(w.note(enc), actor=ACTOR, idempotency_key="note-key")
+    assert again.id == first.id and again.replayed
