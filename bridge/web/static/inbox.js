@@ -62,7 +62,12 @@
       });
       if (mine !== seq) { return; }  // a newer keystroke already asked
       const data = await resp.json();
-      if (resp.ok) { render(data); } else { out.dataset.verdict = "error"; out.textContent = data.message; }
+      if (resp.ok) { render(data); return; }
+      out.dataset.verdict = "error";
+      // the check needs a complete draft (a known participant, a valid id): say what is missing
+      out.textContent = data.field
+        ? "Scope check waits for a valid " + data.field.replace(/_/g, " ") + " (" + data.message + ")."
+        : data.message;
     } catch (e) {
       out.textContent = "Scope check unavailable; the note is checked again when you submit.";
     }
