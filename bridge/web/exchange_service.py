@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -42,9 +42,14 @@ def load_directory(settings: Settings) -> Directory:
     return InMemoryDirectory()
 
 
+PRACTITIONER = "practitioner:"
+
+
 def _actor(p: Principal) -> Actor:
-    # the subject scopes idempotency keys and names the caller in the audit log (ids, never names)
-    return Actor(name=f"{p.via}:{p.subject}", role=p.role.value, organization=p.organization)
+    # names the caller in the audit log and scopes idempotency keys (ids, never names); a peer is
+    # named by practitioner id, so "who accepted this referral" can be read back from the audit log
+    name = f"{PRACTITIONER}{p.practitioner_id}" if p.practitioner_id else f"{p.via}:{p.subject}"
+    return Actor(name=name, role=p.role.value, organization=p.organization)
 
 
 class ExchangeBridgeService:
@@ -53,6 +58,7 @@ class ExchangeBridgeService:
     def __init__(self, exchange: ExchangeService, settings: Settings) -> None:
         self.exchange = exchange
         self.organization = settings.organization.id
+        self.track_assignees = settings.api_auth.peers_see_only_own
 
     def _submission(self, s: SubmissionStatus) -> Submission:
         return Submission(
@@ -71,8 +77,23 @@ class ExchangeBridgeService:
             replayed=s.replayed,
         )
 
-    def _item(self, r: Referral) -> InboxItem:
-        return InboxItem(referral=r, organization=self.organization, assignee=None)
+    def _item(self, r: Referral, assignees: Mapping[str, str]) -> InboxItem:
+        return InboxItem(referral=r, organization=self.organization, assignee=assignees.get(r.id))
+
+    async def _assignees(self, referral_id: str | None = None) -> dict[str, str]:
+        """Referral id -> the practitioner who accepted it (the latest accept in the audit log).
+
+        Read only when ``api_auth.peers_see_only_own`` is set: the exchange keeps no assignee of its
+        own, and the audit log is where "who accepted" is recorded anyway.
+        """
+        if not self.track_assignees:
+            return {}
+        entries = await self.exchange.store.audit.entries(
+            subject=referral_id, action="referral.accept", limit=100_000
+        )
+        return {
+            e.subject: e.actor.removeprefix(PRACTITIONER) for e in entries if e.actor.startswith(PRACTITIONER)
+        }
 
     async def submit_encounter(
         self, encounter: PeerEncounter, *, actor: Principal, idempotency_key: str | None = None
@@ -108,11 +129,24 @@ class ExchangeBridgeService:
         if organization != self.organization:
             return []
         actor = Actor(name="web", role="peer-specialist", organization=organization)
-        return [self._item(r) for r in await self.exchange.list_referrals(actor=actor, limit=500)]
+        referrals = await self.exchange.list_referrals(actor=actor, limit=500)
+        assignees = await self._assignees()
+        return [self._item(r, assignees) for r in referrals]
 
-    async def get_referral(self, referral_id: str) -> InboxItem:
-        actor = Actor(name="web", role="peer-specialist", organization=self.organization)
-        return self._item(await self.exchange.get_referral(referral_id, actor=actor))
+    async def get_referral(
+        self,
+        referral_id: str,
+        *,
+        actor: Principal | None = None,
+        allowed: Callable[[InboxItem], None] | None = None,
+    ) -> InboxItem:
+        if allowed is not None:
+            # decide on the stored copy first: only a permitted look goes to the audit log as a view
+            stored = (await self.exchange.store.inbox.get(referral_id)).referral
+            allowed(self._item(stored, await self._assignees(referral_id)))
+        who = _actor(actor) if actor is not None else Actor("web", "peer-specialist", self.organization)
+        referral = await self.exchange.get_referral(referral_id, actor=who)  # audited as a view
+        return self._item(referral, await self._assignees(referral_id))
 
     async def act_on_referral(
         self,
@@ -127,7 +161,7 @@ class ExchangeBridgeService:
         r = await self.exchange.act_on_referral(
             referral_id, action, actor=_actor(actor), reason=reason, outputs=outputs, at=at
         )
-        return self._item(r)
+        return self._item(r, await self._assignees(referral_id))
 
     async def handle_notification(self, body: Mapping[str, Any] | None) -> None:
         await self.exchange.handle_notification(body)

@@ -172,12 +172,13 @@ async def get_referral(request: web.Request) -> web.Response:
 
 
 async def load_referral(request: web.Request, actor: Principal, referral_id: str) -> InboxItem:
-    item = await request.app[SERVICE].get_referral(referral_id)
-    authorize(request, Action.READ_REFERRALS, organization=item.organization)
-    if not _visible(request, actor, item):
-        # the same answer as a missing referral: do not confirm what a caller may not see
-        raise NotFoundInStoreError(f"no referral {referral_id!r}")
-    return item
+    def allowed(item: InboxItem) -> None:
+        authorize(request, Action.READ_REFERRALS, organization=item.organization)
+        if not _visible(request, actor, item):
+            # the same answer as a missing referral: do not confirm what a caller may not see
+            raise NotFoundInStoreError(f"no referral {referral_id!r}")
+
+    return await request.app[SERVICE].get_referral(referral_id, actor=actor, allowed=allowed)
 
 
 def referral_action(action: str) -> Any:

@@ -7,7 +7,7 @@ app opens and closes it in a ``cleanup_ctx``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -69,7 +69,16 @@ class BridgeService(Protocol):
 
     async def list_referrals(self, *, organization: str) -> list[InboxItem]: ...
 
-    async def get_referral(self, referral_id: str) -> InboxItem: ...
+    async def get_referral(
+        self,
+        referral_id: str,
+        *,
+        actor: Principal | None = None,
+        allowed: Callable[[InboxItem], None] | None = None,
+    ) -> InboxItem:
+        """The referral, audited as a view by ``actor``. ``allowed`` runs first and raises to refuse,
+        so a refused look is not recorded as a view."""
+        ...
 
     async def act_on_referral(
         self,

@@ -7,7 +7,7 @@ and answers like the real one would, so the web layer can be tested without an E
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -100,11 +100,20 @@ class FakeService:
     async def list_referrals(self, *, organization: str) -> list[InboxItem]:
         return [i for i in self.referrals.values() if i.organization == organization]
 
-    async def get_referral(self, referral_id: str) -> InboxItem:
+    async def get_referral(
+        self,
+        referral_id: str,
+        *,
+        actor: Principal | None = None,
+        allowed: Callable[[InboxItem], None] | None = None,
+    ) -> InboxItem:
         try:
-            return self.referrals[referral_id]
+            item = self.referrals[referral_id]
         except KeyError:
             raise NotFoundInStoreError(f"no referral {referral_id!r}") from None
+        if allowed is not None:
+            allowed(item)
+        return item
 
     async def act_on_referral(
         self,

@@ -40,6 +40,7 @@ def write_stack(
     jwks_file: Path | None = None,
     issuer: str = "https://idp.harbor.test",
     audience: str = "peer-bridge",
+    peers_see_only_own: bool = False,
 ) -> Stack:
     tag = uuid.uuid4().hex[:8]
     workdir.mkdir(parents=True, exist_ok=True)
@@ -71,6 +72,8 @@ def write_stack(
     api_auth = [f"issuer = {toml_str(issuer)}", f"audience = {toml_str(audience)}"]
     if jwks_file is not None:
         api_auth.append(f"jwks_file = {toml_str(str(jwks_file))}")
+    if peers_see_only_own:
+        api_auth.append("peers_see_only_own = true")
     config = workdir / "bridge.toml"
     config.write_text(
         "\n".join(
