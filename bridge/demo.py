@@ -417,7 +417,9 @@ async def play(
             resp.raise_for_status()
             return next((r for r in resp.json()["items"] if r["id"] == res.referral_id), None)
 
-        seen = await _until("the referral reaching the peer inbox", in_inbox)
+        # normally one notification (~0.1 s); if it were lost, the next heartbeat's event count
+        # (every 60 s) shows the gap and the bridge catches up by polling
+        seen = await _until("the referral reaching the peer inbox", in_inbox, within=150)
         story.step(
             "peer",
             f"referral {seen['id']} in the inbox: “{seen.get('reason')}” "
