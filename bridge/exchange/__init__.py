@@ -8,14 +8,14 @@ web layer calls only :class:`~bridge.exchange.service.ExchangeService`. Every er
 
 API (all ``async`` unless noted; times are aware datetimes)::
 
-    svc = await ExchangeService.open(settings, directory=directory)   # store + clients + policy
+    svc = await ExchangeService.open(settings, directory=directory)   # store (migrated), clients, policy
     await svc.start()            # background workers: outbound delivery + inbound sync
     await svc.close()            # stops workers, closes clients and store
 
     # outbound (POST /api/v1/encounters, /notes): policy check -> outbox -> 202 + tracking id
     sub = await svc.submit_encounter(encounter, actor=actor, idempotency_key=key)  # SubmissionStatus
     sub = await svc.submit_note(note, actor=actor, idempotency_key=key)
-    decision = await svc.check_note(note, actor=actor)            # dry run, nothing stored
+    decision = await svc.check_note(note, actor=actor)   # bridge.roles.Decision; dry run, nothing stored
     sub = await svc.submission(tracking_id)                       # GET /api/v1/submissions/{id}
     subs = await svc.list_submissions(states=None, limit=100)
 
@@ -27,16 +27,24 @@ API (all ``async`` unless noted; times are aware datetimes)::
         # SDOH CC state machine, then Task PUT with If-Match (on 412: refetch, re-apply if still
         # valid, else StateTransitionError). complete needs outputs=["Procedure/…"|"Encounter/…"].
 
-    # FHIR notification endpoint (Subscriptions Backport rest-hook, or R4 criteria rest-hook)
-    result = await svc.handle_notification(body_or_none, endpoint=None, token=header_value,
-                                           path_suffix=None)  # NotificationResult; raise on bad token
+    # FHIR notification endpoint (Subscriptions Backport rest-hook, or R4 criteria rest-hook);
+    # the web layer checks the bearer token the Subscription carries in channel.header
+    result = await svc.handle_notification(body_or_none, endpoint=None)   # NotificationResult
+        # the endpoint is found from the Subscription reference in the notification; an empty
+        # body (R4 criteria ping) makes the bridge poll
 
     counts = await svc.outbox_counts()      # {endpoint: {queued, sending, delivered, dead}}
     ready = await svc.readiness()           # {"store": (ok, reason), "<endpoint>": (ok, reason)}
 
 Records: ``Actor(name, role, organization, source=None)`` (who is calling, from where: goes to the
 audit log), ``SubmissionStatus`` (id, kind, record_id, endpoint, state, attempts, fhir_ids,
-last_error, created_at, updated_at, delivered_at, warnings), ``NotificationResult``.
+last_error, created_at, updated_at, delivered_at, warnings, replayed), ``NotificationResult``
+(endpoint, kind, stored, gap).
+
+Submitting a note needs its session submitted first (the note's Bundle carries the Encounter);
+a note submitted again (co-signed, amended) replaces the EHR's copy. ``hold`` verdicts (a co-sign
+or escalation missing) refuse with ``PolicyError``: nothing is queued until resolved.
+Workers without the web layer: ``python -m bridge.exchange.run --config … --directory …``.
 Participants, peers and consents come from a :class:`~bridge.exchange.directory.Directory`.
 
 Pure modules (no I/O, no clock): ``task_state`` (state machine + Task update), ``retry`` (backoff
