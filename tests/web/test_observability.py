@@ -1,0 +1,72 @@
+"""JSON logs without PHI, and what a crash looks like from outside (a 500 with a request id only)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bridge.config import Settings
+from bridge.domain import PeerNote
+from bridge.observability import JsonFormatter, configure_logging
+from bridge.web import create_app
+from bridge.web.auth import Authenticator
+from bridge.web.principal import Principal
+from bridge.web.service import NoteCheck
+from tests.web import payloads
+from tests.web.conftest import ORG, TokenFactory, bearer
+from tests.web.fakes import FakeService, factory
+
+SECRET_TEXT = "Avery said something private about her brother"
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    buf = io.StringIO()
+    handler = configure_logging(logging.INFO, buf)
+    yield buf
+    logging.getLogger("bridge").removeHandler(handler)
+
+
+def test_formatter_keeps_only_allow_listed_fields() -> None:
+    record = logging.LogRecord("bridge.x", logging.INFO, __file__, 1, "note queued", (), None)
+    record.submission_id = "sub-1"
+    record.text = SECRET_TEXT  # a careless extra: must not be written
+    out = json.loads(JsonFormatter().format(record))
+    assert out["submission_id"] == "sub-1" and out["msg"] == "note queued"
+    assert SECRET_TEXT not in json.dumps(out)
+
+
+class Exploding(FakeService):
+    async def check_note(self, note: PeerNote, *, actor: Principal) -> NoteCheck:
+        raise ValueError(f"cannot handle {note.text}")  # a bug that quotes its input
+
+
+async def test_a_crash_is_a_bare_500_and_the_log_has_no_input(
+    settings: Settings, jwks: dict[str, Any], make_token: TokenFactory, logs: io.StringIO
+) -> None:
+    app = create_app(
+        settings,
+        service_factory=factory(Exploding(ORG)),
+        authenticator=Authenticator.from_settings(settings, jwks=jwks),
+    )
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        resp = await client.post(
+            "/api/v1/notes/check", json=payloads.note(text=SECRET_TEXT), headers=bearer(make_token())
+        )
+        body = await resp.json()
+    assert resp.status == 500
+    assert body == {
+        "code": "internal_error",
+        "message": "internal error; quote the request id",
+        "request_id": resp.headers["X-Request-Id"],
+    }
+    lines = [json.loads(line) for line in logs.getvalue().splitlines()]
+    crash = next(r for r in lines if r["msg"] == "unhandled error")
+    assert crash["error_type"] == "ValueError" and crash["request_id"] == resp.headers["X-Request-Id"]
+    assert SECRET_TEXT not in logs.getvalue()
