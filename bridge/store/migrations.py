@@ -59,10 +59,21 @@ async def _outbox_item_index(conn: AsyncConnection) -> None:
     await conn.execute(text("CREATE INDEX outbox_item ON outbox (kind, item_key)"))
 
 
+async def _pending_indexes(conn: AsyncConnection) -> None:
+    # delivered rows pile up until purged; claims should cost what the pending work costs, not
+    # what the history costs (both databases take partial indexes with the same syntax)
+    pending = "WHERE state IN ('queued', 'sending')"
+    await conn.execute(text(f"CREATE INDEX outbox_pending ON outbox (endpoint, seq) {pending}"))
+    await conn.execute(
+        text(f"CREATE INDEX outbox_pending_partition ON outbox (partition_key, seq) {pending}")
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "outbox, inbox, idempotency keys, audit log, sync state", _create_tables),
     Migration(2, "audit log is append-only", _audit_append_only),
     Migration(3, "outbox lookup by record id", _outbox_item_index),
+    Migration(4, "partial indexes on pending outbox items", _pending_indexes),
 ]
 
 

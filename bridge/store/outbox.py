@@ -24,9 +24,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, literal_column, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnClause
 
 from bridge.errors import InputError, NotFoundInStoreError
 from bridge.store.engine import Database
@@ -41,6 +42,9 @@ class OutboxState(StrEnum):
 
 
 PENDING = (OutboxState.QUEUED.value, OutboxState.SENDING.value)
+# inline literals, not bound parameters: a partial index is used only when the planner can see
+# the query's filter matches the index's WHERE (SQLite decides that before binding)
+_PENDING_SQL: list[ColumnClause[Any]] = [literal_column(f"'{s}'") for s in PENDING]
 
 
 @dataclass(frozen=True)
@@ -145,13 +149,14 @@ class Outbox:
         blocked = exists().where(
             prior.c.partition_key == outbox.c.partition_key,
             prior.c.seq < outbox.c.seq,
-            prior.c.state.in_(PENDING),
+            prior.c.state.in_(_PENDING_SQL),
         )
         due = or_(
             and_(outbox.c.state == OutboxState.QUEUED.value, outbox.c.next_attempt_at <= now),
             and_(outbox.c.state == OutboxState.SENDING.value, outbox.c.lease_expires_at <= now),
         )
-        candidates = select(outbox.c.seq).where(due, ~blocked)
+        # the literal state filter lets both databases use the partial "pending" indexes
+        candidates = select(outbox.c.seq).where(outbox.c.state.in_(_PENDING_SQL), due, ~blocked)
         if endpoint is not None:
             candidates = candidates.where(outbox.c.endpoint == endpoint)
         picked = (
