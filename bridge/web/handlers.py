@@ -64,8 +64,7 @@ def accepted(request: web.Request, s: Submission) -> web.Response:
 # --- operations ---------------------------------------------------------------------------------
 
 
-async def health(request: web.Request) -> web.Response:
-    """Liveness is answering at all; readiness adds the store and each endpoint's breaker."""
+async def _checks(request: web.Request) -> Health:
     checks: dict[str, CheckStatus] = {}
     try:
         for name, (ok, detail) in (await request.app[SERVICE].readiness()).items():
@@ -73,7 +72,19 @@ async def health(request: web.Request) -> web.Response:
     except Exception as exc:  # readiness must answer even when what it probes is broken
         checks["service"] = CheckStatus(ok=False, detail=type(exc).__name__)
     ready = all(c.ok for c in checks.values())
-    return model_response(Health(status="ok" if ready else "degraded", checks=checks), 200 if ready else 503)
+    return Health(status="ok" if ready else "degraded", checks=checks)
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness: answering at all means alive (200), whatever the store or the EHRs are doing; the
+    body still shows the readiness checks. A liveness probe must not restart a bridge for an EHR outage."""
+    return model_response(await _checks(request))
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: the store answers and no endpoint's breaker is open, else 503."""
+    body = await _checks(request)
+    return model_response(body, 200 if body.status == "ok" else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

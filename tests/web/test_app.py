@@ -18,10 +18,13 @@ async def test_health_reports_each_check(client: Client, service: FakeService) -
     assert resp.status == 200
     body = await resp.json()
     assert body["status"] == "ok" and body["checks"]["store"]["ok"] is True
+    assert (await client.get("/health/ready")).status == 200
     service.ready = False
-    resp = await client.get("/health")
+    resp = await client.get("/health/ready")
     assert resp.status == 503
     assert (await resp.json())["checks"]["store"] == {"ok": False, "detail": "down"}
+    live = await client.get("/health")  # alive all the same: a probe must not restart it for this
+    assert live.status == 200 and (await live.json())["status"] == "degraded"
 
 
 async def test_metrics_exports_outbox_and_http_series(client: Client, make_token: TokenFactory) -> None:
