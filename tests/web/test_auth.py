@@ -97,3 +97,43 @@ async def test_no_credentials_is_401_over_http(client: Client, make_token: Token
     assert body["code"] == "unauthenticated"
     ok = await client.get("/api/v1/referrals", headers=bearer(make_token()))
     assert ok.status == 200
+
+
+async def test_jwks_url_is_fetched_at_start_up(
+    env: None, jwks: dict[str, Any], make_token: TokenFactory
+) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from bridge.web import create_app
+    from tests.web.fakes import FakeService, factory
+
+    async def serve_jwks(request: web.Request) -> web.Response:
+        return web.json_response(jwks)
+
+    idp = web.Application()
+    idp.router.add_get("/jwks.json", serve_jwks)
+    async with TestServer(idp, host="127.0.0.1") as idp_server:
+        settings = settings_from_dict(settings_dict(jwks_url=str(idp_server.make_url("/jwks.json"))))
+        app = create_app(settings, service_factory=factory(FakeService(ORG)))
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            ok = await client.get("/api/v1/referrals", headers=bearer(make_token()))
+            assert ok.status == 200
+
+
+async def test_unreachable_jwks_url_fails_start_up_naming_the_key(env: None) -> None:
+    from aiohttp.test_utils import TestServer
+
+    from bridge.sandbox import free_port
+    from bridge.web import create_app
+    from tests.web.fakes import FakeService, factory
+
+    settings = settings_from_dict(settings_dict(jwks_url=f"http://127.0.0.1:{free_port()}/jwks.json"))
+    app = create_app(settings, service_factory=factory(FakeService(ORG)))
+    server = TestServer(app, host="127.0.0.1")
+    try:
+        with pytest.raises(ConfigError) as exc:
+            await server.start_server()
+    finally:
+        await server.close()
+    assert exc.value.path == "api_auth.jwks_url"
