@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/exchange.py [--mode throughput] [--items 1000] [--concurrency 8] [--store sqlite]
     .venv/bin/python bench/exchange.py --mode share  [--items 600] [--concurrency 2]    # PostgreSQL
-    .venv/bin/python bench/exchange.py --mode outage [--items 600] [--down 60] [--rate 10]
+    .venv/bin/python bench/exchange.py --mode outage [--items 900] [--down 60] [--rate 10]
+    .venv/bin/python bench/exchange.py --mode referral [--items 20]
 
 throughput
     Delivered items per second end to end through the outbox (submit with policy check ->
@@ -14,6 +15,9 @@ share
     One worker process, then two, on one PostgreSQL schema (``python -m bridge.exchange.run``),
     each with ``--concurrency`` slots: items per second for each, and a check that nothing was
     sent twice (one attempt and one disclosure per item, one resource per record at the EHR).
+referral
+    Latency from a clinician's Task + ServiceRequest written at the EHR to the referral in the inbox,
+    through a Subscriptions Backport subscription (no polling), one at a time (the 2 s target).
 outage
     Items submitted at ``--rate``/s while the EHR goes down for ``--down`` seconds and comes back,
     with the product's default retry schedule and circuit breaker: prints the backlog at its
@@ -41,7 +45,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
-from crash import create_patients, make_plan, open_service, records, settings_dict, verify  # noqa: E402
+from crash import ORG_SYSTEM, create_patients, make_plan, open_service, records, settings_dict, verify  # noqa: E402
 
 from bridge.sandbox import sandbox  # noqa: E402
 
@@ -390,9 +394,103 @@ def outage(args: argparse.Namespace) -> int:
     return 0 if lost == 0 and dup == 0 and res["counts"]["dead"] == 0 else 1
 
 
+# --- referral: Task at the EHR -> inbox through the subscription ------------------------------------
+
+
+async def referral_run(ehr: Any, count: int) -> list[float]:
+    import importlib.util
+
+    from aiohttp import web
+
+    from bridge.config import settings_from_dict
+    from bridge.exchange.directory import InMemoryDirectory
+    from bridge.exchange.inbound import InboundSettings
+    from bridge.exchange.service import ExchangeService
+    from bridge.roles import load_policy
+    from bridge.sandbox import free_port
+
+    # the clinician's side, exactly as the tests play it
+    spec = importlib.util.spec_from_file_location(
+        "exchange_support", BENCH.parent / "tests/exchange/support.py"
+    )
+    assert spec is not None and spec.loader is not None
+    support = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(support)
+    create_referral, create_task_topic = support.create_referral, support.create_task_topic
+
+    create_task_topic(ehr.base_url)
+    run = f"ref{int(time.time())}"
+    work = Path(tempfile.mkdtemp(prefix="bench-referral-"))
+    settings = settings_from_dict(
+        {
+            "organization": {"id": f"org-{run}", "name": "Harbor Recovery", "identifier_system": ORG_SYSTEM},
+            "endpoints": {"clinic": {"base_url": ehr.base_url}},
+            "default_endpoint": "clinic",
+            "store": {"url": f"sqlite+aiosqlite:///{work / 'b.db'}"},
+        }
+    )
+    holder: dict[str, Any] = {}
+    port = free_port()
+
+    async def notify(request: web.Request) -> web.Response:  # the web layer's part, reduced
+        raw = await request.read()
+        await holder["svc"].handle_notification(json.loads(raw) if raw.strip() else None)
+        return web.json_response({"status": "received"})
+
+    app = web.Application()
+    app.router.add_post("/fhir/notify", notify)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    svc = await ExchangeService.open(
+        settings,
+        directory=InMemoryDirectory(),
+        policy=load_policy(BENCH.parent / "config" / "rules", "TX"),
+        inbound=InboundSettings(notify_url=f"http://127.0.0.1:{port}/fhir/notify", heartbeat_seconds=30),
+    )
+    holder["svc"] = svc
+    owner = await svc.organization_ref("clinic")
+    await svc.inbound.subscribe("clinic")
+    while await svc.inbound.subscription_status("clinic") != "active":  # noqa: ASYNC110 - the EHR's state
+        await asyncio.sleep(0.05)
+    async with httpx.AsyncClient() as http:
+        r = await http.post(
+            f"{ehr.base_url}/Patient",
+            json={"resourceType": "Patient", "name": [{"family": "B", "given": ["R"]}]},
+        )
+    patient = r.json()["id"]
+    latencies = []
+    for k in range(count):
+        t0 = time.perf_counter()
+        task_id = await asyncio.to_thread(
+            create_referral, ehr.base_url, owner_ref=owner, patient_id=patient, tag=f"{run}-{k}"
+        )
+        while await svc.store.inbox.find_task("clinic", task_id) is None:
+            if time.perf_counter() - t0 > 30:
+                raise SystemExit(f"referral {k} never reached the inbox")
+            await asyncio.sleep(0.005)
+        latencies.append(time.perf_counter() - t0)
+    await svc.close()
+    await runner.cleanup()
+    return latencies
+
+
+def referral(args: argparse.Namespace) -> int:
+    work = Path(tempfile.mkdtemp(prefix="bench-referral-ehr-"))
+    with sandbox(work / "ehr") as ehr:
+        lat = asyncio.run(referral_run(ehr, args.items))
+    lat.sort()
+    print(
+        f"referrals={len(lat)} Task+ServiceRequest written at the EHR -> in the inbox via the subscription: "
+        f"median={statistics.median(lat) * 1000:.0f} ms p90={lat[int(0.9 * (len(lat) - 1))] * 1000:.0f} ms "
+        f"max={lat[-1] * 1000:.0f} ms (2 s target: {'met' if lat[-1] < 2 else 'NOT met'})"
+    )
+    return 0 if lat[-1] < 2 else 1
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--mode", choices=["throughput", "share", "outage"], default="throughput")
+    p.add_argument("--mode", choices=["throughput", "share", "outage", "referral"], default="throughput")
     p.add_argument("--items", type=int, default=None)
     p.add_argument("--concurrency", type=int, default=None)
     p.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
@@ -401,11 +499,14 @@ def main() -> int:
     p.add_argument("--before", type=float, default=10.0, help="outage: seconds of normal load first")
     p.add_argument("--rate", type=float, default=10.0, help="outage: submissions per second")
     args = p.parse_args()
-    defaults = {"throughput": (1000, 8), "share": (600, 2), "outage": (900, 8)}[args.mode]
+    defaults = {"throughput": (1000, 8), "share": (600, 2), "outage": (900, 8), "referral": (20, 1)}[
+        args.mode
+    ]
     args.items = args.items or defaults[0]
     args.concurrency = args.concurrency or defaults[1]
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    return {"throughput": throughput, "share": share, "outage": outage}[args.mode](args)
+    modes = {"throughput": throughput, "share": share, "outage": outage, "referral": referral}
+    return modes[args.mode](args)
 
 
 if __name__ == "__main__":
