@@ -460,6 +460,15 @@ class ExchangeService:
             limit=limit,
             offset=offset,
         )
+        if entries:  # a list shows contact details: who saw which referrals is on record
+            await self.store.audit.append(
+                actor=actor.name,
+                action="view-list",
+                subject="inbox",
+                at=self.clock(),
+                source=actor.source,
+                detail={"referrals": [e.referral.id for e in entries]},
+            )
         return [e.referral for e in entries]
 
     async def get_referral(self, referral_id: str, *, actor: Actor) -> Referral:
@@ -540,8 +549,7 @@ class ExchangeService:
         except BridgeError as exc:
             out["store"] = (False, exc.code)
         for name, client in self.clients.items():
-            breaker = client.status().breaker
-            ok = str(getattr(breaker, "state", "closed")) != "open"
+            ok = client.status().breaker.state != "open"
             out[name] = (ok, None if ok else "circuit open")
         return out
 

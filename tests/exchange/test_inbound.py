@@ -105,6 +105,8 @@ async def test_referral_round_trip_through_the_subscription(setup: Setup) -> Non
     assert "fentanyl" not in ref.model_dump_json()  # minimum necessary
     receives = await s.store.audit.entries(action="receive")
     assert [e.subject for e in receives] == [ref.id]
+    [seen] = await s.store.audit.entries(action="view-list")
+    assert seen.actor == "peer-app" and seen.source == "10.1.2.3" and seen.detail == {"referrals": [ref.id]}
 
     accepted = await s.svc.act_on_referral(ref.id, "accept", actor=PEER)
     assert accepted.status is ReferralStatus.ACCEPTED

@@ -213,3 +213,15 @@ async def test_retried_note_submission_replays_after_it_was_queued(
     first = await svc.submit_note(w.note(enc), actor=ACTOR, idempotency_key="note-key")
     again = await svc.submit_note(w.note(enc), actor=ACTOR, idempotency_key="note-key")
     assert again.id == first.id and again.replayed
+
+
+async def test_readiness_reports_store_and_breaker(
+    sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    w = World(sandbox_ehr)
+    settings = settings_for(sandbox_ehr.base_url)
+    svc = await make_service(settings, sqlite_store, w.directory)
+    assert await svc.readiness() == {"store": (True, None), "clinic": (True, None)}
+    for _ in range(settings.endpoints["clinic"].breaker_failures):
+        svc.clients["clinic"].breaker.record_failure()
+    assert await svc.readiness() == {"store": (True, None), "clinic": (False, "circuit open")}
