@@ -132,6 +132,10 @@ async def test_referral_round_trip_through_the_subscription(setup: Setup) -> Non
     ]
 
 
+async def _true(value: bool) -> bool:
+    return value
+
+
 def _put_task(ehr: Sandbox, task: dict[str, Any]) -> None:
     """The clinician's side editing the Task at the EHR."""
     httpx.put(f"{ehr.base_url}/Task/{task['id']}", json=task, timeout=30).raise_for_status()
@@ -271,3 +275,26 @@ def test_parse_notification_errors_name_the_field() -> None:
         parse_notification({"resourceType": "Bundle", "type": "searchset"})
     assert parse_notification(None).kind == "ping"
     assert parse_notification({"resourceType": "Task", "id": "t1"}).focus == ("Task/t1",)
+
+
+async def test_criteria_subscription_fallback_pings_then_polls(
+    fresh_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    """No Task topic at the EHR: an R4 criteria subscription whose empty ping makes the bridge poll."""
+    w = World(fresh_ehr)
+    p = w.participant()
+    patient_id = create_patient(fresh_ehr.base_url, p)
+    holder: dict[str, Any] = {}
+    listener = await Listener(lambda body: holder["svc"].handle_notification(body), TOKEN).start()
+    try:
+        inbound = InboundSettings(notify_url=listener.url, notify_token=TOKEN, allow_fast_poll=True)
+        svc = await make_service(settings_for(fresh_ehr.base_url), sqlite_store, w.directory, inbound=inbound)
+        holder["svc"] = svc
+        owner = await svc.organization_ref("clinic")
+        state = await svc.inbound.subscribe("clinic")
+        assert state.kind == "criteria"
+        task_id = create_referral(fresh_ehr.base_url, owner_ref=owner, patient_id=patient_id, tag=w.tag)
+        assert await eventually(lambda: _in_inbox(sqlite_store, task_id))
+        assert await eventually(lambda: _true("ping" in listener.received))  # recorded after handling
+    finally:
+        await listener.stop()
