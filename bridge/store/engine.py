@@ -16,7 +16,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -116,6 +117,13 @@ class Database:
             raise StoreError(f"store operation failed: {detail}") from exc
         except OSError as exc:
             raise StoreError(f"store unreachable: {exc.strerror or type(exc).__name__}") from exc
+
+    def insert_or_ignore(self, table: Table) -> Any:
+        """``INSERT … ON CONFLICT DO NOTHING`` for this database (same syntax, dialect constructs):
+        two instances racing to record the same thing must not fail the loser's transaction."""
+        if self.dialect == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing()
+        return sqlite.insert(table).on_conflict_do_nothing()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.domain import Referral, ReferralStatus
@@ -61,30 +61,33 @@ class Inbox:
         """Store ``ref``; True when it was new or newer than what we had."""
         data = json.loads(ref.model_dump_json())
         async with self._db.tx(conn) as c:
+            inserted = await c.execute(
+                self._db.insert_or_ignore(inbox).values(
+                    id=ref.id,
+                    endpoint=ref.endpoint,
+                    task_id=ref.task_id,
+                    task_version=ref.task_version,
+                    status=ref.status.value,
+                    last_modified=ref.last_modified,
+                    referral=data,
+                    received_at=now,
+                    updated_at=now,
+                )
+            )
+            if inserted.rowcount == 1:
+                return True
+            # already there (maybe just now, by another instance): lock it and keep the newest
             row = (
                 (
                     await c.execute(
-                        select(inbox).where(inbox.c.endpoint == ref.endpoint, inbox.c.task_id == ref.task_id)
+                        select(inbox)
+                        .where(inbox.c.endpoint == ref.endpoint, inbox.c.task_id == ref.task_id)
+                        .with_for_update()
                     )
                 )
                 .mappings()
-                .first()
+                .one()
             )
-            if row is None:
-                await c.execute(
-                    insert(inbox).values(
-                        id=ref.id,
-                        endpoint=ref.endpoint,
-                        task_id=ref.task_id,
-                        task_version=ref.task_version,
-                        status=ref.status.value,
-                        last_modified=ref.last_modified,
-                        referral=data,
-                        received_at=now,
-                        updated_at=now,
-                    )
-                )
-                return True
             old = Referral.model_validate_json(json.dumps(row["referral"]))
             if _version_key(ref) < _version_key(old) or data == row["referral"]:
                 return False

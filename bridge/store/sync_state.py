@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.store.engine import Database
@@ -25,8 +25,9 @@ class SyncState:
         self, key: str, value: dict[str, Any], *, now: datetime, conn: AsyncConnection | None = None
     ) -> None:
         async with self._db.tx(conn) as c:
-            done = await c.execute(
+            await c.execute(
+                self._db.insert_or_ignore(sync_state).values(key=key, value=value, updated_at=now)
+            )
+            await c.execute(
                 update(sync_state).where(sync_state.c.key == key).values(value=value, updated_at=now)
             )
-            if done.rowcount == 0:
-                await c.execute(insert(sync_state).values(key=key, value=value, updated_at=now))

@@ -121,3 +121,14 @@ async def test_sqlite_syncs_durable_transactions_only(tmp_path: Path) -> None:
     finally:
         await s.close()
     assert (normal, full, after) == (1, 2, 1)  # NORMAL, FULL for the accepted work, NORMAL again
+
+
+async def test_racing_upserts_of_one_referral_store_it_once(store: Store) -> None:
+    import asyncio
+
+    results = await asyncio.gather(*(store.inbox.upsert(_ref("t9", "1"), now=T0) for _ in range(4)))
+    assert sorted(results) == [False, False, False, True]  # the losers neither fail nor duplicate
+    assert len(await store.inbox.list()) == 1
+    puts = [store.sync.put("k", {"n": n}, now=T0) for n in range(4)]
+    await asyncio.gather(*puts)
+    assert (await store.sync.get("k") or {}).get("n") in range(4)
