@@ -25,7 +25,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bridge.clients import AsyncFhirClient, BundleResult
-from bridge.errors import BridgeError, FhirHttpError, RetryableError, ServerUnavailableError, ThrottledError
+from bridge.errors import (
+    BridgeError,
+    CircuitOpenError,
+    FhirHttpError,
+    RetryableError,
+    ServerUnavailableError,
+    ThrottledError,
+)
 from bridge.exchange.retry import backoff_seconds, give_up
 from bridge.store import OutboxItem, Store
 
@@ -244,13 +251,16 @@ class OutboundWorker:
     async def _failed(self, loop: _Loop, item: OutboxItem, exc: BridgeError, *, retryable: bool) -> None:
         outcome = exc.outcome if isinstance(exc, FhirHttpError) else None
         error = _short_error(exc)
-        if not retryable or give_up(item.attempts, self.settings.max_attempts):
+        sent = not isinstance(exc, CircuitOpenError)  # the breaker refused before anything went out
+        if not retryable or (sent and give_up(item.attempts, self.settings.max_attempts)):
             if retryable:
                 error = f"gave up after {item.attempts} attempts: {error}"
             await self._dead(loop, item, error, outcome)
             return
         loop.stats.failing = True
         retry_after = exc.retry_after if isinstance(exc, (ThrottledError, ServerUnavailableError)) else None
+        if not sent:  # come back when the breaker lets a trial through, not before
+            retry_after = loop.client.breaker.status().retry_in_seconds
         delay = backoff_seconds(
             item.attempts,
             base=self.settings.base_backoff_seconds,
@@ -266,6 +276,7 @@ class OutboundWorker:
             next_attempt_at=now + timedelta(seconds=delay),
             error=error,
             outcome=outcome,
+            count_attempt=sent,
         )
         loop.stats.retried += 1
 

@@ -229,13 +229,17 @@ class Outbox:
         next_attempt_at: datetime,
         error: str,
         outcome: Mapping[str, Any] | None = None,
+        count_attempt: bool = True,
         conn: AsyncConnection | None = None,
     ) -> bool:
+        """Back to the queue until ``next_attempt_at``. ``count_attempt=False`` when nothing was
+        sent (our own circuit breaker refused): a long outage then does not use up the budget."""
         stmt = (
             update(outbox)
             .where(self._owned(item_id, owner))
             .values(
                 state=OutboxState.QUEUED.value,
+                attempts=outbox.c.attempts - (0 if count_attempt else 1),
                 next_attempt_at=next_attempt_at,
                 last_error=error,
                 last_outcome=dict(outcome) if outcome is not None else None,

@@ -225,3 +225,22 @@ async def test_readiness_reports_store_and_breaker(
     for _ in range(settings.endpoints["clinic"].breaker_failures):
         svc.clients["clinic"].breaker.record_failure()
     assert await svc.readiness() == {"store": (True, None), "clinic": (False, "circuit open")}
+
+
+async def test_open_breaker_does_not_use_up_attempts(
+    sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    """Nothing was sent while our breaker is open: the item waits for the breaker, attempts unchanged,
+    so a long outage cannot dead-letter work that never left the bridge."""
+    w = World(sandbox_ehr)
+    p = w.participant()
+    settings = settings_for(sandbox_ehr.base_url, breaker_failures=1, breaker_reset_seconds=600)
+    svc = await make_service(settings, sqlite_store, w.directory)
+    svc.clients["clinic"].breaker.record_failure()  # open
+    sub = await svc.submit_encounter(w.encounter(p), actor=ACTOR)
+    await svc.worker.drain("clinic")
+    item = await sqlite_store.outbox.get(sub.id)
+    assert item.state is OutboxState.QUEUED and item.attempts == 0
+    assert item.last_error and item.last_error.startswith("[circuit_open]")
+    # it is due again when the breaker half-opens (600 s), not at the usual short backoff
+    assert (item.next_attempt_at - item.updated_at).total_seconds() > 500
