@@ -240,6 +240,8 @@ class InboundSync:
             kind = "criteria"
         else:
             return state
+        if await self._reuse(endpoint, kind, topic, criteria):
+            return state
         result = await client.create(sub)
         state.subscription_id = result.id
         state.kind = kind
@@ -248,10 +250,39 @@ class InboundSync:
         state.last_contact = self.clock()
         await self.store.sync.put(
             f"subscription:{endpoint}",
-            {"id": result.id, "kind": kind, "topic": topic, "criteria": criteria},
+            {
+                "id": result.id,
+                "kind": kind,
+                "topic": topic,
+                "criteria": criteria,
+                "notify_url": self.settings.notify_url,
+            },
             now=self.clock(),
         )
         return state
+
+    async def _reuse(self, endpoint: str, kind: str, topic: str | None, criteria: str) -> bool:
+        """Adopt the subscription an earlier run created, when it still exists with the same topic,
+        filter and notification URL: restarts must not pile subscriptions up at the EHR. One in
+        ``error`` or ``off`` is re-requested (the handshake's event count then shows the gap)."""
+        saved = await self.store.sync.get(f"subscription:{endpoint}")
+        if not saved or saved.get("kind") != kind or saved.get("criteria") != criteria:
+            return False
+        if saved.get("topic") != topic or saved.get("notify_url") != self.settings.notify_url:
+            return False
+        try:
+            current = await self.clients[endpoint].read_raw(f"Subscription/{saved['id']}")
+        except FhirHttpError:
+            return False  # deleted at the EHR: make a new one
+        state = self.subs[endpoint]
+        state.subscription_id = str(saved["id"])
+        state.kind = kind
+        state.heartbeat_seconds = float(self.settings.heartbeat_seconds) if kind == "backport" else None
+        state.last_contact = self.clock()
+        if current.get("status") != "active":
+            await self.reactivate(endpoint)
+        # what happened while we were away is fetched by the first poll, which runs at start
+        return True
 
     async def reactivate(self, endpoint: str) -> None:
         """Put an errored subscription back to ``requested``: the server handshakes again."""

@@ -298,3 +298,24 @@ async def test_criteria_subscription_fallback_pings_then_polls(
         assert await eventually(lambda: _true("ping" in listener.received))  # recorded after handling
     finally:
         await listener.stop()
+
+
+async def test_restart_reuses_the_subscription(setup: Setup, make_service: ServiceFactory) -> None:
+    s = setup
+    first = await s.svc.inbound.subscribe("clinic")
+    first_id = first.subscription_id
+    assert await eventually(lambda: _status_is(s, "active"))
+    # the EHR gave up on it meanwhile (say, the bridge was down for a while)
+    async with httpx.AsyncClient(base_url=s.ehr.base_url, timeout=30) as http:
+        sub = (await http.get(f"/Subscription/{first_id}")).json()
+        sub["status"] = "error"
+        (await http.put(f"/Subscription/{first_id}", json=sub)).raise_for_status()
+
+    # a new bridge process on the same store adopts it and re-requests it
+    again = await make_service(s.svc.settings, s.store, s.world.directory, inbound=s.svc.inbound.settings)
+    state = await again.inbound.subscribe("clinic")
+    assert state.subscription_id == first_id and state.kind == "backport"
+    assert await eventually(lambda: _status_is(s, "active"))
+    async with httpx.AsyncClient(base_url=s.ehr.base_url, timeout=30) as http:
+        subs = (await http.get("/Subscription", params={"_summary": "count"})).json()
+    assert subs["total"] == 1
