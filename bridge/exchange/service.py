@@ -31,6 +31,7 @@ from bridge.domain import (
 )
 from bridge.errors import (
     BridgeError,
+    ConsentRequiredError,
     FhirRequestError,
     InputError,
     NotFoundInStoreError,
@@ -379,12 +380,29 @@ class ExchangeService:
         if note is not None:
             consents = await self.directory.consents(participant.id)
             disclosure = self.policy.check_disclosure(note, item.endpoint, consents, now)
+            # the gate's decision is evidence too: which consent allowed it, or which rule refused
+            await self.store.audit.append(
+                actor=f"bridge:{self.owner}",
+                action="privacy-gate",
+                subject=item.id,
+                at=now,
+                outcome="ok" if disclosure.allowed else "refused",
+                source=item.endpoint,
+                detail={
+                    "verdict": disclosure.verdict.value,
+                    "rules_fired": list(disclosure.decision.rules_fired),
+                    "consent": disclosure.consent_id,
+                    "labels": [c["code"] for c in disclosure.labels],
+                },
+            )
             if not disclosure.allowed:
-                disclosure.decision.raise_for_verdict()
-                raise PolicyError(
-                    "disclosure refused at delivery time",
-                    [v.to_dict() for v in disclosure.decision.violations],
-                )
+                rules = list(disclosure.decision.rules_fired)
+                violations = [v.to_dict() for v in disclosure.decision.violations]
+                if rules == ["privacy.consent-required"]:
+                    raise ConsentRequiredError(
+                        "no 42 CFR Part 2 consent on file for this recipient at delivery time", violations
+                    )
+                raise PolicyError(f"disclosure refused at delivery time: {', '.join(rules)}", violations)
             if note.cosigner_id is not None:
                 cosigner = await self.directory.peer(note.cosigner_id)
         referral = await self._referral(encounter.referral_id) if encounter.referral_id else None

@@ -244,3 +244,39 @@ async def test_open_breaker_does_not_use_up_attempts(
     assert item.last_error and item.last_error.startswith("[circuit_open]")
     # it is due again when the breaker half-opens (600 s), not at the usual short backoff
     assert (item.next_attempt_at - item.updated_at).total_seconds() > 500
+
+
+async def test_consent_revoked_after_submission_stops_the_send(
+    sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    from datetime import UTC, datetime
+
+    from bridge.domain import ConsentRecord
+
+    w = World(sandbox_ehr)
+    p = w.participant()
+    consent = ConsentRecord(
+        id=f"c-{w.tag}", participant_id=p.id, recipient="clinic", start=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    w.directory.add(consent)
+    svc = await make_service(settings_for(sandbox_ehr.base_url), sqlite_store, w.directory)
+    enc = w.encounter(p)
+    await svc.submit_encounter(enc, actor=ACTOR)
+    allowed = await svc.submit_note(w.note(enc, audience=Audience.RESTRICTED, sud_related=True), actor=ACTOR)
+    await svc.worker.drain("clinic")
+    assert (await svc.submission(allowed.id)).state == "delivered"
+    gate = [e for e in await sqlite_store.audit.entries(subject=allowed.id) if e.action == "privacy-gate"]
+    assert gate[0].outcome == "ok" and gate[0].detail is not None and gate[0].detail["consent"] == consent.id
+    assert "42CFRPart2" in gate[0].detail["labels"]
+
+    enc2 = w.encounter(p, 1)
+    await svc.submit_encounter(enc2, actor=ACTOR)
+    later = await svc.submit_note(w.note(enc2, audience=Audience.RESTRICTED, sud_related=True), actor=ACTOR)
+    w.directory.replace_consents(
+        p.id, [consent.model_copy(update={"revoked_at": datetime(2026, 2, 1, tzinfo=UTC)})]
+    )
+    await svc.worker.drain("clinic")
+    item = await sqlite_store.outbox.get(later.id)
+    assert item.state is OutboxState.DEAD and item.last_error and "consent_required" in item.last_error
+    actions = [(e.action, e.outcome) for e in await sqlite_store.audit.entries(subject=later.id)]
+    assert actions == [("submit", "ok"), ("privacy-gate", "refused"), ("dead-letter", "failed")]
