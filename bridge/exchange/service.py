@@ -435,10 +435,7 @@ class ExchangeService:
         if endpoint in self._org_refs:
             return self._org_refs[endpoint]
         org = self.settings.organization
-        # the organization needs no patient; MappingContext asks for one, so give it a null query
-        ctx = MappingContext.from_organization(
-            org, endpoint=endpoint, patient_reference="Patient?identifier=none", now=self.clock()
-        )
+        ctx = MappingContext.from_organization(org, endpoint=endpoint, now=self.clock())  # no patient
         ident = ctx.identifier("organization", org.id)
         result = await self.clients[endpoint].create_if_none_exist(
             organization_to_fhir(ctx), {"identifier": f"{ident['system']}|{ident['value']}"}
