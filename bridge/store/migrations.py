@@ -69,11 +69,29 @@ async def _pending_indexes(conn: AsyncConnection) -> None:
     )
 
 
+async def _held_items(conn: AsyncConnection) -> None:
+    # held notes wait in the outbox (state 'held', never claimed) with the reasons that hold them;
+    # supervisors list them, so they get their own small partial index. A database created at this
+    # version has the column already (step 1 creates the tables as schema.py has them now).
+    if conn.dialect.name == "postgresql":
+        query = (
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = 'outbox'"
+        )
+        columns = set((await conn.execute(text(query))).scalars())
+    else:
+        columns = {row[1] for row in (await conn.execute(text("PRAGMA table_info(outbox)"))).all()}
+    if "hold" not in columns:
+        await conn.execute(text("ALTER TABLE outbox ADD COLUMN hold JSON"))
+    await conn.execute(text("CREATE INDEX outbox_held ON outbox (seq) WHERE state = 'held'"))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "outbox, inbox, idempotency keys, audit log, sync state", _create_tables),
     Migration(2, "audit log is append-only", _audit_append_only),
     Migration(3, "outbox lookup by record id", _outbox_item_index),
     Migration(4, "partial indexes on pending outbox items", _pending_indexes),
+    Migration(5, "held outbox items and their reasons", _held_items),
 ]
 
 

@@ -1,7 +1,9 @@
 """The durable outbox: accepted work waits here until an EHR has it (or an operator gives up on it).
 
 States: ``queued`` → ``sending`` (claimed, under a lease) → ``delivered`` | ``dead``; a retryable
-failure puts an item back to ``queued`` with a later ``next_attempt_at``.
+failure puts an item back to ``queued`` with a later ``next_attempt_at``. ``held`` is accepted work
+the policy keeps back (a co-sign or an escalation missing; the reasons are in ``hold``): never
+claimed, never blocking its partition, until :meth:`Outbox.release` queues it (same tracking id).
 
 Claims: one ``UPDATE … WHERE seq IN (SELECT … FOR UPDATE SKIP LOCKED)`` statement, so several
 bridge instances on PostgreSQL take disjoint items without waiting on each other (SQLite serialises
@@ -39,6 +41,7 @@ class OutboxState(StrEnum):
     SENDING = "sending"
     DELIVERED = "delivered"
     DEAD = "dead"
+    HELD = "held"  # accepted, kept back by policy until resolved; workers never claim it
 
 
 PENDING = (OutboxState.QUEUED.value, OutboxState.SENDING.value)
@@ -68,6 +71,7 @@ class OutboxItem:
     created_at: datetime
     updated_at: datetime
     delivered_at: datetime | None
+    hold: list[dict[str, Any]] | None = None  # the violations that keep a held item back
 
     @classmethod
     def from_row(cls, row: RowMapping) -> OutboxItem:
@@ -83,6 +87,7 @@ class OutboxItem:
             "endpoint": self.endpoint,
             "item_key": self.item_key,
             "state": self.state.value,
+            "hold_rules": [str(v.get("rule")) for v in self.hold or []],
             "attempts": self.attempts,
             "next_attempt_at": self.next_attempt_at.isoformat(),
             "lease_owner": self.lease_owner,
@@ -112,9 +117,12 @@ class Outbox:
         now: datetime,
         submitted_by: str | None = None,
         item_id: str | None = None,
+        held: Sequence[Mapping[str, Any]] | None = None,
         conn: AsyncConnection | None = None,
     ) -> OutboxItem:
-        """Queue one item; pass ``conn`` to make it atomic with an idempotency key and audit entry."""
+        """Queue one item; pass ``conn`` to make it atomic with an idempotency key and audit entry.
+
+        ``held``: the violations keeping it back; the item is stored ``held`` and never claimed."""
         values = {
             "id": item_id or new_tracking_id(),
             "kind": kind,
@@ -122,7 +130,8 @@ class Outbox:
             "partition_key": partition_key,
             "item_key": item_key,
             "payload": dict(payload),
-            "state": OutboxState.QUEUED.value,
+            "state": (OutboxState.QUEUED if held is None else OutboxState.HELD).value,
+            "hold": [dict(v) for v in held] if held is not None else None,
             "attempts": 0,
             "next_attempt_at": now,
             "submitted_by": submitted_by,
@@ -276,6 +285,49 @@ class Outbox:
         async with self._db.tx(conn) as c:
             return (await c.execute(stmt)).rowcount == 1
 
+    async def release(
+        self,
+        item_id: str,
+        *,
+        now: datetime,
+        payload: Mapping[str, Any],
+        conn: AsyncConnection | None = None,
+    ) -> bool:
+        """A held item is resolved: queue it (due now) with its updated payload. False when it was
+        not held (another co-signer was first), so a release happens once."""
+        stmt = (
+            update(outbox)
+            .where(outbox.c.id == item_id, outbox.c.state == OutboxState.HELD.value)
+            .values(
+                state=OutboxState.QUEUED.value,
+                payload=dict(payload),
+                hold=None,
+                next_attempt_at=now,
+                updated_at=now,
+            )
+        )
+        async with self._db.tx(conn) as c:
+            return (await c.execute(stmt)).rowcount == 1
+
+    async def rehold(
+        self,
+        item_id: str,
+        *,
+        now: datetime,
+        payload: Mapping[str, Any],
+        hold: Sequence[Mapping[str, Any]],
+        conn: AsyncConnection | None = None,
+    ) -> bool:
+        """Partly resolved (co-signed, but an escalation still missing): keep it held with the
+        updated payload and the remaining reasons. False when it was not held."""
+        stmt = (
+            update(outbox)
+            .where(outbox.c.id == item_id, outbox.c.state == OutboxState.HELD.value)
+            .values(payload=dict(payload), hold=[dict(v) for v in hold], updated_at=now)
+        )
+        async with self._db.tx(conn) as c:
+            return (await c.execute(stmt)).rowcount == 1
+
     async def get(self, item_id: str, *, conn: AsyncConnection | None = None) -> OutboxItem:
         async with self._db.tx(conn) as c:
             row = (await c.execute(select(outbox).where(outbox.c.id == item_id))).mappings().first()
@@ -358,7 +410,7 @@ class Outbox:
     async def purge(self, *, states: Iterable[OutboxState], older_than: datetime) -> int:
         """Operator: delete finished items last changed before ``older_than``. Pending work is kept."""
         wanted = [OutboxState(s).value for s in states]
-        if any(s in PENDING for s in wanted):
+        if any(s in PENDING or s == OutboxState.HELD.value for s in wanted):
             raise InputError("state", "only delivered or dead items can be purged")
         stmt = delete(outbox).where(outbox.c.state.in_(wanted), outbox.c.updated_at < older_than)
         async with self._db.tx() as c:

@@ -63,7 +63,8 @@ schema_migrations = Table(
     Column("applied_at", UtcDateTime, nullable=False),
 )
 
-# States: queued -> sending -> delivered | dead (and sending -> queued on a retryable failure)
+# States: queued -> sending -> delivered | dead (and sending -> queued on a retryable failure);
+# held -> queued when the policy's hold is resolved (co-sign, escalation)
 outbox = Table(
     "outbox",
     metadata,
@@ -87,6 +88,7 @@ outbox = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("delivered_at", UtcDateTime),
+    Column("hold", JSON),  # held items: the violations keeping them back (migration 5)
 )
 Index("outbox_due", outbox.c.endpoint, outbox.c.state, outbox.c.next_attempt_at)
 Index("outbox_partition", outbox.c.partition_key, outbox.c.seq)

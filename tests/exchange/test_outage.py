@@ -71,6 +71,6 @@ async def test_backlog_survives_an_outage_and_drains(
     for enc in encounters[18:]:
         await svc.submit_encounter(enc, actor=ACTOR)
     counts = await _until(sqlite_store, lambda c: c["delivered"] == 24, tries=1200)
-    assert counts == {"queued": 0, "sending": 0, "delivered": 24, "dead": 0}
+    assert counts == {"queued": 0, "sending": 0, "delivered": 24, "dead": 0, "held": 0}
     system = f"{settings.organization.identifier_system}/encounter"
     assert [count(fresh_ehr.base_url, "Encounter", f"{system}|{e.id}") for e in encounters] == [1] * 24

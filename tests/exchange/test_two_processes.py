@@ -110,7 +110,7 @@ async def test_two_processes_share_the_outbox(
             if counts["delivered"] + counts["dead"] == N:
                 break
             await asyncio.sleep(0.1)
-        assert counts == {"queued": 0, "sending": 0, "delivered": N, "dead": 0}
+        assert counts == {"queued": 0, "sending": 0, "delivered": N, "dead": 0, "held": 0}
 
         items = await store.outbox.list(limit=N + 10)
         assert all(i.state is OutboxState.DELIVERED and i.attempts == 1 for i in items)  # claimed once

@@ -135,7 +135,7 @@ async def test_operator_retry_and_purge(store: Store) -> None:
     await store.outbox.claim(owner="a", now=T0, lease_seconds=30, limit=10)
     await store.outbox.mark_dead(d.id, owner="a", now=T0, error="gone")
     await store.outbox.mark_delivered(ok.id, owner="a", now=T0, result={})
-    assert await store.outbox.counts() == {"queued": 0, "sending": 0, "delivered": 1, "dead": 1}
+    assert await store.outbox.counts() == {"queued": 0, "sending": 0, "delivered": 1, "dead": 1, "held": 0}
 
     assert await store.outbox.retry([d.id], now=T0) == 1
     again = await store.outbox.get(d.id)
