@@ -43,8 +43,17 @@ EXT_HEARTBEAT = f"{BP}/backport-heartbeat-period"
 MIN_POLL_SECONDS = 15 * 60.0
 
 Clock = Callable[[], datetime]
-# (task, service_request, patient | None, endpoint) -> the peer view; raises MappingError
-Reduce = Callable[[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any] | None, str], Referral]
+# (task, service_request, patient | None, endpoint, supporting) -> the peer view; raises MappingError
+Reduce = Callable[
+    [Mapping[str, Any], Mapping[str, Any], Mapping[str, Any] | None, str, Sequence[Mapping[str, Any]]],
+    Referral,
+]
+# (task, service_request) -> the references the peer view may show (Goal, Appointment ...): read them
+Wanted = Callable[[Mapping[str, Any], Mapping[str, Any]], Sequence[str]]
+
+
+def _no_supporting(task: Mapping[str, Any], service_request: Mapping[str, Any]) -> Sequence[str]:
+    return ()
 
 
 @dataclass(frozen=True)
@@ -184,10 +193,12 @@ class InboundSync:
         clock: Clock,
         settings: InboundSettings,
         actor: str = "bridge",
+        wanted: Wanted = _no_supporting,
     ) -> None:
         self.store = store
         self.clients = clients
         self.reduce = reduce
+        self.wanted = wanted
         self.owner_for = owner_for
         self.clock = clock
         self.settings = settings
@@ -421,7 +432,8 @@ class InboundSync:
                 pat = _type_id(str((task.get("for") or sr.get("subject") or {}).get("reference", "")))
                 if pat is not None and pat[0] == "Patient":
                     patient = await client.read_raw(f"Patient/{pat[1]}")
-                referral = self.reduce(task, sr, patient, endpoint)
+                supporting = await self._supporting(client, self.wanted(task, sr))
+                referral = self.reduce(task, sr, patient, endpoint, supporting)
             except MappingError as exc:
                 # one malformed referral must not stop the others; the reason names the element
                 log.warning("inbound %s: Task/%s not usable: %s", endpoint, task.get("id"), exc.message)
@@ -445,6 +457,20 @@ class InboundSync:
                     )
             stored += int(changed)
         return stored
+
+    async def _supporting(self, client: AsyncFhirClient, refs: Sequence[str]) -> list[Mapping[str, Any]]:
+        """Read the Goals, Appointments ... a referral points at; one that cannot be read (gone,
+        forbidden) leaves the referral without it rather than keeping the referral out."""
+        found: list[Mapping[str, Any]] = []
+        for ref in refs:
+            ti = _type_id(ref)
+            if ti is None or ("://" in ref and not ref.startswith(client.base_url + "/")):
+                continue  # another server's resource: not ours to fetch with this client
+            try:
+                found.append(await client.read_raw(f"{ti[0]}/{ti[1]}"))
+            except FhirHttpError as exc:
+                log.info("inbound: %s/%s not readable (%s); referral kept without it", ti[0], ti[1], exc.code)
+        return found
 
     async def poll(self, endpoint: str, *, catch_up: bool = False) -> int:
         """Fetch Tasks owned by the peer organization changed since the cursor; returns how many

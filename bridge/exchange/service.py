@@ -168,6 +168,7 @@ class ExchangeService:
             clock=clock,
             settings=inbound or default_inbound_settings(settings),
             actor=f"bridge:{self.owner}",
+            wanted=self.supporting_references,
         )
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -450,10 +451,23 @@ class ExchangeService:
         service_request: Mapping[str, Any],
         patient: Mapping[str, Any] | None,
         endpoint: str,
+        supporting: Sequence[Mapping[str, Any]] = (),
     ) -> Referral:
         """Minimum necessary first (the policy's allow-list), then the peer-side record."""
-        view = self.policy.peer_view(task=task, service_request=service_request, patient=patient)
-        return referral_from_fhir(view["task"], view["service_request"], view["patient"], endpoint)
+        view = self.policy.peer_view(
+            task=task, service_request=service_request, patient=patient, supporting=supporting
+        )
+        return referral_from_fhir(
+            view["task"], view["service_request"], view["patient"], endpoint, supporting=view["supporting"]
+        )
+
+    def supporting_references(
+        self, task: Mapping[str, Any], service_request: Mapping[str, Any]
+    ) -> Sequence[str]:
+        """What the inbound sync may read beside a referral: only references the peer view keeps."""
+        return self.policy.fetchable_references(
+            self.policy.peer_view(task=task, service_request=service_request)
+        )
 
     async def handle_notification(
         self, body: Mapping[str, Any] | None, *, endpoint: str | None = None

@@ -6,8 +6,14 @@
 
 Inbound, only the minimum necessary reaches the peer view (contact details, a plain-language
 reason, goals, programs, appointments); filtering clinical wording is the policy layer's job.
-Goals, programs and appointments travel as ``Task.input`` entries typed with local codes, since
-the profiles give them no element of their own.
+Where they are read from (the profiles give programs and appointments no element of their own):
+
+- goals: ``Task.input`` typed ``goal`` (local code), and the Goal resources (``description.text``)
+  that ServiceRequest ``pertainsToGoal`` / ``supportingInfo`` / a goal input reference;
+- programs: ``Task.input`` typed ``program``, and referenced HealthcareService ``name``;
+- appointments: ``Task.input`` typed ``appointment``, ``ServiceRequest.occurrence[x]`` (the time
+  the service is requested for), and referenced Appointment ``start`` + ``description``;
+- consent: the first ``ServiceRequest.supportingInfo`` pointing at a Consent.
 
 :func:`task_with_status` produces the updated Task for accept / decline / start / complete. It does
 not decide whether a transition is allowed: the exchange layer's state machine does.
@@ -126,6 +132,16 @@ def _contact(patient: Mapping[str, Any]) -> ReferralContact:
     )
 
 
+def _unique_appointments(found: Sequence[ReferralAppointment]) -> tuple[ReferralAppointment, ...]:
+    """One per start time, the described one preferred (an Appointment booked for the requested
+    occurrence is the same event), in time order."""
+    by_start: dict[datetime, ReferralAppointment] = {}
+    for a in found:
+        if a.start not in by_start or (a.description and not by_start[a.start].description):
+            by_start[a.start] = a
+    return tuple(sorted(by_start.values(), key=lambda a: a.start))
+
+
 # --- inbound -----------------------------------------------------------------------------------
 
 
@@ -141,8 +157,10 @@ def referral_from_fhir(
     endpoint: str,
     *,
     referral_id: str | None = None,
+    supporting: Sequence[Mapping[str, Any]] = (),
 ) -> Referral:
-    """The peer view of a referral: Task + its focus ServiceRequest (+ the Patient, if fetched).
+    """The peer view of a referral: Task + its focus ServiceRequest (+ the Patient, if fetched,
+    + the Goal / Appointment / HealthcareService resources they reference, already reduced).
 
     Raises MappingError naming the element (``task.status``, ``task.focus`` ...) when the
     resources do not describe a referral the bridge can handle.
@@ -198,6 +216,25 @@ def referral_from_fhir(
             appointments.append(
                 ReferralAppointment(start=start, description=(item.get("type") or {}).get("text"))
             )
+    occurrence = service_request.get("occurrenceDateTime") or (
+        service_request.get("occurrencePeriod") or {}
+    ).get("start")
+    if occurrence is not None:
+        appointments.append(
+            ReferralAppointment(start=_datetime(occurrence, "service_request.occurrence"), description=None)
+        )
+    for i, res in enumerate(supporting):
+        rtype = res.get("resourceType")
+        if rtype == "Goal":
+            text = _concept_text(res.get("description"))
+            if text:
+                goals.append(text)
+        elif rtype == "HealthcareService" and res.get("name"):
+            programs.append(str(res["name"]))
+        elif rtype == "Appointment" and res.get("status") not in ("cancelled", "noshow", "entered-in-error"):
+            start = _datetime(res.get("start"), f"supporting.{i}.start")
+            if start is not None:
+                appointments.append(ReferralAppointment(start=start, description=res.get("description")))
     reasons = [t for t in (_concept_text(c) for c in service_request.get("reasonCode") or []) if t]
     consent = next(
         (
@@ -228,9 +265,9 @@ def referral_from_fhir(
             patient_id=patient_id,
             contact=_contact(patient) if patient is not None else None,
             reason="; ".join(reasons) or None,
-            goals=tuple(goals),
-            programs=tuple(programs),
-            appointments=tuple(appointments),
+            goals=tuple(dict.fromkeys(goals)),
+            programs=tuple(dict.fromkeys(programs)),
+            appointments=_unique_appointments(appointments),
             priority=priority,
             outputs=outputs,
             consent_ref=consent,

@@ -202,6 +202,11 @@ class Policy:
             spec=self.spec.minimum_necessary,
         )
 
+    def fetchable_references(self, view: Mapping[str, Any]) -> list[str]:
+        """References a reduced referral view still holds whose type the peer may see (Goal,
+        Appointment, HealthcareService ...): read them and pass them back as ``supporting``."""
+        return privacy.fetchable_references(view, self.spec.minimum_necessary)
+
     # --- roles and assignment ------------------------------------------------------------------
 
     def permits(

@@ -16,6 +16,7 @@ peer view of an inbound referral.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +25,7 @@ from typing import Any
 from bridge.domain import Audience, ConsentRecord
 from bridge.roles.checks import Checks
 from bridge.roles.decision import Decision, Verdict, Violation
-from bridge.roles.schema import MinimumNecessarySpec, PrivacySpec
+from bridge.roles.schema import ItemFilterSpec, MinimumNecessarySpec, PrivacySpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +159,71 @@ def _project(value: Any, tree: Tree | None) -> Any:
     return None  # a primitive where the allow-list expected structure: not what we allowed
 
 
+_REF = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[^/]+)?$")
+
+
+def reference_type(ref: Any) -> str | None:
+    """The resource type a ``Type/id`` reference (relative or absolute) points at; None for contained
+    (``#x``), conditional or malformed references, which a view never follows."""
+    if not isinstance(ref, str):
+        return None
+    match = _REF.search(ref)
+    return match.group(1) if match else None
+
+
+def _item_reference(item: Mapping[str, Any]) -> Any:
+    if "reference" in item:
+        return item.get("reference")
+    value = item.get("valueReference")
+    return value.get("reference") if isinstance(value, Mapping) else None
+
+
+def _item_matches(item: Any, rule: ItemFilterSpec) -> bool:
+    if not isinstance(item, Mapping):
+        return False
+    if rule.type_codes:
+        codings = (item.get("type") or {}).get("coding") or []
+        if not any(
+            isinstance(c, Mapping)
+            and c.get("system") == rule.type_system
+            and c.get("code") in rule.type_codes
+            for c in codings
+        ):
+            return False
+    if rule.reference_types and reference_type(_item_reference(item)) not in rule.reference_types:
+        return False
+    return not rule.urls or item.get("url") in rule.urls
+
+
+def _filter_items(resource: Mapping[str, Any], spec: MinimumNecessarySpec) -> Mapping[str, Any]:
+    """Drop the items of repeating elements that their ``[minimum_necessary.items]`` filter refuses:
+    a Task.input of a kind a peer does not need, a supportingInfo pointing at a lab result."""
+    rtype = resource.get("resourceType")
+    out: dict[str, Any] | None = None
+    for path, rule in spec.items.items():
+        owner, element = path.split(".", 1)
+        if owner != rtype or not isinstance(resource.get(element), list):
+            continue
+        out = out if out is not None else dict(resource)
+        out[element] = [item for item in resource[element] if _item_matches(item, rule)]
+    return out if out is not None else resource
+
+
+def fetchable_references(view: Mapping[str, Any], spec: MinimumNecessarySpec) -> list[str]:
+    """References left in a reduced view (ServiceRequest.supportingInfo, its pertainsToGoal
+    extensions, Task.input values) whose type has a ``[minimum_necessary.supporting]`` allow-list:
+    what the exchange may read and hand back to :func:`peer_view` as ``supporting``."""
+    found: list[str] = []
+    sr = view.get("service_request") or {}
+    task = view.get("task") or {}
+    items = [*(sr.get("supportingInfo") or []), *(sr.get("extension") or []), *(task.get("input") or [])]
+    for item in items:
+        ref = _item_reference(item) if isinstance(item, Mapping) else None
+        if reference_type(ref) in spec.supporting and ref not in found:
+            found.append(str(ref))
+    return found
+
+
 def _view(resource: Mapping[str, Any], paths: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
     kept: dict[str, Any] = _project(resource, _tree(paths)) or {}
     kept = {"resourceType": resource.get("resourceType"), **kept}
@@ -187,7 +253,7 @@ def peer_view(
         if resource is None:
             out[key] = None
             continue
-        kept, dropped = _view(resource, paths)
+        kept, dropped = _view(_filter_items(resource, spec), paths)
         out[key] = kept
         if dropped:
             dropped_elements[str(resource.get("resourceType", key))] = dropped

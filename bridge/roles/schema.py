@@ -149,11 +149,40 @@ class PrivacySpec(_Spec):
     care_team_labels: list[CodingSpec] = Field(default_factory=list)
 
 
+class ItemFilterSpec(_Spec):
+    """Keep an item of a repeating element (``Task.input``, ``ServiceRequest.supportingInfo``) only
+    when it matches every criterion given; the element's allow-listed paths then apply to it."""
+
+    type_system: str | None = None  # item.type.coding[].system ...
+    type_codes: list[str] = Field(default_factory=list)  # ... with one of these codes
+    reference_types: list[Annotated[str, Field(pattern=r"^[A-Z][A-Za-z]+$")]] = Field(
+        default_factory=list
+    )  # item.reference (or item.valueReference.reference) points at one of these types
+    urls: list[str] = Field(default_factory=list)  # item.url (extensions)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ItemFilterSpec:
+        if not (self.type_codes or self.reference_types or self.urls):
+            raise ValueError("needs type_codes, reference_types or urls")
+        if bool(self.type_codes) != bool(self.type_system):
+            raise ValueError("type_codes and type_system go together")
+        return self
+
+
+def _check_item_path(value: str) -> str:
+    if not re.fullmatch(r"(Task|ServiceRequest|Patient)\.[a-z][A-Za-z0-9]*", value):
+        raise ValueError("must be '<Task|ServiceRequest|Patient>.<top-level element>'")
+    return value
+
+
 class MinimumNecessarySpec(_Spec):
     Task: Annotated[list[FieldPath], Field(min_length=1)]
     ServiceRequest: Annotated[list[FieldPath], Field(min_length=1)]
     Patient: Annotated[list[FieldPath], Field(min_length=1)]
     supporting: dict[str, list[FieldPath]] = Field(default_factory=dict)
+    items: dict[Annotated[str, AfterValidator(_check_item_path)], ItemFilterSpec] = Field(
+        default_factory=dict
+    )
 
 
 ResourceSpec = Annotated[str, Field(pattern=r"^(\*|[A-Za-z]+(:[a-z0-9\-]+)?)$")]
