@@ -13,6 +13,7 @@ pydantic, TOML) are translated at the boundary with ``raise ... from exc`` and n
     │   └── ConsentRequiredError        42 CFR Part 2 disclosure without consent on file
     ├── RuleFileError                   a rule file is broken (names the file, key and reason)
     ├── StateTransitionError            a Task status change the SDOH CC state machine forbids
+    ├── NotHeldError                    co-sign/escalation for a note that is not (or no longer) held
     ├── StoreError                      the outbox / inbox / audit store failed
     │   └── NotFoundInStoreError        no such submission, referral or outbox item
     ├── AccessError                     a caller of the bridge's own API was refused
@@ -136,6 +137,12 @@ class StateTransitionError(BridgeError):
         super().__init__(f"cannot move a referral from {current!r} to {requested!r}{why}")
         self.current = current
         self.requested = requested
+
+
+class NotHeldError(BridgeError):
+    """A co-sign or escalation names a note that exists but is not held (queued, sent, or resolved)."""
+
+    code = "not_held"
 
 
 class StoreError(BridgeError):

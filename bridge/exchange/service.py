@@ -5,12 +5,18 @@ key and an audit entry; the answer is a tracking id (202). Mapping happens at de
 :meth:`ExchangeService.prepare`, where the privacy gate runs again (a consent may have been
 revoked since) before anything is sent. Inbound and the closed loop are delegated to
 :class:`~bridge.exchange.inbound.InboundSync` and the Task state machine.
+
+Held notes (verdict ``hold``: a co-sign or an escalation missing) are accepted and stored ``held``
+with their reasons (the violations); :meth:`ExchangeService.cosign_note` and
+:meth:`ExchangeService.record_escalation` re-judge them and queue them (same tracking id) once the
+verdict allows it. Who may co-sign is :func:`check_cosigner`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -28,13 +34,17 @@ from bridge.domain import (
     PeerWorker,
     Referral,
     ReferralStatus,
+    Role,
+    parse,
 )
 from bridge.errors import (
     BridgeError,
     ConsentRequiredError,
     FhirRequestError,
+    ForbiddenError,
     InputError,
     NotFoundInStoreError,
+    NotHeldError,
     PolicyError,
     StateTransitionError,
     StoreError,
@@ -57,6 +67,9 @@ from bridge.roles.policy import Policy
 from bridge.store import OutboxItem, OutboxState, Store, open_store, request_hash
 
 Clock = Callable[[], datetime]
+# holds the supervision queue resolves: a co-sign, or an escalation recorded (risk of harm, crisis)
+SUPERVISION_HOLDS = frozenset({"supervision.cosign", "content.risk-of-harm", "escalation.crisis-note"})
+ESCALATION_REF = re.compile(r"^(Task|Communication)/[A-Za-z0-9\-.]{1,64}$")
 
 
 def utc_now() -> datetime:
@@ -71,6 +84,7 @@ class Actor:
     role: str
     organization: str
     source: str | None = None
+    practitioner_id: str | None = None  # the directory's PeerWorker id, when the caller is one
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,7 @@ class SubmissionStatus:
     delivered_at: datetime | None
     warnings: list[dict[str, Any]] = field(default_factory=list)
     replayed: bool = False  # answered from an earlier request with the same Idempotency-Key
+    hold_reasons: list[dict[str, Any]] = field(default_factory=list)  # state "held": what it waits for
 
     @classmethod
     def of(
@@ -110,7 +125,35 @@ class SubmissionStatus:
             delivered_at=item.delivered_at,
             warnings=[dict(w) for w in warnings],
             replayed=replayed,
+            hold_reasons=[dict(v) for v in item.hold or []],
         )
+
+
+@dataclass(frozen=True)
+class HeldNote:
+    """A held note as a supervisor sees it to co-sign (the note carries PHI: show, never log)."""
+
+    submission_id: str
+    note: PeerNote
+    endpoint: str
+    hold_reasons: list[dict[str, Any]]
+    held_since: datetime
+
+
+def check_cosigner(actor: Actor, supervisor: PeerWorker, author: PeerWorker, organization: str) -> None:
+    """May ``actor`` (who is ``supervisor`` in the directory) co-sign ``author``'s note? Pure.
+
+    A peer supervisor of the bridge's organization and the author's, and where the directory says
+    who supervises the author, that supervisor. Raises ForbiddenError naming the deciding rule.
+    """
+    if actor.organization != organization:
+        raise ForbiddenError("callers act only within their own organization", rule="same-organization")
+    if actor.role != Role.PEER_SUPERVISOR.value or supervisor.role is not Role.PEER_SUPERVISOR:
+        raise ForbiddenError("only a peer supervisor co-signs notes", rule="cosign.role")
+    if supervisor.organization_id != author.organization_id:
+        raise ForbiddenError("the co-signer works for another organization", rule="cosign.organization")
+    if author.supervisor_id is not None and author.supervisor_id != supervisor.id:
+        raise ForbiddenError("only the author's own supervisor co-signs this note", rule="cosign.supervisor")
 
 
 def _json(record: Any) -> dict[str, Any]:
@@ -280,20 +323,34 @@ class ExchangeService:
         decision, endpoint = await self._judge_note(note, actor)
         if decision.verdict is Verdict.BLOCK:
             decision.raise_for_verdict()
-        if decision.verdict is Verdict.HOLD:
+        unresolvable = [v.rule for v in decision.violations if v.severity.value == "hold"]
+        unresolvable = [r for r in unresolvable if r not in SUPERVISION_HOLDS]
+        if unresolvable:  # e.g. no Part 2 consent on file: nothing a supervisor can do, refuse as before
             raise PolicyError(
-                f"held by policy until resolved: {', '.join(decision.rules_fired)}",
+                f"held by policy until resolved: {', '.join(dict.fromkeys(unresolvable))}",
                 [v.to_dict() for v in decision.violations],
             )
         if endpoint is None:  # peer-team notes never leave the bridge; the policy says so too
             raise PolicyError("peer-team notes are not sent to an EHR")
         encounter = await self._encounter_of(note)
         payload: dict[str, Any] = {"note": _json(note), "encounter": _json(encounter)}
-        if await self.store.outbox.find(kind="note", item_key=note.id):
+        earlier = await self.store.outbox.find(kind="note", item_key=note.id)
+        if any(i.state is not OutboxState.HELD for i in earlier):
             # sent before (now co-signed or amended): replace the EHR's copy, don't leave it stale
             payload["update"] = True
+        # a hold (co-sign or escalation missing) keeps the peer's work: stored, never sent while held
+        held = [i for i in earlier if i.state is OutboxState.HELD]
+        resolves = held[-1] if held and decision.verdict is not Verdict.HOLD else None
         return await self._enqueue(
-            "note", note.id, endpoint, note.participant_id, payload, actor, idempotency_key, decision
+            "note",
+            note.id,
+            endpoint,
+            note.participant_id,
+            payload,
+            actor,
+            idempotency_key,
+            decision,
+            resolves,
         )
 
     async def _enqueue(
@@ -306,12 +363,17 @@ class ExchangeService:
         actor: Actor,
         idempotency_key: str | None,
         decision: Decision | None,
+        supersedes: OutboxItem | None = None,
     ) -> SubmissionStatus:
+        """Queue (or hold) one record. ``supersedes``: a held copy of the same note that this
+        submission resolves (re-sent co-signed): it is released with the new payload instead, so
+        the peer's tracking id stays the one that gets delivered and nothing stays held behind."""
         now = self.clock()
         # what the caller sent, not what we derived from it (the "update" flag, the session copy):
         # a retried request must hash the same whatever happened in between
         body_hash = request_hash({"kind": kind, "record": payload[kind]})
         warnings = [v.to_dict() for v in decision.violations] if decision is not None else []
+        held = warnings if decision is not None and decision.verdict is Verdict.HOLD else None
         for attempt in range(2):
             try:
                 async with self.store.transaction(durable=True) as conn:  # the 202 is a promise
@@ -322,16 +384,23 @@ class ExchangeService:
                         if earlier is not None:
                             item = await self.store.outbox.get(earlier, conn=conn)
                             return SubmissionStatus.of(item, warnings=warnings, replayed=True)
-                    item = await self.store.outbox.enqueue(
-                        kind=kind,
-                        endpoint=endpoint,
-                        partition_key=partition_key(participant_id, endpoint),
-                        item_key=record_id,
-                        payload=payload,
-                        now=now,
-                        submitted_by=actor.name,
-                        conn=conn,
+                    released = supersedes is not None and await self.store.outbox.release(
+                        supersedes.id, now=now, payload=payload, conn=conn
                     )
+                    if released and supersedes is not None:
+                        item = await self.store.outbox.get(supersedes.id, conn=conn)
+                    else:
+                        item = await self.store.outbox.enqueue(
+                            kind=kind,
+                            endpoint=endpoint,
+                            partition_key=partition_key(participant_id, endpoint),
+                            item_key=record_id,
+                            payload=payload,
+                            now=now,
+                            submitted_by=actor.name,
+                            held=held,
+                            conn=conn,
+                        )
                     if idempotency_key is not None:
                         await self.store.idempotency.record(
                             actor.name, idempotency_key, body_hash, item.id, now=now, conn=conn
@@ -340,6 +409,8 @@ class ExchangeService:
                     if decision is not None:
                         detail["verdict"] = decision.verdict.value
                         detail["rules_fired"] = list(decision.rules_fired)
+                    if released:
+                        detail["released"] = True  # the held copy, resolved by this submission
                     await self.store.audit.append(
                         actor=actor.name,
                         action="submit",
@@ -365,6 +436,131 @@ class ExchangeService:
     ) -> list[SubmissionStatus]:
         wanted = [OutboxState(s) for s in states] if states is not None else None
         return [SubmissionStatus.of(i) for i in await self.store.outbox.list(states=wanted, limit=limit)]
+
+    # --- held notes: co-sign, escalation -------------------------------------------------------
+
+    async def _held_item(self, ref: str) -> OutboxItem:
+        """The held note ``ref`` names (a tracking id or a note id)."""
+        try:
+            items = [await self.store.outbox.get(ref)]
+        except NotFoundInStoreError:
+            items = await self.store.outbox.find(kind="note", item_key=ref)
+        items = [i for i in items if i.kind == "note"]
+        if not items:
+            # a blocked note was never stored: it is as unknown here as a wrong id
+            raise NotFoundInStoreError(f"no note or submission {ref!r}")
+        held = [i for i in items if i.state is OutboxState.HELD]
+        if not held:
+            raise NotHeldError(f"submission {items[-1].id} is {items[-1].state.value}, not held")
+        return held[-1]
+
+    async def _supervisor(self, actor: Actor, author: PeerWorker) -> PeerWorker:
+        if actor.practitioner_id is None:
+            raise ForbiddenError("co-signing needs a practitioner identity", rule="cosign.role")
+        try:
+            supervisor = await self.directory.peer(actor.practitioner_id)
+        except InputError:
+            raise ForbiddenError("the caller is not a known peer worker", rule="cosign.role") from None
+        check_cosigner(actor, supervisor, author, self.settings.organization.id)
+        return supervisor
+
+    async def cosign_note(self, ref: str, *, actor: Actor, at: datetime | None = None) -> SubmissionStatus:
+        """Co-sign a held note (``ref``: tracking id or note id) as ``actor``, a peer supervisor.
+
+        The note is judged again with the co-signer set: allowed now, it is queued for delivery
+        under the same tracking id; still held (an escalation missing), it stays held with the
+        remaining reasons. Blocked now (e.g. a consent revoked): PolicyError, still held.
+        """
+        item = await self._held_item(ref)
+        note = PeerNote.model_validate_json(json.dumps(item.payload["note"]))
+        author = await self.directory.peer(note.author_id)
+        supervisor = await self._supervisor(actor, author)
+        when = at or self.clock()
+        data = {**note.model_dump(mode="json"), "cosigner_id": supervisor.id, "cosigned_at": when.isoformat()}
+        cosigned = parse(PeerNote, data)
+        return await self._resolve(item, cosigned, actor, "note.cosign", {"cosigner": supervisor.id})
+
+    async def record_escalation(
+        self, ref: str, escalation_ref: str, *, actor: Actor, at: datetime | None = None
+    ) -> SubmissionStatus:
+        """Record the escalation (``Task/…`` or ``Communication/…``) a risk-of-harm hold waits for.
+
+        The author or a supervisor who may co-sign their notes records it; then as :meth:`cosign_note`.
+        """
+        if not ESCALATION_REF.match(escalation_ref):
+            raise InputError("escalation_ref", "must be Task/<id> or Communication/<id>")
+        item = await self._held_item(ref)
+        note = PeerNote.model_validate_json(json.dumps(item.payload["note"]))
+        if actor.organization != self.settings.organization.id:
+            raise ForbiddenError("callers act only within their own organization", rule="same-organization")
+        if actor.practitioner_id != note.author_id:
+            await self._supervisor(actor, await self.directory.peer(note.author_id))
+        escalated = parse(PeerNote, {**note.model_dump(mode="json"), "escalation_ref": escalation_ref})
+        return await self._resolve(item, escalated, actor, "note.escalation", {"escalation": escalation_ref})
+
+    async def _resolve(
+        self, item: OutboxItem, note: PeerNote, actor: Actor, action: str, detail: dict[str, Any]
+    ) -> SubmissionStatus:
+        decision, _ = await self._judge_note(note, actor)
+        now = self.clock()
+        violations = [v.to_dict() for v in decision.violations]
+        audit = {**detail, "verdict": decision.verdict.value, "rules_fired": list(decision.rules_fired)}
+        if decision.verdict is Verdict.BLOCK:
+            await self.store.audit.append(
+                actor=actor.name,
+                action=action,
+                subject=item.id,
+                at=now,
+                outcome="refused",
+                source=actor.source,
+                detail=audit,
+            )
+            decision.raise_for_verdict()
+        payload = {**item.payload, "note": _json(note)}
+        async with self.store.transaction(durable=True) as conn:
+            if decision.verdict is Verdict.HOLD:
+                done = await self.store.outbox.rehold(
+                    item.id, now=now, payload=payload, hold=violations, conn=conn
+                )
+            else:
+                done = await self.store.outbox.release(item.id, now=now, payload=payload, conn=conn)
+            if not done:
+                raise NotHeldError(f"submission {item.id} is no longer held")
+            await self.store.audit.append(
+                actor=actor.name,
+                action=action,
+                subject=item.id,
+                at=now,
+                source=actor.source,
+                detail=audit,
+                conn=conn,
+            )
+        if decision.verdict is not Verdict.HOLD:
+            self.worker.wake(item.endpoint)
+        return SubmissionStatus.of(await self.store.outbox.get(item.id), warnings=violations)
+
+    async def list_held(self, *, actor: Actor, limit: int = 200) -> list[HeldNote]:
+        """The held notes ``actor`` (a peer supervisor) may co-sign, oldest first; audited as a view."""
+        if actor.organization != self.settings.organization.id:
+            raise ForbiddenError("callers act only within their own organization", rule="same-organization")
+        out: list[HeldNote] = []
+        for item in await self.store.outbox.list(states=[OutboxState.HELD], limit=limit):
+            note = PeerNote.model_validate_json(json.dumps(item.payload["note"]))
+            try:
+                await self._supervisor(actor, await self.directory.peer(note.author_id))
+            except (ForbiddenError, InputError):
+                continue  # someone else's supervisee
+            out.append(HeldNote(item.id, note, item.endpoint, list(item.hold or []), item.created_at))
+        if out:  # the list shows note text: who saw which held notes is on record
+            await self.store.audit.append(
+                actor=actor.name,
+                action="view-held",
+                subject="held-notes",
+                at=self.clock(),
+                source=actor.source,
+                detail={"submissions": [h.submission_id for h in out]},
+            )
+        return out
 
     async def outbox_counts(self) -> dict[str, dict[str, int]]:
         return {name: await self.store.outbox.counts(endpoint=name) for name in self.clients}

@@ -1,0 +1,198 @@
+"""Held notes: accepted and stored ``held``, never sent while held; co-sign and escalation release
+them (same tracking id) to the real sandbox EHR. Store behaviour on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+
+from bridge.domain import CertificationLevel, HumanName, PeerNote, PeerWorker, Role
+from bridge.errors import ForbiddenError, InputError, NotFoundInStoreError, NotHeldError, PolicyError
+from bridge.exchange.service import Actor, ExchangeService
+from bridge.sandbox import Sandbox
+from bridge.store import Store
+
+from .support import ServiceFactory, World, count, settings_for
+
+CENTRAL = timezone(timedelta(hours=-6))
+COSIGN_AT = datetime(2026, 11, 27, 9, 0, tzinfo=CENTRAL)
+RISK_TEXT = "Said she has been thinking about suicide this week; we talked about who to call."
+
+
+class Team:
+    """A provisional peer (notes held for a co-sign), their supervisor, and a second supervisor."""
+
+    def __init__(self, w: World, org: str) -> None:
+        self.org = org
+        self.supervisor = _worker(f"sup-{w.tag}", Role.PEER_SUPERVISOR, CertificationLevel.SUPERVISOR)
+        self.other_supervisor = _worker(f"sup2-{w.tag}", Role.PEER_SUPERVISOR, CertificationLevel.SUPERVISOR)
+        self.peer = _worker(
+            f"prov-{w.tag}",
+            Role.PEER_SPECIALIST,
+            CertificationLevel.PROVISIONAL,
+            supervisor_id=self.supervisor.id,
+            last_supervision=(COSIGN_AT - timedelta(days=1)).date(),
+        )
+        w.directory.add(self.supervisor, self.other_supervisor, self.peer)
+
+    def actor(self, who: PeerWorker, *, org: str | None = None) -> Actor:
+        return Actor(
+            name=f"practitioner:{who.id}",
+            role=who.role.value,
+            organization=org or self.org,
+            practitioner_id=who.id,
+        )
+
+
+def _worker(wid: str, role: Role, level: CertificationLevel, **kw: object) -> PeerWorker:
+    return PeerWorker(
+        id=wid,
+        name=HumanName(given="Morgan", family="Lee"),
+        credential="CPRS",
+        certification_level=level,
+        organization_id="harbor-recovery",
+        role=role,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def _held_note(w: World, svc: ExchangeService, team: Team, **note: object) -> tuple[str, str]:
+    p = w.participant()
+    enc = w.encounter(p, peer_id=team.peer.id)
+    await svc.submit_encounter(enc, actor=team.actor(team.peer))
+    n = w.note(enc, author_id=team.peer.id, **note)
+    sub = await svc.submit_note(n, actor=team.actor(team.peer), idempotency_key=f"k-{n.id}")
+    return sub.id, n.id
+
+
+def _docs(base_url: str, system: str, note_id: str) -> list[dict[str, object]]:
+    r = httpx.get(f"{base_url}/DocumentReference", params={"identifier": f"{system}|{note_id}"}, timeout=30)
+    return [e["resource"] for e in r.json().get("entry", [])]
+
+
+async def test_held_note_waits_then_cosigned_is_delivered_once_as_final(
+    sandbox_ehr: Sandbox, store: Store, make_service: ServiceFactory
+) -> None:
+    w = World(sandbox_ehr)
+    settings = settings_for(sandbox_ehr.base_url)
+    team = Team(w, settings.organization.id)
+    svc = await make_service(settings, store, w.directory)
+    sid, note_id = await _held_note(w, svc, team)
+
+    held = await svc.submission(sid)
+    assert held.state == "held" and [r["rule"] for r in held.hold_reasons] == ["supervision.cosign"]
+    await svc.worker.drain("clinic")  # the session goes; the held note does not
+    system = f"{settings.organization.identifier_system}/note"
+    assert count(sandbox_ehr.base_url, "DocumentReference", f"{system}|{note_id}") == 0
+    assert (await svc.submission(sid)).state == "held"
+    submits = await store.audit.entries(subject=sid, action="submit")
+    assert submits[0].detail is not None and submits[0].detail["verdict"] == "hold"
+    assert held.record_id == note_id
+
+    # who may not co-sign: the author, another organization, a supervisor who is not theirs
+    refusals = [
+        (team.actor(team.peer), "cosign.role"),
+        (team.actor(team.supervisor, org="other-org"), "same-organization"),
+        (team.actor(team.other_supervisor), "cosign.supervisor"),
+    ]
+    for actor, rule in refusals:
+        with pytest.raises(ForbiddenError) as info:
+            await svc.cosign_note(sid, actor=actor, at=COSIGN_AT)
+        assert info.value.rule == rule
+    assert [h.submission_id for h in await svc.list_held(actor=team.actor(team.supervisor))] == [sid]
+    assert await svc.list_held(actor=team.actor(team.other_supervisor)) == []
+
+    done = await svc.cosign_note(note_id, actor=team.actor(team.supervisor), at=COSIGN_AT)  # by note id
+    assert (done.id, done.state, done.hold_reasons) == (sid, "queued", [])
+    with pytest.raises(NotHeldError):
+        await svc.cosign_note(sid, actor=team.actor(team.supervisor), at=COSIGN_AT)
+    await svc.worker.drain("clinic")
+    delivered = await svc.submission(sid)
+    assert delivered.state == "delivered"
+
+    docs = _docs(sandbox_ehr.base_url, system, note_id)
+    assert len(docs) == 1 and docs[0]["docStatus"] == "final"
+    async with httpx.AsyncClient(timeout=30) as http:
+        r = await http.get(
+            f"{sandbox_ehr.base_url}/Provenance", params={"target": f"DocumentReference/{docs[0]['id']}"}
+        )
+    prov = r.json()
+    agents = [a for e in prov["entry"] for a in e["resource"]["agent"]]
+    roles = [c["code"] for a in agents for c in a["type"]["coding"]]
+    assert "verifier" in roles
+    cosigns = await store.audit.entries(subject=sid, action="note.cosign")
+    assert cosigns[0].actor == f"practitioner:{team.supervisor.id}"
+
+
+async def test_risk_of_harm_needs_the_escalation_too(
+    sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    w = World(sandbox_ehr)
+    settings = settings_for(sandbox_ehr.base_url)
+    team = Team(w, settings.organization.id)
+    svc = await make_service(settings, sqlite_store, w.directory)
+    sid, note_id = await _held_note(w, svc, team, text=RISK_TEXT)
+    rules = {r["rule"] for r in (await svc.submission(sid)).hold_reasons}
+    assert rules == {"supervision.cosign", "content.risk-of-harm"}
+
+    cosigned = await svc.cosign_note(sid, actor=team.actor(team.supervisor), at=COSIGN_AT)
+    assert cosigned.state == "held" and [r["rule"] for r in cosigned.hold_reasons] == ["content.risk-of-harm"]
+    with pytest.raises(InputError) as info:
+        await svc.record_escalation(sid, "a phone call", actor=team.actor(team.peer))
+    assert info.value.field == "escalation_ref"
+    with pytest.raises(ForbiddenError):
+        await svc.record_escalation(sid, "Task/esc-1", actor=team.actor(team.other_supervisor))
+
+    done = await svc.record_escalation(sid, "Task/esc-1", actor=team.actor(team.peer))  # the author
+    assert (done.id, done.state) == (sid, "queued")
+    await svc.worker.drain("clinic")
+    assert (await svc.submission(sid)).state == "delivered"
+    system = f"{settings.organization.identifier_system}/note"
+    docs = _docs(sandbox_ehr.base_url, system, note_id)
+    assert len(docs) == 1 and docs[0]["docStatus"] == "final"
+
+
+async def test_blocked_and_unknown_notes_cannot_be_cosigned(
+    sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    w = World(sandbox_ehr)
+    settings = settings_for(sandbox_ehr.base_url)
+    team = Team(w, settings.organization.id)
+    svc = await make_service(settings, sqlite_store, w.directory)
+    p = w.participant()
+    enc = w.encounter(p, peer_id=team.peer.id)
+    await svc.submit_encounter(enc, actor=team.actor(team.peer))
+    blocked = w.note(enc, author_id=team.peer.id, text="She was diagnosed with F11.20 last year.")
+    with pytest.raises(PolicyError):
+        await svc.submit_note(blocked, actor=team.actor(team.peer))
+    sup = team.actor(team.supervisor)
+    for ref in (blocked.id, "sub-nothing-here"):
+        with pytest.raises(NotFoundInStoreError):
+            await svc.cosign_note(ref, actor=sup, at=COSIGN_AT)
+    await svc.worker.drain("clinic")
+    enc_sub = (await sqlite_store.outbox.find(kind="encounter", item_key=enc.id))[0]
+    with pytest.raises(NotFoundInStoreError):  # a session is not a note
+        await svc.cosign_note(enc_sub.id, actor=sup, at=COSIGN_AT)
+
+
+async def test_resending_cosigned_resolves_the_held_copy(
+    sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    """The older way (the supervisor sends the whole note with cosigner_id) still works, and it
+    releases the held copy under the same tracking id instead of leaving it held behind."""
+    w = World(sandbox_ehr)
+    settings = settings_for(sandbox_ehr.base_url)
+    team = Team(w, settings.organization.id)
+    svc = await make_service(settings, sqlite_store, w.directory)
+    sid, note_id = await _held_note(w, svc, team)
+    item = await sqlite_store.outbox.get(sid)
+    note = PeerNote.model_validate_json(json.dumps(item.payload["note"]))
+    resent = note.model_copy(update={"cosigner_id": team.supervisor.id, "cosigned_at": COSIGN_AT})
+    sub = await svc.submit_note(resent, actor=team.actor(team.supervisor))
+    assert (sub.id, sub.state) == (sid, "queued")
+    await svc.worker.drain("clinic")
+    assert (await svc.submission(sid)).state == "delivered"
+    assert len(await sqlite_store.outbox.find(kind="note", item_key=note_id)) == 1
