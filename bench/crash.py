@@ -37,11 +37,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bridge import samples  # noqa: E402
+from bridge.samples import MRN_SYSTEM as MRN  # noqa: E402
+from bridge.samples import ORG_SYSTEM  # noqa: E402
 from bridge.sandbox import Sandbox, sandbox  # noqa: E402
-
-MRN = "urn:oid:1.2.3.4.5.1"
-ORG_SYSTEM = "https://harbor-recovery.example.org/fhir/id"
-
 
 # --- the plan (written by the parent, read by every child) ----------------------------------------
 
@@ -112,11 +111,7 @@ def create_patients(base_url: str, plan: dict[str, Any]) -> None:
 
 def settings_dict(plan: dict[str, Any]) -> dict[str, Any]:
     return {
-        "organization": {
-            "id": f"org-{plan['run']}",
-            "name": "Harbor Recovery",
-            "identifier_system": ORG_SYSTEM,
-        },
+        "organization": samples.organization(f"org-{plan['run']}", "Harbor Recovery"),
         "endpoints": {
             "clinic": {
                 "base_url": plan["base_url"],
@@ -132,64 +127,33 @@ def settings_dict(plan: dict[str, Any]) -> dict[str, Any]:
 
 def records(plan: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The directory and the records by id (built the same way in every child run)."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    from bridge.domain import (
-        Activity,
-        Audience,
-        CertificationLevel,
-        HumanName,
-        Identifier,
-        Participant,
-        PeerEncounter,
-        PeerNote,
-        PeerWorker,
-        Setting,
-    )
+    from bridge.domain import Activity
     from bridge.exchange.directory import InMemoryDirectory
 
-    central = timezone(timedelta(hours=-6))
-    peer = PeerWorker(
-        id=f"peer-{plan['run']}",
-        name=HumanName(given="Jordan", family="Reyes"),
-        credential="CPRS",
-        certification_level=CertificationLevel.CERTIFIED,
-        organization_id="harbor-recovery",
-    )
-    people = [
-        Participant(
-            id=pid,
-            name=HumanName(given="Avery", family="Quinn"),
-            identifiers={"clinic": Identifier(system=MRN, value=f"MRN-{pid}")},
-            home_endpoint="clinic",
-        )
-        for pid in plan["participants"]
-    ]
+    peer = samples.certified_peer(f"peer-{plan['run']}")
+    people = [samples.participant(pid, f"MRN-{pid}") for pid in plan["participants"]]
     recs: dict[str, Any] = {}
-    start = datetime(2026, 11, 26, 9, 0, tzinfo=central)
+    start = datetime(2026, 11, 26, 9, 0, tzinfo=samples.CENTRAL)
     for k, item in enumerate(plan["items"]):
         if item["kind"] == "encounter":
             at = start + timedelta(minutes=k)
-            recs[item["id"]] = PeerEncounter(
-                id=item["id"],
+            recs[item["id"]] = samples.encounter(
+                item["id"],
                 participant_id=item["participant"],
                 peer_id=peer.id,
                 start=at,
                 end=at + timedelta(minutes=45),
-                setting=Setting.COMMUNITY,
-                location_name="Harbor drop-in center",
                 activities=(Activity.RECOVERY_COACHING,),
                 billable=False,
             )
         else:
-            recs[item["id"]] = PeerNote(
-                id=item["id"],
+            recs[item["id"]] = samples.plain_note(
+                item["id"],
                 participant_id=item["participant"],
                 author_id=peer.id,
                 encounter_id=item["encounter"],
-                audience=Audience.CARE_TEAM,
-                sud_related=False,
-                text="Met at the drop-in center and worked on the housing application together.",
                 written_at=start + timedelta(minutes=k, hours=1),
             )
     return InMemoryDirectory(participants=people, peers=[peer]), recs

@@ -45,8 +45,9 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
-from crash import ORG_SYSTEM, create_patients, make_plan, open_service, records, settings_dict, verify  # noqa: E402
+from crash import create_patients, make_plan, open_service, records, settings_dict, verify  # noqa: E402
 
+from bridge import samples  # noqa: E402
 from bridge.sandbox import sandbox  # noqa: E402
 
 
@@ -168,23 +169,15 @@ def throughput(args: argparse.Namespace) -> int:
 
 def _write_config(work: Path, plan: dict[str, Any], conc: int) -> tuple[Path, Path]:
     directory, _ = records(plan)
-    cfg = settings_dict(plan)
-    ep = cfg["endpoints"]["clinic"]
-    lines = [
-        'default_endpoint = "clinic"',
-        "[organization]",
-        *(f'{k} = "{v}"' for k, v in cfg["organization"].items()),
-        "[endpoints.clinic]",
-        f'base_url = "{ep["base_url"]}"',
-        f"max_concurrency = {conc}",
-        "[store]",
-        f'url = "{plan["store_url"]}"',
-        "lease_seconds = 30",
-        "[rules]",
-        f'dir = "{BENCH.parent / "config" / "rules"}"',
-        'jurisdiction = "TX"',
-    ]
-    (work / "bridge.toml").write_text("\n".join(lines) + "\n")
+    (work / "bridge.toml").write_text(
+        samples.worker_toml(
+            settings_dict(plan)["organization"]["id"],
+            base_url=plan["base_url"],
+            store_url=plan["store_url"],
+            concurrency=conc,
+            rules_dir=BENCH.parent / "config" / "rules",
+        )
+    )
     (work / "directory.json").write_text(json.dumps(directory.to_dict()))
     return work / "bridge.toml", work / "directory.json"
 
@@ -193,32 +186,16 @@ async def share_round(plan: dict[str, Any], processes: int, conc: int, work: Pat
     from datetime import UTC, datetime
 
     from bridge.exchange.routing import partition_key
+    from bridge.exchange.run import start_worker
     from bridge.store import open_store
 
     cfg, directory = _write_config(work, plan, conc)
     procs = []
     for n in range(processes):
-        p = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bridge.exchange.run",
-            "--config",
-            str(cfg),
-            "--directory",
-            str(directory),
-            "--schema",
-            plan["schema"],
-            "--no-inbound",
-            "--idle-poll",
-            "0.05",
-            "--owner",
-            f"w{n}",
-            stdout=asyncio.subprocess.PIPE,
-            cwd=BENCH.parent,
+        proc, _ = await start_worker(
+            cfg, directory, owner=f"w{n}", schema=plan["schema"], idle_poll=0.05, cwd=BENCH.parent
         )
-        assert p.stdout is not None
-        json.loads(await p.stdout.readline())  # ready
-        procs.append(p)
+        procs.append(proc)
     _, recs = records(plan)
     store = await open_store(plan["store_url"], schema=plan["schema"])
     now = datetime.now(UTC)
@@ -398,8 +375,6 @@ def outage(args: argparse.Namespace) -> int:
 
 
 async def referral_run(ehr: Any, count: int) -> list[float]:
-    import importlib.util
-
     from aiohttp import web
 
     from bridge.config import settings_from_dict
@@ -409,21 +384,13 @@ async def referral_run(ehr: Any, count: int) -> list[float]:
     from bridge.roles import load_policy
     from bridge.sandbox import free_port
 
-    # the clinician's side, exactly as the tests play it
-    spec = importlib.util.spec_from_file_location(
-        "exchange_support", BENCH.parent / "tests/exchange/support.py"
-    )
-    assert spec is not None and spec.loader is not None
-    support = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(support)
-    create_referral, create_task_topic = support.create_referral, support.create_task_topic
-
-    create_task_topic(ehr.base_url)
+    async with httpx.AsyncClient(base_url=ehr.base_url, timeout=30) as http:  # the clinician's side
+        (await http.put("Basic/topic-referral-task", json=samples.task_topic())).raise_for_status()
     run = f"ref{int(time.time())}"
     work = Path(tempfile.mkdtemp(prefix="bench-referral-"))
     settings = settings_from_dict(
         {
-            "organization": {"id": f"org-{run}", "name": "Harbor Recovery", "identifier_system": ORG_SYSTEM},
+            "organization": samples.organization(f"org-{run}", "Harbor Recovery"),
             "endpoints": {"clinic": {"base_url": ehr.base_url}},
             "default_endpoint": "clinic",
             "store": {"url": f"sqlite+aiosqlite:///{work / 'b.db'}"},
@@ -462,9 +429,7 @@ async def referral_run(ehr: Any, count: int) -> list[float]:
     latencies = []
     for k in range(count):
         t0 = time.perf_counter()
-        task_id = await asyncio.to_thread(
-            create_referral, ehr.base_url, owner_ref=owner, patient_id=patient, tag=f"{run}-{k}"
-        )
+        task_id = await asyncio.to_thread(place_referral, ehr.base_url, owner, patient, f"{run}-{k}")
         while await svc.store.inbox.find_task("clinic", task_id) is None:
             if time.perf_counter() - t0 > 30:
                 raise SystemExit(f"referral {k} never reached the inbox")
@@ -473,6 +438,14 @@ async def referral_run(ehr: Any, count: int) -> list[float]:
     await svc.close()
     await runner.cleanup()
     return latencies
+
+
+def place_referral(base_url: str, owner_ref: str, patient_id: str, tag: str) -> str:
+    """The clinician's side: ServiceRequest, then the Task (blocking, as the tests play it)."""
+    for res in samples.referral_resources(tag, patient_id=patient_id, owner_ref=owner_ref):
+        r = httpx.put(f"{base_url}/{res['resourceType']}/{res['id']}", json=res, timeout=30)
+        r.raise_for_status()
+    return f"task-{tag}"
 
 
 def referral(args: argparse.Namespace) -> int:

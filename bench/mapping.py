@@ -10,51 +10,28 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
-from bridge.domain import (
-    Activity,
-    Audience,
-    CertificationLevel,
-    HumanName,
-    Identifier,
-    Participant,
-    PeerEncounter,
-    PeerNote,
-    PeerWorker,
-    Setting,
-)
+from bridge import samples
+from bridge.domain import PeerEncounter, PeerNote
 from bridge.mappers import MappingContext, build_submission_bundle, patient_reference_for
-
-TZ = timezone(timedelta(hours=-6))
 
 
 def _work(n: int) -> list[tuple[PeerEncounter, PeerNote]]:
-    start = datetime(2026, 11, 2, 9, 0, tzinfo=TZ)
+    start = datetime(2026, 11, 2, 9, 0, tzinfo=samples.CENTRAL)
     out = []
     for i in range(n):
         begin = start + timedelta(hours=i)
-        enc = PeerEncounter(
-            id=f"enc-{i}",
-            participant_id="pt-1",
-            peer_id="peer-1",
-            start=begin,
-            end=begin + timedelta(minutes=45),
-            setting=Setting.COMMUNITY,
-            location_name="Drop-in center",
-            activities=(Activity.RECOVERY_COACHING, Activity.RESOURCE_NAVIGATION),
+        enc = samples.encounter(
+            f"enc-{i}", start=begin, end=begin + timedelta(minutes=45), location_name="Drop-in center"
         )
-        note = PeerNote(
-            id=f"note-{i}",
-            participant_id="pt-1",
-            author_id="peer-1",
+        note = samples.note(
+            f"note-{i}",
             encounter_id=f"enc-{i}",
-            audience=Audience.CARE_TEAM,
             text="Worked on the housing application and planned the next meeting. " * 8,
             written_at=begin + timedelta(hours=1),
             summary="Recovery coaching and resource navigation.",
             goal="Stable housing",
-            progress="Application submitted",
         )
         out.append((enc, note))
     return out
@@ -64,25 +41,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--n", type=int, default=2000, help="transactions per run (default 2000)")
     args = parser.parse_args()
-    participant = Participant(
-        id="pt-1",
-        name=HumanName(given="Avery", family="Quinn"),
-        identifiers={"clinic": Identifier(system="urn:oid:1.2.3.4.5.1", value="MRN-1")},
-    )
-    peer = PeerWorker(
-        id="peer-1",
-        name=HumanName(given="Jordan", family="Reyes"),
-        credential="PRSS",
-        certification_level=CertificationLevel.CERTIFIED,
-        organization_id="harbor-recovery",
-    )
+    participant = samples.participant("pt-1", "MRN-1", home_endpoint=None)
+    peer = samples.certified_peer("peer-1", credential="PRSS")
     ctx = MappingContext(
-        organization_id="harbor-recovery",
-        organization_name="Harbor Recovery Community Organization",
-        identifier_system="https://harbor-recovery.example.org/fhir/id",
+        organization_id=samples.ORG_ID,
+        organization_name=samples.ORG_NAME,
+        identifier_system=samples.ORG_SYSTEM,
         endpoint="clinic",
         patient_reference=patient_reference_for(participant, "clinic"),
-        now=datetime(2026, 11, 26, 16, 30, tzinfo=TZ),
+        now=datetime(2026, 11, 26, 16, 30, tzinfo=samples.CENTRAL),
     )
     work = _work(args.n)
     build_submission_bundle(ctx, encounter=work[0][0], participant=participant, peer=peer, note=work[0][1])

@@ -37,6 +37,7 @@ from aiohttp import web
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
+from bridge import samples
 from bridge.config import Settings, settings_from_dict
 from bridge.domain import (
     CertificationLevel,
@@ -45,13 +46,11 @@ from bridge.domain import (
     Identifier,
     Participant,
     PeerWorker,
-    Referral,
-    ReferralStatus,
     Role,
 )
 from bridge.errors import BridgeError, ExchangeError
 from bridge.exchange.directory import InMemoryDirectory
-from bridge.mappers import MappingContext, organization_to_fhir, referral_id_for, referral_to_fhir
+from bridge.mappers import MappingContext, organization_to_fhir, referral_id_for
 from bridge.observability import configure_logging
 from bridge.sandbox import Sandbox, free_port, sandbox
 from bridge.web.app import create_app
@@ -64,7 +63,6 @@ MRN_SYSTEM = "urn:oid:1.2.3.4.5.1"
 ISSUER = "https://idp.harbor-recovery.example.org"
 AUDIENCE = "peer-bridge"
 CENTRAL = timezone(timedelta(hours=-6))  # the story happens in Austin
-TASK_TOPIC = "http://example.org/fhir/SubscriptionTopic/referral-task"
 EXPORT_TYPES = (
     "Organization",
     "Practitioner",
@@ -246,36 +244,7 @@ def demo_settings(ehr: Sandbox, workdir: Path, port: int, idp: IdentityProvider)
 
 async def put_task_topic(ehr: httpx.AsyncClient) -> None:
     """The sandbox seeds no SubscriptionTopic for Task; a clinic that offers referrals has one."""
-    st = "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic"
-    trigger = [
-        {"url": "description", "valueMarkdown": "A referral Task was created or updated"},
-        {"url": "resource", "valueUri": "http://hl7.org/fhir/StructureDefinition/Task"},
-        {"url": "supportedInteraction", "valueCode": "create"},
-        {"url": "supportedInteraction", "valueCode": "update"},
-        {"url": "fhirPathCriteria", "valueString": "true"},
-    ]
-    filters = [
-        {
-            "url": f"{st}.canFilterBy",
-            "extension": [
-                {"url": "resource", "valueUri": "Task"},
-                {"url": "filterParameter", "valueString": n},
-            ],
-        }
-        for n in ("owner", "status")
-    ]
-    basic = {
-        "resourceType": "Basic",
-        "id": "topic-referral-task",
-        "modifierExtension": [{"url": f"{st}.status", "valueCode": "active"}],
-        "extension": [
-            {"url": f"{st}.url", "valueUri": TASK_TOPIC},
-            {"url": f"{st}.title", "valueString": "Referral Task changed"},
-            {"url": f"{st}.resourceTrigger", "extension": trigger},
-            *filters,
-        ],
-        "code": {"coding": [{"system": "http://hl7.org/fhir/fhir-types", "code": "SubscriptionTopic"}]},
-    }
+    basic = samples.task_topic("A referral Task was created or updated")
     (await ehr.put(f"Basic/{basic['id']}", json=basic)).raise_for_status()
 
 
@@ -308,22 +277,15 @@ async def peer_organization_ref(ehr: httpx.AsyncClient, settings: Settings) -> s
 
 
 async def place_referral(ehr: httpx.AsyncClient, *, tag: str, patient_id: str, owner_ref: str) -> str:
-    ref = Referral(
-        id=f"r-{tag}",
-        endpoint="clinic",
-        task_id=f"task-{tag}",
-        service_request_id=f"sr-{tag}",
-        status=ReferralStatus.REQUESTED,
-        business_status="2.0",
+    sr, task = samples.referral_resources(
+        tag,
+        patient_id=patient_id,
+        owner_ref=owner_ref,
         authored_on=datetime.now(CENTRAL).replace(microsecond=0),
         requester="Dr. Sam Patel, Riverside Clinic",
-        patient_id=patient_id,
         reason="Recovery support after an emergency department visit",
-        priority="routine",
     )
-    sr, task = referral_to_fhir(ref, owner_ref=owner_ref)
     for res in (sr, task):
-        res.get("meta", {}).pop("versionId", None)
         (await ehr.put(f"{res['resourceType']}/{res['id']}", json=res)).raise_for_status()
     return str(task["id"])
 

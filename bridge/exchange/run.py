@@ -68,6 +68,37 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+async def start_worker(
+    config: Path,
+    directory: Path,
+    *,
+    owner: str,
+    schema: str | None = None,
+    idle_poll: float = 1.0,
+    cwd: Path | None = None,
+    ready_timeout: float = 60.0,
+) -> tuple[asyncio.subprocess.Process, dict[str, object]]:
+    """Start this module as a child process (outbound only, ``--no-inbound``) for tests and
+    benchmarks, and wait for its first line: the process and that line, ``{"ready": owner}``."""
+    args = ["--config", str(config), "--directory", str(directory), *(["--schema", schema] if schema else [])]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge.exchange.run",
+        *args,
+        "--no-inbound",
+        "--idle-poll",
+        str(idle_poll),
+        "--owner",
+        owner,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=cwd,
+    )
+    assert proc.stdout is not None  # PIPE above
+    line = await asyncio.wait_for(proc.stdout.readline(), timeout=ready_timeout)
+    return proc, json.loads(line)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bridge.exchange.run", description=__doc__.splitlines()[0])
     p.add_argument("--config", type=Path, default=None)

@@ -49,6 +49,22 @@ def check_encounter(encounter: PeerEncounter) -> None:
         raise MappingError("encounter.group_size", "required for group sessions")
 
 
+def start_resource(
+    encounter: PeerEncounter, profile: str, service_request_ref: str | None, security: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Check a session that becomes an Encounter or a Procedure and start that resource's ``meta``.
+
+    A session that belongs to a referral must point at its ServiceRequest (``basedOn``).
+    """
+    check_encounter(encounter)
+    if encounter.referral_id is not None and service_request_ref is None:
+        raise MappingError("encounter.referral_id", "the referral's ServiceRequest reference is required")
+    meta: dict[str, Any] = {"profile": [profile]}
+    if security:
+        meta["security"] = security
+    return meta
+
+
 def period(encounter: PeerEncounter) -> dict[str, str]:
     return {
         "start": fhir_datetime(encounter.start, "encounter.start"),
@@ -90,13 +106,8 @@ def build_encounter(
     service_request_ref: str | None,
     security: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    check_encounter(encounter)
-    if encounter.referral_id is not None and service_request_ref is None:
-        raise MappingError("encounter.referral_id", "the referral's ServiceRequest reference is required")
+    meta = start_resource(encounter, US_CORE_ENCOUNTER, service_request_ref, security)
     when = period(encounter)
-    meta: dict[str, Any] = {"profile": [US_CORE_ENCOUNTER]}
-    if security:
-        meta["security"] = security
     out: dict[str, Any] = {
         "resourceType": "Encounter",
         "meta": meta,

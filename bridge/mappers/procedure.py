@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.domain import PeerEncounter
-from bridge.errors import MappingError
 from bridge.mappers.codes import ACTIVITY, HCPCS, PEER_SERVICE, US_CORE_PROCEDURE
 from bridge.mappers.context import MappingContext, reference, validated
-from bridge.mappers.encounter import check_encounter, period
+from bridge.mappers.encounter import period, start_resource
 
 
 def build_procedure(
@@ -26,12 +25,7 @@ def build_procedure(
     service_request_ref: str | None,
     security: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    check_encounter(encounter)
-    if encounter.referral_id is not None and service_request_ref is None:
-        raise MappingError("encounter.referral_id", "the referral's ServiceRequest reference is required")
-    meta: dict[str, Any] = {"profile": [US_CORE_PROCEDURE]}
-    if security:
-        meta["security"] = security
+    meta = start_resource(encounter, US_CORE_PROCEDURE, service_request_ref, security)
     activities = ", ".join(ACTIVITY[a].lower() for a in encounter.activities)
     out: dict[str, Any] = {
         "resourceType": "Procedure",

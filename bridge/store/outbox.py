@@ -204,6 +204,33 @@ class Outbox:
         async with self._db.tx() as c:
             return (await c.execute(stmt)).rowcount == 1
 
+    async def _settle(
+        self, item_id: str, owner: str, now: datetime, conn: AsyncConnection | None, **values: Any
+    ) -> bool:
+        """Leave ``sending`` for the state in ``values``, only while ``owner`` still holds the lease."""
+        stmt = (
+            update(outbox)
+            .where(self._owned(item_id, owner))
+            .values(**values, lease_owner=None, lease_expires_at=None, updated_at=now)
+        )
+        async with self._db.tx(conn) as c:
+            return (await c.execute(stmt)).rowcount == 1
+
+    async def _fail(
+        self,
+        item_id: str,
+        owner: str,
+        now: datetime,
+        conn: AsyncConnection | None,
+        error: str,
+        outcome: Mapping[str, Any] | None,
+        **values: Any,
+    ) -> bool:
+        last_outcome = dict(outcome) if outcome is not None else None
+        return await self._settle(
+            item_id, owner, now, conn, last_error=error, last_outcome=last_outcome, **values
+        )
+
     async def mark_delivered(
         self,
         item_id: str,
@@ -213,21 +240,16 @@ class Outbox:
         result: Mapping[str, Any],
         conn: AsyncConnection | None = None,
     ) -> bool:
-        stmt = (
-            update(outbox)
-            .where(self._owned(item_id, owner))
-            .values(
-                state=OutboxState.DELIVERED.value,
-                result=dict(result),
-                delivered_at=now,
-                updated_at=now,
-                lease_owner=None,
-                lease_expires_at=None,
-                last_error=None,
-            )
+        return await self._settle(
+            item_id,
+            owner,
+            now,
+            conn,
+            state=OutboxState.DELIVERED.value,
+            result=dict(result),
+            delivered_at=now,
+            last_error=None,
         )
-        async with self._db.tx(conn) as c:
-            return (await c.execute(stmt)).rowcount == 1
 
     async def mark_retry(
         self,
@@ -243,22 +265,18 @@ class Outbox:
     ) -> bool:
         """Back to the queue until ``next_attempt_at``. ``count_attempt=False`` when nothing was
         sent (our own circuit breaker refused): a long outage then does not use up the budget."""
-        stmt = (
-            update(outbox)
-            .where(self._owned(item_id, owner))
-            .values(
-                state=OutboxState.QUEUED.value,
-                attempts=outbox.c.attempts - (0 if count_attempt else 1),
-                next_attempt_at=next_attempt_at,
-                last_error=error,
-                last_outcome=dict(outcome) if outcome is not None else None,
-                lease_owner=None,
-                lease_expires_at=None,
-                updated_at=now,
-            )
+        attempts = outbox.c.attempts - (0 if count_attempt else 1)
+        return await self._fail(
+            item_id,
+            owner,
+            now,
+            conn,
+            error,
+            outcome,
+            state=OutboxState.QUEUED.value,
+            attempts=attempts,
+            next_attempt_at=next_attempt_at,
         )
-        async with self._db.tx(conn) as c:
-            return (await c.execute(stmt)).rowcount == 1
 
     async def mark_dead(
         self,
@@ -270,20 +288,7 @@ class Outbox:
         outcome: Mapping[str, Any] | None = None,
         conn: AsyncConnection | None = None,
     ) -> bool:
-        stmt = (
-            update(outbox)
-            .where(self._owned(item_id, owner))
-            .values(
-                state=OutboxState.DEAD.value,
-                last_error=error,
-                last_outcome=dict(outcome) if outcome is not None else None,
-                lease_owner=None,
-                lease_expires_at=None,
-                updated_at=now,
-            )
-        )
-        async with self._db.tx(conn) as c:
-            return (await c.execute(stmt)).rowcount == 1
+        return await self._fail(item_id, owner, now, conn, error, outcome, state=OutboxState.DEAD.value)
 
     async def release(
         self,

@@ -7,26 +7,16 @@ import json
 import os
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from bridge import samples
 from bridge.config import Settings, settings_from_dict
-from bridge.domain import (
-    Activity,
-    Audience,
-    CertificationLevel,
-    HumanName,
-    Identifier,
-    Participant,
-    PeerEncounter,
-    PeerNote,
-    PeerWorker,
-    Setting,
-)
+from bridge.domain import Activity, Participant, PeerEncounter, PeerNote
 from bridge.exchange.directory import InMemoryDirectory
 from bridge.exchange.outbound import OutboundSettings
 from bridge.exchange.service import ExchangeService
@@ -35,8 +25,6 @@ from bridge.store.testing import pg_reachable, pg_url
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 RULES = Path(__file__).resolve().parents[2] / "config" / "rules"
-CENTRAL = timezone(timedelta(hours=-6))
-MRN = "urn:oid:1.2.3.4.5.1"
 
 
 def uid() -> str:
@@ -56,11 +44,7 @@ def settings_for(base_url: str, *, org: str | None = None, **endpoint: Any) -> S
     org = org or f"org-{uid()}"
     return settings_from_dict(
         {
-            "organization": {
-                "id": org,
-                "name": "Harbor Recovery Community Organization",
-                "identifier_system": "https://harbor-recovery.example.org/fhir/id",
-            },
+            "organization": samples.organization(org),
             "endpoints": {"clinic": {"base_url": base_url, "max_concurrency": 4, **endpoint}},
             "default_endpoint": "clinic",
         }
@@ -73,24 +57,13 @@ class World:
     def __init__(self, ehr: Sandbox) -> None:
         self.ehr = ehr
         self.tag = uid()
-        self.peer = PeerWorker(
-            id=f"peer-{self.tag}",
-            name=HumanName(given="Jordan", family="Reyes"),
-            credential="CPRS",
-            certification_level=CertificationLevel.CERTIFIED,
-            organization_id="harbor-recovery",
-        )
+        self.peer = samples.certified_peer(f"peer-{self.tag}")
         self.directory = InMemoryDirectory(peers=[self.peer])
         self.participants: list[Participant] = []
 
     def participant(self, *, at_ehr: bool = True) -> Participant:
         n = len(self.participants)
-        p = Participant(
-            id=f"pt-{self.tag}-{n}",
-            name=HumanName(given="Avery", family="Quinn"),
-            identifiers={"clinic": Identifier(system=MRN, value=f"MRN-{self.tag}-{n}")},
-            home_endpoint="clinic",
-        )
+        p = samples.participant(f"pt-{self.tag}-{n}", f"MRN-{self.tag}-{n}")
         if at_ehr:
             create_patient(self.ehr.base_url, p)
         self.participants.append(p)
@@ -99,30 +72,20 @@ class World:
 
     def encounter(self, p: Participant, n: int = 0, **kw: Any) -> PeerEncounter:
         fields: dict[str, Any] = {
-            "id": f"enc-{p.id}-{n}",
             "participant_id": p.id,
             "peer_id": self.peer.id,
-            "start": datetime(2026, 11, 26, 14, 0, tzinfo=CENTRAL),
-            "end": datetime(2026, 11, 26, 14, 50, tzinfo=CENTRAL),
-            "setting": Setting.COMMUNITY,
-            "location_name": "Harbor drop-in center",
             "activities": (Activity.RECOVERY_COACHING,),
             "billable": False,
         } | kw
-        return PeerEncounter(**fields)
+        return samples.encounter(f"enc-{p.id}-{n}", **fields)
 
     def note(self, enc: PeerEncounter, **kw: Any) -> PeerNote:
         fields: dict[str, Any] = {
-            "id": f"note-{enc.id}",
             "participant_id": enc.participant_id,
             "author_id": self.peer.id,
             "encounter_id": enc.id,
-            "audience": Audience.CARE_TEAM,
-            "sud_related": False,
-            "text": "Met at the drop-in center and worked on the housing application together.",
-            "written_at": datetime(2026, 11, 26, 15, 10, tzinfo=CENTRAL),
         } | kw
-        return PeerNote(**fields)
+        return samples.plain_note(f"note-{enc.id}", **fields)
 
 
 def create_patient(base_url: str, p: Participant) -> str:
@@ -164,70 +127,21 @@ def utc(*args: int) -> datetime:
 
 # --- inbound helpers -----------------------------------------------------------------------------
 
-ST = "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic"
-TASK_TOPIC = "http://example.org/fhir/SubscriptionTopic/referral-task"
-
 
 def create_task_topic(base_url: str) -> str:
     """The sandbox seeds no topic for Task: add one (R5 SubscriptionTopic extensions on a Basic)."""
-    trigger = [
-        {"url": "description", "valueMarkdown": "A Task was created or updated"},
-        {"url": "resource", "valueUri": "http://hl7.org/fhir/StructureDefinition/Task"},
-        {"url": "supportedInteraction", "valueCode": "create"},
-        {"url": "supportedInteraction", "valueCode": "update"},
-        {"url": "fhirPathCriteria", "valueString": "true"},
-    ]
-    filters = [
-        {
-            "url": f"{ST}.canFilterBy",
-            "extension": [
-                {"url": "resource", "valueUri": "Task"},
-                {"url": "filterParameter", "valueString": name},
-            ],
-        }
-        for name in ("owner", "status")
-    ]
-    basic = {
-        "resourceType": "Basic",
-        "id": "topic-referral-task",
-        "modifierExtension": [{"url": f"{ST}.status", "valueCode": "active"}],
-        "extension": [
-            {"url": f"{ST}.url", "valueUri": TASK_TOPIC},
-            {"url": f"{ST}.title", "valueString": "Referral Task changed"},
-            {"url": f"{ST}.resourceTrigger", "extension": trigger},
-            *filters,
-        ],
-        "code": {"coding": [{"system": "http://hl7.org/fhir/fhir-types", "code": "SubscriptionTopic"}]},
-    }
-    r = httpx.put(f"{base_url}/Basic/{basic['id']}", json=basic, timeout=30)
+    r = httpx.put(f"{base_url}/Basic/topic-referral-task", json=samples.task_topic(), timeout=30)
     r.raise_for_status()
-    return TASK_TOPIC
+    return samples.TASK_TOPIC
 
 
 def create_referral(
     base_url: str, *, owner_ref: str, patient_id: str, tag: str, extra_sr: dict[str, Any] | None = None
 ) -> str:
     """What a clinician's system does: a ServiceRequest, then a Task for it owned by the peer org."""
-    from bridge.domain import Referral, ReferralStatus
-    from bridge.mappers import referral_to_fhir
-
-    ref = Referral(
-        id=f"r-{tag}",
-        endpoint="clinic",
-        task_id=f"task-{tag}",
-        service_request_id=f"sr-{tag}",
-        status=ReferralStatus.REQUESTED,
-        business_status="2.0",
-        authored_on=datetime(2026, 11, 20, 9, 15, tzinfo=CENTRAL),
-        requester="Dr. Sam Patel",
-        patient_id=patient_id,
-        reason="Wants support staying in recovery after discharge",
-        priority="routine",
-    )
-    sr, task = referral_to_fhir(ref, owner_ref=owner_ref)
+    sr, task = samples.referral_resources(tag, patient_id=patient_id, owner_ref=owner_ref)
     sr.update(extra_sr or {})
     for res in (sr, task):
-        res.get("meta", {}).pop("versionId", None)
         r = httpx.put(f"{base_url}/{res['resourceType']}/{res['id']}", json=res, timeout=30)
         r.raise_for_status()
     return str(task["id"])

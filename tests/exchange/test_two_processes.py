@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from bridge import samples
+from bridge.exchange.run import start_worker
 from bridge.exchange.service import Actor
 from bridge.sandbox import Sandbox
 from bridge.store import OutboxState, Store, open_store
@@ -27,52 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 N = 80
 
 pytestmark = pytest.mark.postgres
-
-
-def _config(path: Path, base_url: str, org: str) -> None:
-    path.write_text(
-        f"""
-default_endpoint = "clinic"
-[organization]
-id = "{org}"
-name = "Harbor Recovery"
-identifier_system = "https://harbor-recovery.example.org/fhir/id"
-[endpoints.clinic]
-base_url = "{base_url}"
-max_concurrency = 2
-[store]
-url = "{pg_url()}"
-lease_seconds = 30
-[rules]
-dir = "{ROOT / "config" / "rules"}"
-jurisdiction = "TX"
-"""
-    )
-
-
-async def _start(cfg: Path, directory: Path, schema: str, name: str) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bridge.exchange.run",
-        "--config",
-        str(cfg),
-        "--directory",
-        str(directory),
-        "--schema",
-        schema,
-        "--no-inbound",
-        "--idle-poll",
-        "0.05",
-        "--owner",
-        name,
-        stdout=asyncio.subprocess.PIPE,
-        cwd=ROOT,
-    )
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
-    assert json.loads(line) == {"ready": name}
-    return proc
 
 
 async def test_two_processes_share_the_outbox(
@@ -87,7 +42,15 @@ async def test_two_processes_share_the_outbox(
         people = [w.participant() for _ in range(8)]
         settings = settings_for(sandbox_ehr.base_url)
         cfg, directory = tmp_path / "bridge.toml", tmp_path / "directory.json"
-        _config(cfg, sandbox_ehr.base_url, settings.organization.id)
+        cfg.write_text(
+            samples.worker_toml(
+                settings.organization.id,
+                base_url=sandbox_ehr.base_url,
+                store_url=pg_url(),
+                concurrency=2,
+                rules_dir=ROOT / "config" / "rules",
+            )
+        )
         directory.write_text(
             json.dumps(
                 {
@@ -96,7 +59,12 @@ async def test_two_processes_share_the_outbox(
                 }
             )
         )
-        procs = [await _start(cfg, directory, schema, name) for name in ("bridge-a", "bridge-b")]
+        for name in ("bridge-a", "bridge-b"):
+            proc, ready = await start_worker(
+                cfg, directory, owner=name, schema=schema, idle_poll=0.05, cwd=ROOT
+            )
+            procs.append(proc)
+            assert ready == {"ready": name}
 
         # this process only accepts work (like the web layer): no worker of its own runs
         svc = await make_service(settings, store, w.directory)
