@@ -464,28 +464,27 @@ async def play(
             "goal": "Stable housing",
             "progress": "Application completed; follow-up call planned",
         }
-        resp = await api.post("api/v1/notes", json=note, headers=_bearer(peer_token))
+        resp = await api.post(
+            "api/v1/notes", json=note, headers={**_bearer(peer_token), "Idempotency-Key": f"note-{tag}"}
+        )
         held = resp.json()
+        if resp.status_code != 202 or held.get("state") != "held":
+            raise ExchangeError(f"demo: the provisional peer's note was not held: {resp.text}")
         story.step(
             "bridge",
-            f"in-scope note by a provisional peer: {resp.status_code} {held['code']} — "
-            "held until a supervisor co-signs",
+            f"in-scope note by a provisional peer: {resp.status_code} {held['state']}, tracking id "
+            f"{held['submission_id']} — held until a supervisor co-signs (stored, not sent)",
         )
-        for line in _violations(held):
+        for line in _violations({"violations": held["hold_reasons"]}):
             story.detail(line)
 
-        cosigned = {
-            **note,
-            "cosigner_id": people.supervisor.id,
-            "cosigned_at": datetime.now(CENTRAL).isoformat(),
-        }
-        resp = await api.post(
-            "api/v1/notes", json=cosigned, headers={**_bearer(sup_token), "Idempotency-Key": f"note-{tag}"}
-        )
+        queue = (await api.get("api/v1/notes/held", headers=_bearer(sup_token))).json()
+        story.step("supervisor", f"held notes to co-sign: {len(queue['items'])}")
+        resp = await api.post(f"api/v1/notes/{held['submission_id']}/cosign", headers=_bearer(sup_token))
         if resp.status_code != 202:
-            raise ExchangeError(f"demo: co-signed note refused: {resp.text}")
+            raise ExchangeError(f"demo: co-sign refused: {resp.text}")
         sub = resp.json()
-        story.step("supervisor", f"co-signed and sent: 202, tracking id {sub['submission_id']}")
+        story.step("supervisor", f"co-signed: 202 {sub['state']}, same tracking id {sub['submission_id']}")
         done = await _delivered(api, sup_token, sub["submission_id"])
         res.fhir_ids.update(done["fhir_ids"])
         story.detail(

@@ -23,6 +23,7 @@ from bridge.errors import (
     InputError,
     NotAuthenticatedError,
     NotFoundInStoreError,
+    NotHeldError,
     PermanentError,
     PolicyError,
     RetryableError,
@@ -42,6 +43,7 @@ STATUS_BY_ERROR: tuple[tuple[type[BridgeError], int], ...] = (
     (PolicyError, 422),  # scope violation, consent required: the reasons are in the body
     (InputError, 422),  # includes MappingError
     (StateTransitionError, 409),
+    (NotHeldError, 409),  # co-sign/escalation of a note that is queued, sent or already resolved
     (NotFoundInStoreError, 404),
     (StoreError, 503),
     (RetryableError, 503),  # the EHR is busy or down: try later

@@ -24,7 +24,7 @@ from bridge.exchange.directory import Directory, InMemoryDirectory
 from bridge.exchange.service import Actor, ExchangeService, SubmissionStatus
 from bridge.observability import Metrics
 from bridge.web.principal import Principal
-from bridge.web.service import InboxItem, NoteCheck, Submission
+from bridge.web.service import HeldNote, InboxItem, NoteCheck, Submission
 
 log = logging.getLogger("bridge.web")
 
@@ -49,7 +49,7 @@ def _actor(p: Principal) -> Actor:
     # names the caller in the audit log and scopes idempotency keys (ids, never names); a peer is
     # named by practitioner id, so "who accepted this referral" can be read back from the audit log
     name = f"{PRACTITIONER}{p.practitioner_id}" if p.practitioner_id else f"{p.via}:{p.subject}"
-    return Actor(name=name, role=p.role.value, organization=p.organization)
+    return Actor(name=name, role=p.role.value, organization=p.organization, practitioner_id=p.practitioner_id)
 
 
 class ExchangeBridgeService:
@@ -75,6 +75,7 @@ class ExchangeBridgeService:
             created_at=s.created_at,
             updated_at=s.updated_at,
             replayed=s.replayed,
+            hold_reasons=list(s.hold_reasons),
         )
 
     def _item(self, r: Referral, assignees: Mapping[str, str]) -> InboxItem:
@@ -118,6 +119,22 @@ class ExchangeBridgeService:
             violations=[v.to_dict() for v in decision.violations],
             rule_set=getattr(decision, "rule_set", None),
         )
+
+    async def cosign_note(self, ref: str, *, actor: Principal, at: datetime) -> Submission:
+        return self._submission(await self.exchange.cosign_note(ref, actor=_actor(actor), at=at))
+
+    async def record_escalation(
+        self, ref: str, escalation_ref: str, *, actor: Principal, at: datetime
+    ) -> Submission:
+        s = await self.exchange.record_escalation(ref, escalation_ref, actor=_actor(actor), at=at)
+        return self._submission(s)
+
+    async def list_held(self, *, actor: Principal) -> list[HeldNote]:
+        held = await self.exchange.list_held(actor=_actor(actor))
+        return [
+            HeldNote(h.submission_id, h.note, self.organization, list(h.hold_reasons), h.held_since)
+            for h in held
+        ]
 
     async def get_submission(self, submission_id: str) -> Submission:
         return self._submission(await self.exchange.submission(submission_id))

@@ -18,7 +18,10 @@ from bridge.web.models import (
     Accepted,
     CheckResult,
     CheckStatus,
+    EscalationRequest,
     Health,
+    HeldList,
+    HeldNoteItem,
     OutboxList,
     ReferralActionRequest,
     ReferralList,
@@ -50,12 +53,19 @@ def submission_view(s: Submission) -> SubmissionView:
         last_error=s.last_error,
         created_at=s.created_at,
         updated_at=s.updated_at,
+        hold_rules=[str(v.get("rule")) for v in s.hold_reasons],
     )
 
 
 def accepted(request: web.Request, s: Submission) -> web.Response:
     url = str(request.app.router["get_submission"].url_for(submission_id=s.id))
-    body = Accepted(submission_id=s.id, state=s.state, status_url=url, replayed=s.replayed)
+    body = Accepted(
+        submission_id=s.id,
+        state=s.state,
+        status_url=url,
+        replayed=s.replayed,
+        hold_reasons=[Violation.model_validate(v) for v in s.hold_reasons],
+    )
     resp = model_response(body, status=202)
     resp.headers["Location"] = url
     return resp
@@ -119,8 +129,44 @@ async def submit_note(request: web.Request) -> web.Response:
         check_cosigner(request, actor, note.cosigner_id)
     key = request.headers.get("Idempotency-Key")
     s = await request.app[SERVICE].submit_note(note, actor=actor, idempotency_key=key)
-    log.info("note queued", extra={"submission_id": s.id, "record_id": note.id})
+    log.info("note accepted", extra={"submission_id": s.id, "record_id": note.id, "event": s.state})
     return accepted(request, s)
+
+
+async def cosign_note(request: web.Request) -> web.Response:
+    """202 with the state after the co-sign: ``queued``, or still ``held`` (an escalation missing)."""
+    actor = authorize(request, Action.COSIGN_NOTE)
+    ref = request.match_info["note_ref"]
+    # who may co-sign whose note (organization, the author's supervisor) is the exchange's call
+    s = await request.app[SERVICE].cosign_note(ref, actor=actor, at=datetime.now(UTC))
+    log.info("note co-signed", extra={"submission_id": s.id, "event": s.state})
+    return accepted(request, s)
+
+
+async def record_escalation(request: web.Request) -> web.Response:
+    actor = authorize(request, Action.ESCALATE_NOTE)
+    req = await body(request, EscalationRequest)
+    ref = request.match_info["note_ref"]
+    s = await request.app[SERVICE].record_escalation(
+        ref, req.escalation_ref, actor=actor, at=datetime.now(UTC)
+    )
+    log.info("note escalation recorded", extra={"submission_id": s.id, "event": s.state})
+    return accepted(request, s)
+
+
+async def list_held(request: web.Request) -> web.Response:
+    actor = authorize(request, Action.COSIGN_NOTE)
+    items = [
+        HeldNoteItem(
+            submission_id=h.submission_id,
+            note=h.note,
+            hold_reasons=[Violation.model_validate(v) for v in h.hold_reasons],
+            held_since=h.held_since,
+        )
+        for h in await request.app[SERVICE].list_held(actor=actor)
+        if h.organization == actor.organization
+    ]
+    return model_response(HeldList(items=items))
 
 
 def check_cosigner(request: web.Request, actor: Principal, cosigner_id: str) -> None:

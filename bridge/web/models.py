@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bridge.domain import Referral
+from bridge.domain import PeerNote, Referral
 
 
 class _Body(BaseModel):
@@ -42,12 +42,14 @@ class ErrorBody(BaseModel):
 
 
 class Accepted(_Body):
-    """202: the work is queued; poll ``status_url`` with the tracking id."""
+    """202: the work is accepted; poll ``status_url`` with the tracking id. ``state`` is ``queued``,
+    or ``held`` with ``hold_reasons`` (a co-sign or an escalation missing; never sent while held)."""
 
     submission_id: str
     state: str
     status_url: str
     replayed: bool = False
+    hold_reasons: list[Violation] = Field(default_factory=list)
 
 
 class SubmissionView(_Body):
@@ -63,6 +65,8 @@ class SubmissionView(_Body):
     last_error: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # held: the rules it waits for (rule names only: integrators read this; evidence is note text)
+    hold_rules: list[str] = Field(default_factory=list)
 
 
 class OutboxList(_Body):
@@ -75,6 +79,25 @@ class CheckResult(_Body):
     verdict: Literal["allow", "warn", "block"]
     violations: list[Violation]
     rule_set: str | None = None
+
+
+class EscalationRequest(_Body):
+    """Body of ``POST /api/v1/notes/{id}/escalation``: the Task or Communication that escalated."""
+
+    escalation_ref: Annotated[str, Field(pattern=r"^(Task|Communication)/[A-Za-z0-9\-.]{1,64}$")]
+
+
+class HeldNoteItem(_Body):
+    """A held note for its co-signer: the note, what holds it, since when."""
+
+    submission_id: str
+    note: PeerNote
+    hold_reasons: list[Violation]
+    held_since: datetime
+
+
+class HeldList(_Body):
+    items: list[HeldNoteItem]
 
 
 class ReferralList(_Body):

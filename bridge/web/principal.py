@@ -27,7 +27,8 @@ class Action(StrEnum):
     SUBMIT_ENCOUNTER = "encounter.submit"
     SUBMIT_NOTE = "note.submit"
     CHECK_NOTE = "note.check"
-    COSIGN_NOTE = "note.cosign"
+    COSIGN_NOTE = "note.cosign"  # also: list the held notes one may co-sign
+    ESCALATE_NOTE = "note.escalate"  # record the escalation a risk-of-harm hold waits for
     READ_SUBMISSION = "submission.read"
     READ_REFERRALS = "referral.read"
     ACT_ON_REFERRAL = "referral.act"
@@ -43,6 +44,7 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.SUBMIT_ENCOUNTER,
             Action.SUBMIT_NOTE,
             Action.CHECK_NOTE,
+            Action.ESCALATE_NOTE,
             Action.READ_SUBMISSION,
             Action.READ_REFERRALS,
             Action.ACT_ON_REFERRAL,
@@ -55,6 +57,7 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.SUBMIT_NOTE,
             Action.CHECK_NOTE,
             Action.COSIGN_NOTE,
+            Action.ESCALATE_NOTE,
             Action.READ_SUBMISSION,
             Action.READ_REFERRALS,
             Action.ACT_ON_REFERRAL,
@@ -73,6 +76,7 @@ POLICY_GRANTS: dict[Action, tuple[tuple[str, str], ...]] = {
     Action.SUBMIT_NOTE: (("create", "note"),),
     Action.CHECK_NOTE: (("create", "note"),),
     Action.COSIGN_NOTE: (("cosign", "note"),),
+    Action.ESCALATE_NOTE: (("update", "note"),),
     # a submission's state: the outbox (integrators) or the record it carries (its authors)
     Action.READ_SUBMISSION: (("read", "outbox"), ("read", "note"), ("read", "encounter")),
     Action.READ_OUTBOX: (("read", "outbox"),),

@@ -32,6 +32,18 @@ class Submission:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     replayed: bool = False  # answered from an earlier request with the same Idempotency-Key
+    hold_reasons: list[dict[str, Any]] = field(default_factory=list)  # state "held": what it waits for
+
+
+@dataclass(frozen=True, slots=True)
+class HeldNote:
+    """A held note as its co-signer sees it (the text is PHI: shown to them, never logged)."""
+
+    submission_id: str
+    note: PeerNote
+    organization: str
+    hold_reasons: list[dict[str, Any]]
+    held_since: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +74,18 @@ class BridgeService(Protocol):
     ) -> Submission: ...
 
     async def check_note(self, note: PeerNote, *, actor: Principal) -> NoteCheck: ...
+
+    async def cosign_note(self, ref: str, *, actor: Principal, at: datetime) -> Submission:
+        """Co-sign the held note ``ref`` (tracking id or note id): queued if nothing else holds it."""
+        ...
+
+    async def record_escalation(
+        self, ref: str, escalation_ref: str, *, actor: Principal, at: datetime
+    ) -> Submission: ...
+
+    async def list_held(self, *, actor: Principal) -> list[HeldNote]:
+        """The held notes ``actor`` may co-sign (audited as a view)."""
+        ...
 
     async def get_submission(self, submission_id: str) -> Submission: ...
 

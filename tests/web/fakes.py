@@ -16,13 +16,15 @@ from typing import Any
 
 from bridge.config import Settings
 from bridge.domain import PeerEncounter, PeerNote, Referral, ReferralStatus, Role
-from bridge.errors import NotFoundInStoreError, ScopeViolationError, StateTransitionError
+from bridge.errors import NotFoundInStoreError, NotHeldError, ScopeViolationError, StateTransitionError
 from bridge.observability import Metrics
 from bridge.roles import Policy, load_policy
 from bridge.web.principal import Principal
-from bridge.web.service import InboxItem, NoteCheck, Submission
+from bridge.web.service import HeldNote, InboxItem, NoteCheck, Submission
 
 BLOCKED_WORD = "diagnosed with"
+HELD_WORD = "thinking about suicide"  # held until an escalation is recorded
+HOLD = {"rule": "content.risk-of-harm", "severity": "hold", "message": "escalate first", "evidence": None}
 RULES = Path(__file__).resolve().parents[2] / "config" / "rules"
 
 
@@ -48,9 +50,12 @@ class FakeService:
     calls: list[str] = field(default_factory=list)
     ready: bool = True
 
-    def _queue(self, kind: str, record_id: str, actor: Principal) -> Submission:
+    held: dict[str, PeerNote] = field(default_factory=dict)
+
+    def _queue(self, kind: str, record_id: str, actor: Principal, *, held: bool = False) -> Submission:
         sid = f"sub-{len(self.submissions) + 1}"
-        s = Submission(sid, kind, record_id, "clinic", "queued", 0, actor.organization)
+        state, reasons = ("held", [HOLD]) if held else ("queued", [])
+        s = Submission(sid, kind, record_id, "clinic", state, 0, actor.organization, hold_reasons=reasons)
         self.submissions[sid] = s
         return s
 
@@ -82,7 +87,43 @@ class FakeService:
         check = self._check(note)
         if check.verdict == "block":
             raise ScopeViolationError("note is out of peer scope", check.violations)
-        return self._queue("note", note.id, actor)
+        s = self._queue("note", note.id, actor, held=HELD_WORD in note.text.lower())
+        if s.state == "held":
+            self.held[s.id] = note
+        return s
+
+    def _release(self, ref: str) -> Submission:
+        s = self.submissions.get(ref)
+        if s is None:
+            raise NotFoundInStoreError(f"no note or submission {ref!r}")
+        if s.state != "held":
+            raise NotHeldError(f"submission {ref} is {s.state}, not held")
+        self.held.pop(ref, None)
+        done = replace(s, state="queued", hold_reasons=[])
+        self.submissions[ref] = done
+        return done
+
+    async def cosign_note(self, ref: str, *, actor: Principal, at: datetime) -> Submission:
+        self.calls.append(f"cosign_note:{ref}")
+        return self._release(ref)
+
+    async def record_escalation(
+        self, ref: str, escalation_ref: str, *, actor: Principal, at: datetime
+    ) -> Submission:
+        self.calls.append(f"record_escalation:{ref}:{escalation_ref}")
+        return self._release(ref)
+
+    async def list_held(self, *, actor: Principal) -> list[HeldNote]:
+        return [
+            HeldNote(
+                sid,
+                note,
+                self.submissions[sid].organization,
+                [HOLD],
+                datetime.fromisoformat("2026-03-02T15:00:00-06:00"),
+            )
+            for sid, note in self.held.items()
+        ]
 
     async def check_note(self, note: PeerNote, *, actor: Principal) -> NoteCheck:
         self.calls.append(f"check_note:{note.id}")

@@ -32,6 +32,9 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "submit_note": PEERS,
     "check_note": PEERS,
     "submit_cosigned_note": {"peer-supervisor"},
+    "list_held": {"peer-supervisor"},
+    "cosign_note": {"peer-supervisor"},
+    "record_escalation": PEERS,
     "get_submission": PEERS | {"care-coordinator", "integrator"},
     "list_outbox": {"integrator"},
     "list_referrals": PEERS | {"care-coordinator"},
@@ -51,6 +54,11 @@ CALLS: dict[str, Call] = {
         "/api/v1/notes",
         json=payloads.note(cosigner_id="peer-1", cosigned_at="2026-03-02T16:00:00-06:00"),
         headers=h,
+    ),
+    "list_held": lambda c, h: c.get("/api/v1/notes/held", headers=h),
+    "cosign_note": lambda c, h: c.post("/api/v1/notes/sub-held/cosign", headers=h),
+    "record_escalation": lambda c, h: c.post(
+        "/api/v1/notes/sub-held/escalation", json={"escalation_ref": "Task/esc-1"}, headers=h
     ),
     "get_submission": lambda c, h: c.get("/api/v1/submissions/sub-seed", headers=h),
     "list_outbox": lambda c, h: c.get("/api/v1/outbox", headers=h),
@@ -82,6 +90,7 @@ async def matrix_client(env: None, jwks: dict[str, Any]) -> Any:
     settings = settings_from_dict(settings_dict())
     service = FakeService(organization=ORG)
     service.submissions["sub-seed"] = Submission("sub-seed", "encounter", "enc-1", "clinic", "queued", 0, ORG)
+    service.submissions["sub-held"] = Submission("sub-held", "note", "note-1", "clinic", "held", 0, ORG)
     service.add_referral("ref-requested")
     service.add_referral("ref-accepted", status=ReferralStatus.ACCEPTED)
     service.add_referral("ref-started", status=ReferralStatus.IN_PROGRESS)

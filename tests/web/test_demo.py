@@ -39,7 +39,7 @@ async def test_demo_story_end_to_end(tmp_path: Path, captured_logs: io.StringIO)
         assert result.fhir_ids[kind] in story  # printed with its FHIR id
     assert {"content.diagnostic-language", "content.medication-change"} <= set(result.blocked_rules)
     assert "422 scope_violation" in story and "held until a supervisor co-signs" in story
-    assert "co-signed and sent: 202" in story
+    assert "202 held" in story and "co-signed: 202 queued, same tracking id" in story
 
     # the export: one NDJSON file per type, every line a valid R4(B) resource of that type
     files = sorted(p.name for p in export.glob("*.ndjson"))
