@@ -2,7 +2,8 @@
 
 Referrals in the peer view with accept/decline (with a reason)/start/complete, a form to log a
 session and one to write a note (with live scope feedback from ``/api/v1/notes/check`` through a
-small static script), and the status of what was submitted. Forms post back here and redirect
+small static script), and the status of what was submitted. A peer supervisor also sees the held
+notes they may co-sign (the note, what holds it) with a co-sign button. Forms post back here and redirect
 (post/redirect/get); a refused note is shown again with the rule and words that blocked it.
 
 Browsers sign in by posting their token (or a service API key) once; it is kept in an HttpOnly,
@@ -89,12 +90,16 @@ async def _page(
             submissions.append(sub)
     org = principal.organization
     permits = request.app[SERVICE].permits
+    can_cosign = bool(has_required_scope(principal, Action.COSIGN_NOTE, organization=org, permits=permits))
+    held = await service.list_held(actor=principal) if can_cosign else []
     return _html(
         "inbox.html",
         status=status,
         principal=principal,
         referrals=referrals,
         submissions=submissions,
+        held=[h for h in held if h.organization == org],
+        can_cosign=can_cosign,
         refresh_url=request.path_qs,
         message=request.query.get("msg", ""),
         error=error,
@@ -261,7 +266,24 @@ async def submit_note(request: web.Request) -> web.StreamResponse:
         sub = await request.app[SERVICE].submit_note(note, actor=principal)
     except BridgeError as exc:
         return await _page(request, principal, status=status_for(exc), error=_error(exc), note_form=fields)
-    raise _redirect(msg=f"Note {note.id} queued.", submitted=_submitted(request, sub.id))
+    if sub.state == "held":
+        waits = ", ".join(dict.fromkeys(str(v.get("rule")) for v in sub.hold_reasons))
+        msg = f"Note {note.id} saved and held until resolved ({waits}); it is sent once resolved."
+    else:
+        msg = f"Note {note.id} queued."
+    raise _redirect(msg=msg, submitted=_submitted(request, sub.id))
+
+
+async def cosign_note(request: web.Request) -> web.StreamResponse:
+    principal = _require(request, Action.COSIGN_NOTE)
+    ref = request.match_info["note_ref"]
+    try:
+        sub = await request.app[SERVICE].cosign_note(ref, actor=principal, at=datetime.now(UTC))
+    except BridgeError as exc:
+        return await _page(request, principal, status=status_for(exc), error=_error(exc))
+    log.info("note co-signed from inbox", extra={"submission_id": sub.id, "event": sub.state})
+    state = "queued for delivery" if sub.state == "queued" else f"still {sub.state}"
+    raise _redirect(msg=f"Note {sub.record_id} co-signed: {state}.", submitted=_submitted(request, sub.id))
 
 
 def setup(app: web.Application) -> None:
@@ -272,3 +294,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/inbox/referrals/{referral_id}/{action}", referral_action, name="inbox_referral")
     app.router.add_post("/inbox/encounters", submit_encounter, name="inbox_encounter")
     app.router.add_post("/inbox/notes", submit_note, name="inbox_note")
+    app.router.add_post("/inbox/notes/{note_ref}/cosign", cosign_note, name="inbox_cosign")

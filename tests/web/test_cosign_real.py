@@ -1,0 +1,207 @@
+"""Held notes and co-sign on the real stack (sandbox EHR, ExchangeService, SQLite, rule files):
+a provisional peer's note is answered 202 held and not sent; only the author's supervisor in the
+same organization co-signs (API and, in Chromium, the inbox page); then it is delivered as final."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from playwright.async_api import Page, expect
+
+from bridge.config import load_settings
+from bridge.sandbox import Sandbox
+from bridge.web import create_app
+from tests.web.conftest import CHROMIUM, OTHER_ORG, TokenFactory, bearer
+from tests.web.stack import Stack, encounter_for, write_stack
+
+Client = TestClient[Any, Any]
+NOTE_TEXT = "Worked on the housing application together; next step is a call to the benefits office."
+NOTE_SYSTEM = "https://harbor-recovery.example.org/fhir/id/note"
+
+
+@dataclass
+class Held:
+    client: Client
+    stack: Stack
+    peer: str  # provisional: their notes wait for a co-sign
+    supervisor: str  # the peer's supervisor
+    other_supervisor: str  # same organization, supervises someone else
+    submission_id: str
+    note_id: str
+
+
+def _add_people(stack: Stack, tag: str) -> tuple[str, str, str]:
+    data = json.loads(stack.directory.read_text())
+    sup, other, peer = f"sup-{tag}", f"sup2-{tag}", f"prov-{tag}"
+    for pid, role, level, extra in (
+        (sup, "peer-supervisor", "supervisor", {}),
+        (other, "peer-supervisor", "supervisor", {}),
+        (peer, "peer-specialist", "provisional", {"supervisor_id": sup}),
+    ):
+        data["peers"].append(
+            {
+                "id": pid,
+                "name": {"given": "Test", "family": "Worker"},
+                "credential": "CPRS",
+                "certification_level": level,
+                "organization_id": "harbor-recovery",
+                "role": role,
+                **extra,
+            }
+        )
+    stack.directory.write_text(json.dumps(data))
+    return peer, sup, other
+
+
+@pytest.fixture
+async def held(
+    sandbox_ehr: Sandbox,
+    tmp_path: Path,
+    jwks: dict[str, Any],
+    make_token: TokenFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Held]:
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(json.dumps(jwks))
+    stack = write_stack(sandbox_ehr, tmp_path / "bridge", port=0, jwks_file=jwks_file)
+    tag = uuid.uuid4().hex[:8]
+    peer, sup, other = _add_people(stack, tag)
+    for key, value in stack.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("BRIDGE_DIRECTORY", str(stack.directory))
+    settings = load_settings(stack.config)
+    async with TestClient(TestServer(create_app(settings), host="127.0.0.1")) as client:
+        author = bearer(make_token(practitioner_id=peer))
+        enc = {**encounter_for(stack), "id": f"enc-{tag}", "peer_id": peer}
+        resp = await client.post("/api/v1/encounters", json=enc, headers=author)
+        assert resp.status == 202, await resp.text()
+        note = {
+            "id": f"note-{tag}",
+            "participant_id": stack.participant_id,
+            "author_id": peer,
+            "encounter_id": enc["id"],
+            "audience": "care-team",
+            "text": NOTE_TEXT,
+            "written_at": "2026-03-02T15:00:00-06:00",
+        }
+        resp = await client.post("/api/v1/notes", json=note, headers=author)
+        assert resp.status == 202, await resp.text()
+        body = await resp.json()
+        assert body["state"] == "held"
+        assert [r["rule"] for r in body["hold_reasons"]] == ["supervision.cosign"]
+        yield Held(client, stack, peer, sup, other, body["submission_id"], note["id"])
+
+
+async def _state(client: Client, token: str, sid: str) -> str:
+    body = await (await client.get(f"/api/v1/submissions/{sid}", headers=bearer(token))).json()
+    return str(body["state"])
+
+
+async def _docs(base_url: str, note_id: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(timeout=30) as http:
+        r = await http.get(f"{base_url}/DocumentReference", params={"identifier": f"{NOTE_SYSTEM}|{note_id}"})
+    return [e["resource"] for e in r.json().get("entry", [])]
+
+
+async def test_only_the_authors_supervisor_cosigns_then_it_is_delivered_once(
+    held: Held, make_token: TokenFactory, sandbox_ehr: Sandbox
+) -> None:
+    c, sid = held.client, held.submission_id
+    sup_token = make_token("peer-supervisor", practitioner_id=held.supervisor)
+    refused = [
+        (make_token(practitioner_id=held.peer), "role:peer-specialist"),
+        (make_token("peer-supervisor", OTHER_ORG, practitioner_id=held.supervisor), "same-organization"),
+        (make_token("peer-supervisor", practitioner_id=held.other_supervisor), "cosign.supervisor"),
+    ]
+    for token, rule in refused:
+        resp = await c.post(f"/api/v1/notes/{sid}/cosign", headers=bearer(token))
+        assert resp.status == 403, await resp.text()
+        assert (await resp.json())["rule"] == rule
+
+    other = await c.get("/api/v1/notes/held", headers=bearer(refused[2][0]))
+    assert (await other.json())["items"] == []  # not theirs to co-sign
+    mine = await (await c.get("/api/v1/notes/held", headers=bearer(sup_token))).json()
+    assert [(i["submission_id"], i["note"]["text"]) for i in mine["items"]] == [(sid, NOTE_TEXT)]
+    assert await _state(c, sup_token, sid) == "held"
+    assert await _docs(sandbox_ehr.base_url, held.note_id) == []  # held: never sent
+
+    resp = await c.post(f"/api/v1/notes/{held.note_id}/cosign", headers=bearer(sup_token))
+    assert resp.status == 202, await resp.text()
+    assert (await resp.json())["submission_id"] == sid
+    again = await c.post(f"/api/v1/notes/{sid}/cosign", headers=bearer(sup_token))
+    assert again.status == 409 and (await again.json())["code"] == "not_held"
+    unknown = await c.post("/api/v1/notes/note-never-sent/cosign", headers=bearer(sup_token))
+    assert unknown.status == 404 and (await unknown.json())["code"] == "not_found"
+
+    for _ in range(150):  # the background worker delivers it
+        if await _state(c, sup_token, sid) == "delivered":
+            break
+        await asyncio.sleep(0.1)
+    assert await _state(c, sup_token, sid) == "delivered"
+    docs = await _docs(sandbox_ehr.base_url, held.note_id)
+    assert len(docs) == 1 and docs[0]["docStatus"] == "final"
+
+
+async def test_a_blocked_note_is_refused_and_cannot_be_cosigned(held: Held, make_token: TokenFactory) -> None:
+    author = bearer(make_token(practitioner_id=held.peer))
+    note = {
+        "id": f"note-blocked-{uuid.uuid4().hex[:6]}",
+        "participant_id": held.stack.participant_id,
+        "author_id": held.peer,
+        "encounter_id": f"enc-{held.note_id.removeprefix('note-')}",
+        "audience": "care-team",
+        "text": "She was diagnosed with F11.20 last year.",
+        "written_at": "2026-03-02T15:00:00-06:00",
+    }
+    resp = await held.client.post("/api/v1/notes", json=note, headers=author)
+    assert resp.status == 422 and (await resp.json())["code"] == "scope_violation"
+    sup = bearer(make_token("peer-supervisor", practitioner_id=held.supervisor))
+    resp = await held.client.post(f"/api/v1/notes/{note['id']}/cosign", headers=sup)
+    assert resp.status == 404 and (await resp.json())["code"] == "not_found"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(
+    not os.path.exists(CHROMIUM) and os.environ.get("CI", "").lower() != "true",
+    reason="Debian chromium is not installed (make test installs it)",
+)
+async def test_supervisor_cosigns_from_the_inbox_page(
+    browser_page: Page, held: Held, make_token: TokenFactory, sandbox_ehr: Sandbox
+) -> None:
+    url = str(held.client.make_url("")).rstrip("/")
+    page = browser_page
+    await page.goto(f"{url}/inbox")
+    await page.get_by_label("Access token from your organization").fill(
+        make_token("peer-supervisor", practitioner_id=held.supervisor)
+    )
+    await page.get_by_role("button", name="Sign in").click()
+
+    card = page.locator(f"#held-{held.submission_id}")
+    await expect(page.get_by_role("heading", name="Held notes to co-sign")).to_be_visible()
+    await expect(card).to_contain_text(NOTE_TEXT)
+    await expect(card.locator(".hold-reasons")).to_contain_text("supervision.cosign")
+    await card.get_by_role("button", name=f"Co-sign note {held.note_id}").click()
+    await expect(page.locator("#notice")).to_contain_text(
+        f"Note {held.note_id} co-signed: queued for delivery"
+    )
+    await expect(page.locator(f"#held-{held.submission_id}")).to_have_count(0)
+
+    state = page.locator("#submissions .state")
+    for _ in range(100):  # delivery runs in the background; the page shows it on refresh
+        if await state.text_content() == "delivered":
+            break
+        await page.wait_for_timeout(200)
+        await page.get_by_role("link", name="Refresh status").click()
+    await expect(state).to_have_text("delivered")
+    docs = await _docs(sandbox_ehr.base_url, held.note_id)
+    assert len(docs) == 1 and docs[0]["docStatus"] == "final"
