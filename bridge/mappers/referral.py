@@ -80,6 +80,15 @@ def _datetime(value: Any, field: str) -> datetime | None:
     return parsed
 
 
+def _instant(value: Any) -> datetime | None:
+    """A dateTime with a time and a timezone, else None (a date, a year, or garbage)."""
+    try:
+        parsed = datetime.fromisoformat(str(value)) if value is not None else None
+    except ValueError:
+        return None
+    return parsed if parsed is not None and parsed.tzinfo is not None else None
+
+
 def _concept_text(concept: Mapping[str, Any] | None) -> str | None:
     if not concept:
         return None
@@ -219,11 +228,10 @@ def referral_from_fhir(
     occurrence = service_request.get("occurrenceDateTime") or (
         service_request.get("occurrencePeriod") or {}
     ).get("start")
-    if occurrence is not None:
-        appointments.append(
-            ReferralAppointment(start=_datetime(occurrence, "service_request.occurrence"), description=None)
-        )
-    for i, res in enumerate(supporting):
+    requested = _instant(occurrence)
+    if requested is not None:  # a date alone ("in December") is valid FHIR but not an appointment
+        appointments.append(ReferralAppointment(start=requested, description=None))
+    for res in supporting:
         rtype = res.get("resourceType")
         if rtype == "Goal":
             text = _concept_text(res.get("description"))
@@ -232,7 +240,7 @@ def referral_from_fhir(
         elif rtype == "HealthcareService" and res.get("name"):
             programs.append(str(res["name"]))
         elif rtype == "Appointment" and res.get("status") not in ("cancelled", "noshow", "entered-in-error"):
-            start = _datetime(res.get("start"), f"supporting.{i}.start")
+            start = _instant(res.get("start"))  # a bad one is left out, not the referral with it
             if start is not None:
                 appointments.append(ReferralAppointment(start=start, description=res.get("description")))
     reasons = [t for t in (_concept_text(c) for c in service_request.get("reasonCode") or []) if t]

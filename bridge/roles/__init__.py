@@ -23,6 +23,8 @@ rule files, and nothing reads the clock (times are arguments).
     policy.permits("peer-specialist", "create", "Condition")          # Permission(allowed, rule, reason)
     policy.permits_resource("peer-specialist", "create", observation_dict)
     policy.check_assignment(peer_worker, participant, "recovery-support")  # Decision
+    policy.check_encounter(session, peer=peer_worker, participant=participant,
+                           programs=referral.programs, usage=BillingUsage(...))  # Decision
     policy.billing_units(38)    # 3 (15-minute units, midpoint rule)
     policy.describe()           # every rule in force: id, kind, severity, message, why
 
@@ -34,7 +36,8 @@ rules; a ``recipient`` adds audience and Part 2 consent; ``billable`` adds docum
 a ``certification_level`` adds co-sign and supervision recency; ``kind="crisis"`` needs an escalation.
 Modules: ``language`` (sentences, clauses, negated/reported/quoted scopes), ``content`` (the three
 matcher kinds), ``billing``, ``supervision``, ``escalation``, ``privacy`` (disclosure, peer view),
-``permissions``, ``assignment``, ``schema`` + ``loader`` (rule files), ``command`` (``bridge rules``),
+``permissions``, ``assignment``, ``encounter`` (session checks), ``schema`` + ``loader`` (rule
+files), ``command`` (``bridge rules``),
 ``evaluate`` (precision/recall on the labeled corpus).
 """
 

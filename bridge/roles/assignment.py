@@ -50,11 +50,13 @@ def dual_relationships(peer: PeerWorker, participant: Participant, tests: list[s
 
 
 def check_assignment(
-    peer: PeerWorker, participant: Participant, program: str, spec: AssignmentSpec, checks: Checks
+    peer: PeerWorker, participant: Participant, program: str | None, spec: AssignmentSpec, checks: Checks
 ) -> Decision:
+    """``program`` None: no program is known (a session without a referral), so the endorsement
+    is not judged; dual relationships always are."""
     violations: list[Violation] = []
     evaluated: list[str] = []
-    if checks.enabled("assignment.endorsement"):
+    if program is not None and checks.enabled("assignment.endorsement"):
         evaluated.append("assignment.endorsement")
         required = spec.programs.get(program)
         if required is None:

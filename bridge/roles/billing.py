@@ -9,6 +9,7 @@ rule files; this module is the arithmetic.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
 from bridge.domain import Modality
@@ -54,14 +55,15 @@ def _present(value: object) -> bool:
 
 
 def check_billing(
-    facts: NoteFacts, spec: BillingSpec, checks: Checks
+    facts: NoteFacts, spec: BillingSpec, checks: Checks, *, skip: Collection[str] = ()
 ) -> tuple[list[Violation], list[str], dict[str, Any]]:
-    """Required fields, units, caps, group size and billability of a billable note's session."""
+    """Required fields, units, caps, group size and billability of a billable note's session.
+    ``skip``: check ids not to run (a session judged without its note skips the note's own)."""
     violations: list[Violation] = []
     evaluated: list[str] = []
 
     def run(check_id: str) -> bool:
-        if checks.enabled(check_id):
+        if check_id not in skip and checks.enabled(check_id):
             evaluated.append(check_id)
             return True
         return False

@@ -11,6 +11,7 @@ from typing import Any
 from bridge.domain import ConsentRecord, Participant, PeerEncounter, PeerNote, PeerWorker, Role
 from bridge.errors import InputError
 from bridge.roles import billing, privacy, supervision
+from bridge.roles import encounter as encounter_checks
 from bridge.roles.assignment import check_assignment
 from bridge.roles.checks import Checks
 from bridge.roles.content import ContentRule
@@ -226,6 +227,29 @@ class Policy:
     def check_assignment(self, peer: PeerWorker, participant: Participant, program: str) -> Decision:
         """Endorsement matches the program; no dual relationship (address, employer, household, family)."""
         return check_assignment(peer, participant, program, self.spec.assignment, self.checks)
+
+    def check_encounter(
+        self,
+        encounter: PeerEncounter,
+        *,
+        peer: PeerWorker,
+        participant: Participant,
+        programs: Sequence[str] = (),
+        usage: BillingUsage | None = None,
+    ) -> Decision:
+        """Judge a session before it is sent: the peer's endorsement against the referral's
+        ``programs`` (when the rule file knows one of them), dual relationships, and, for a
+        billable session, units, group size, non-billable activities and caps (given ``usage``)."""
+        return encounter_checks.check_encounter(
+            encounter,
+            peer=peer,
+            participant=participant,
+            programs=programs,
+            usage=usage,
+            assignment=self.spec.assignment,
+            billing_spec=self.spec.billing,
+            checks=self.checks,
+        )
 
     # --- billing -------------------------------------------------------------------------------
 

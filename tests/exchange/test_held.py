@@ -91,6 +91,12 @@ async def test_held_note_waits_then_cosigned_is_delivered_once_as_final(
     submits = await store.audit.entries(subject=sid, action="submit")
     assert submits[0].detail is not None and submits[0].detail["verdict"] == "hold"
     assert held.record_id == note_id
+    # a retried POST (same Idempotency-Key) answers the same held submission; nothing new is stored
+    item = await store.outbox.get(sid)
+    note = PeerNote.model_validate_json(json.dumps(item.payload["note"]))
+    again = await svc.submit_note(note, actor=team.actor(team.peer), idempotency_key=f"k-{note_id}")
+    assert (again.id, again.state, again.replayed) == (sid, "held", True)
+    assert len(await store.outbox.find(kind="note", item_key=note_id)) == 1
 
     # who may not co-sign: the author, another organization, a supervisor who is not theirs
     refusals = [
