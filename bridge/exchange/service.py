@@ -279,13 +279,27 @@ class ExchangeService:
         self, encounter: PeerEncounter, *, actor: Actor, idempotency_key: str | None = None
     ) -> SubmissionStatus:
         participant = await self.directory.participant(encounter.participant_id)
-        await self.directory.peer(encounter.peer_id)
+        peer = await self.directory.peer(encounter.peer_id)
         referral = await self._referral(encounter.referral_id)
         endpoint = await self._route(encounter.endpoint, referral, participant)
         participant.identifier_for(endpoint)  # fail now, not at delivery, when the EHR cannot know them
+        # the session itself is judged too: endorsement vs the referral's program, dual
+        # relationships (block: nothing is queued), billing facts (warnings, in the answer)
+        decision = self.policy.check_encounter(
+            encounter,
+            peer=peer,
+            participant=participant,
+            programs=referral.programs if referral is not None else (),
+        )
+        decision.raise_for_verdict()
+        if decision.verdict is Verdict.HOLD:  # only if a rule file made one of these checks a hold
+            raise PolicyError(
+                f"held by policy until resolved: {', '.join(decision.rules_fired)}",
+                [v.to_dict() for v in decision.violations],
+            )
         payload = {"encounter": _json(encounter)}
         return await self._enqueue(
-            "encounter", encounter.id, endpoint, participant.id, payload, actor, idempotency_key, None
+            "encounter", encounter.id, endpoint, participant.id, payload, actor, idempotency_key, decision
         )
 
     async def check_note(self, note: PeerNote, *, actor: Actor) -> Decision:

@@ -264,7 +264,10 @@ async def notify(request: web.Request) -> web.Response:
     presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
         raise NotAuthenticatedError("notification token missing or wrong")
-    # an R4 criteria subscription without payload sends an empty POST: a ping to go and look
-    payload = await json_object(request) if request.can_read_body else None
+    # an R4 criteria subscription without payload sends an empty POST: a ping to go and look.
+    # Empty means no bytes, whatever the framing (Content-Length: 0, an empty chunked body) or
+    # the Content-Type a server put on it
+    raw = await request.read() if request.can_read_body else b""
+    payload = await json_object(request) if raw.strip() else None
     await request.app[SERVICE].handle_notification(payload)
     return web.Response(body=json.dumps({"status": "received"}).encode(), content_type="application/json")
