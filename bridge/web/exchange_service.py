@@ -76,6 +76,7 @@ class ExchangeBridgeService:
             updated_at=s.updated_at,
             replayed=s.replayed,
             hold_reasons=list(s.hold_reasons),
+            warnings=[] if s.state == "held" else list(s.warnings),
         )
 
     def _item(self, r: Referral, assignees: Mapping[str, str]) -> InboxItem:

@@ -65,6 +65,7 @@ def accepted(request: web.Request, s: Submission) -> web.Response:
         status_url=url,
         replayed=s.replayed,
         hold_reasons=[Violation.model_validate(v) for v in s.hold_reasons],
+        warnings=[Violation.model_validate(v) for v in s.warnings],
     )
     resp = model_response(body, status=202)
     resp.headers["Location"] = url

@@ -50,6 +50,8 @@ class Accepted(_Body):
     status_url: str
     replayed: bool = False
     hold_reasons: list[Violation] = Field(default_factory=list)
+    # accepted all the same, with advice: e.g. a session under one billable unit
+    warnings: list[Violation] = Field(default_factory=list)
 
 
 class SubmissionView(_Body):

@@ -33,6 +33,7 @@ class Submission:
     updated_at: datetime | None = None
     replayed: bool = False  # answered from an earlier request with the same Idempotency-Key
     hold_reasons: list[dict[str, Any]] = field(default_factory=list)  # state "held": what it waits for
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # accepted with advice (policy "warn")
 
 
 @dataclass(frozen=True, slots=True)
