@@ -65,6 +65,17 @@ def start_resource(
     return meta
 
 
+def default_refs(
+    ctx: MappingContext, encounter: PeerEncounter, practitioner_ref: str | None, organization_ref: str | None
+) -> dict[str, str]:
+    """The peer and organization references a session's resources use when the caller gives none:
+    conditional references by the bridge's stable identifiers (the Bundle passes ``urn:uuid`` ones)."""
+    return {
+        "practitioner_ref": practitioner_ref or ctx.practitioner_reference(encounter.peer_id),
+        "organization_ref": organization_ref or ctx.organization_reference(),
+    }
+
+
 def period(encounter: PeerEncounter) -> dict[str, str]:
     return {
         "start": fhir_datetime(encounter.start, "encounter.start"),
@@ -154,14 +165,8 @@ def encounter_to_fhir(
     builder passes ``urn:uuid`` references instead. ``service_request_ref`` is required when the
     session belongs to a referral (``basedOn``).
     """
-    return validated(
-        build_encounter(
-            ctx,
-            encounter,
-            practitioner_ref=practitioner_ref or ctx.practitioner_reference(encounter.peer_id),
-            organization_ref=organization_ref or ctx.organization_reference(),
-            service_request_ref=service_request_ref,
-            security=security or [],
-        ),
-        "encounter",
+    refs = default_refs(ctx, encounter, practitioner_ref, organization_ref)
+    resource = build_encounter(
+        ctx, encounter, **refs, service_request_ref=service_request_ref, security=security or []
     )
+    return validated(resource, "encounter")

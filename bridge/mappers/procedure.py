@@ -12,7 +12,7 @@ from typing import Any
 from bridge.domain import PeerEncounter
 from bridge.mappers.codes import ACTIVITY, HCPCS, PEER_SERVICE, US_CORE_PROCEDURE
 from bridge.mappers.context import MappingContext, reference, validated
-from bridge.mappers.encounter import period, start_resource
+from bridge.mappers.encounter import default_refs, period, start_resource
 
 
 def build_procedure(
@@ -59,15 +59,13 @@ def encounter_to_procedure(
     security: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The service a peer session delivered, as a validated US Core Procedure dict."""
-    return validated(
-        build_procedure(
-            ctx,
-            encounter,
-            practitioner_ref=practitioner_ref or ctx.practitioner_reference(encounter.peer_id),
-            organization_ref=organization_ref or ctx.organization_reference(),
-            encounter_ref=encounter_ref,
-            service_request_ref=service_request_ref,
-            security=security or [],
-        ),
-        "procedure",
+    refs = default_refs(ctx, encounter, practitioner_ref, organization_ref)
+    resource = build_procedure(
+        ctx,
+        encounter,
+        **refs,
+        encounter_ref=encounter_ref,
+        service_request_ref=service_request_ref,
+        security=security or [],
     )
+    return validated(resource, "procedure")

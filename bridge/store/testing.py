@@ -33,6 +33,18 @@ async def pg_reachable(url: str | None = None) -> str | None:
     return None
 
 
+async def require_postgres() -> None:
+    """In a test: skip when PostgreSQL is unreachable, but fail with ``CI=true``, where it must be."""
+    import pytest  # only tests call this; the bridge does not depend on pytest
+
+    reason = await pg_reachable()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"PostgreSQL at {pg_url()} is unreachable in CI: {reason}")
+    pytest.skip(f"PostgreSQL unreachable: {reason}")
+
+
 def temp_schema_name() -> str:
     return f"pb_{uuid.uuid4().hex[:16]}"
 

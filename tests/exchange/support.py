@@ -4,7 +4,6 @@ ids), since the session's sandbox EHR is shared."""
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -12,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from bridge import samples
 from bridge.config import Settings, settings_from_dict
@@ -21,23 +19,13 @@ from bridge.exchange.directory import InMemoryDirectory
 from bridge.exchange.outbound import OutboundSettings
 from bridge.exchange.service import ExchangeService
 from bridge.sandbox import Sandbox
-from bridge.store.testing import pg_reachable, pg_url
+from bridge.store.testing import require_postgres as require_postgres  # for the tests here
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 RULES = Path(__file__).resolve().parents[2] / "config" / "rules"
 
 
 def uid() -> str:
     return uuid.uuid4().hex[:10]
-
-
-async def require_postgres() -> None:
-    reason = await pg_reachable()
-    if reason is None:
-        return
-    if IN_CI:
-        pytest.fail(f"PostgreSQL at {pg_url()} is unreachable in CI: {reason}")
-    pytest.skip(f"PostgreSQL unreachable: {reason}")
 
 
 def settings_for(base_url: str, *, org: str | None = None, **endpoint: Any) -> Settings:

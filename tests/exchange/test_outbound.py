@@ -158,19 +158,13 @@ async def test_unreachable_ehr_is_retried_then_dead_lettered(
 async def test_cosigned_note_replaces_the_ehr_copy(
     sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
 ) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime
 
-    from bridge.domain import CertificationLevel, HumanName, PeerWorker
+    from bridge import samples
 
     w = World(sandbox_ehr)
     p = w.participant()
-    supervisor = PeerWorker(
-        id=f"sup-{w.tag}",
-        name=HumanName(given="Morgan", family="Lee"),
-        credential="CPRS",
-        certification_level=CertificationLevel.SUPERVISOR,
-        organization_id="harbor-recovery",
-    )
+    supervisor = samples.supervisor(f"sup-{w.tag}", npi=None)
     w.directory.add(supervisor)
     settings = settings_for(sandbox_ehr.base_url)
     svc = await make_service(settings, sqlite_store, w.directory)
@@ -182,7 +176,7 @@ async def test_cosigned_note_replaces_the_ehr_copy(
     cosigned = w.note(
         enc,
         cosigner_id=supervisor.id,
-        cosigned_at=datetime(2026, 11, 27, 9, 0, tzinfo=timezone(timedelta(hours=-6))),
+        cosigned_at=datetime(2026, 11, 27, 9, 0, tzinfo=samples.CENTRAL),
     )
     sub = await svc.submit_note(cosigned, actor=ACTOR)
     await svc.worker.drain("clinic")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bridge.mappers import MappingContext
+from bridge.mappers import MappingContext, build_submission_bundle
 from bridge.samples import (
     CENTRAL,
     MRN_SYSTEM,
@@ -28,6 +28,7 @@ __all__ = [
     "MRN_SYSTEM",
     "NOW",
     "ORG_SYSTEM",
+    "bundle",
     "cosigned_note",
     "ctx",
     "encounter",
@@ -52,3 +53,14 @@ def ctx(patient_reference: str = "Patient/pat-77", **kw: Any) -> MappingContext:
         "now": NOW,
     } | kw
     return MappingContext(**fields)
+
+
+def bundle(**kw: Any) -> dict[str, Any]:
+    """The sample session + note as one transaction; keywords replace any argument, ``ctx`` too."""
+    args: dict[str, Any] = {
+        "encounter": encounter(),
+        "participant": participant(),
+        "peer": peer(),
+        "note": note(),
+    } | kw
+    return build_submission_bundle(args.pop("ctx", ctx()), **args)

@@ -7,20 +7,7 @@ from typing import Any
 
 import pytest
 
-from bridge.mappers import build_submission_bundle
-
 from . import samples as s
-
-
-def _bundle(**kw: Any) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "encounter": s.encounter(),
-        "participant": s.participant(),
-        "peer": s.peer(),
-        "note": s.note(),
-    } | kw
-    ctx = args.pop("ctx", s.ctx())
-    return build_submission_bundle(ctx, **args)
 
 
 def _requests(bundle: dict[str, Any]) -> list[tuple[str, str, str | None]]:
@@ -69,12 +56,12 @@ SYS = "https://harbor-recovery.example.org/fhir/id"
     ids=["default", "note-only-update", "session-only"],
 )
 def test_requests(options: dict[str, Any], expected: list[tuple[str, str, str | None]]) -> None:
-    assert _requests(_bundle(**options)) == expected
+    assert _requests(s.bundle(**options)) == expected
 
 
 def test_identifiers_with_reserved_characters_are_escaped() -> None:
     ctx = s.ctx(identifier_system="urn:oid:2.16.840.1.113883.19")
-    bundle = _bundle(ctx=ctx, encounter=s.encounter("enc.7"), note=s.note(encounter_id="enc.7"))
+    bundle = s.bundle(ctx=ctx, encounter=s.encounter("enc.7"), note=s.note(encounter_id="enc.7"))
     assert _requests(bundle)[2] == (
         "POST",
         "Encounter",
@@ -83,9 +70,9 @@ def test_identifiers_with_reserved_characters_are_escaped() -> None:
 
 
 def test_full_urls_are_stable_unique_and_resolve_inside_the_bundle() -> None:
-    one, again = _bundle(), _bundle(ctx=s.ctx(now=s.NOW.replace(year=2027)))
+    one, again = s.bundle(), s.bundle(ctx=s.ctx(now=s.NOW.replace(year=2027)))
     assert one == again  # the clock does not leak into what is sent
-    other = _bundle(encounter=s.encounter("enc-2"), note=s.note("note-2", encounter_id="enc-2"))
+    other = s.bundle(encounter=s.encounter("enc-2"), note=s.note("note-2", encounter_id="enc-2"))
     urls = [e["fullUrl"] for e in one["entry"]]
     assert len(set(urls)) == len(urls) and all(u.startswith("urn:uuid:") for u in urls)
     other_urls = [e["fullUrl"] for e in other["entry"]]

@@ -26,16 +26,6 @@ from bridge.mappers import (
 from . import samples as s
 
 
-def _bundle(**kw: Any) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "encounter": s.encounter(),
-        "participant": s.participant(),
-        "peer": s.peer(),
-        "note": s.note(),
-    } | kw
-    return build_submission_bundle(s.ctx(), **args)
-
-
 def _constructed(**kw: Any) -> PeerEncounter:
     """A session that skipped the record's own validation (e.g. loaded from an old store row)."""
     fields = s.encounter().model_dump() | kw
@@ -49,9 +39,9 @@ def _task_and_sr(**task_kw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 CASES: list[tuple[str, Callable[[], object], str]] = [
     # missing billable fields
-    ("billable note without goal", lambda: _bundle(note=s.note(goal=None)), "note.goal"),
-    ("billable note without summary", lambda: _bundle(note=s.note(summary="  ")), "note.summary"),
-    ("billable note without progress", lambda: _bundle(note=s.note(progress=None)), "note.progress"),
+    ("billable note without goal", lambda: s.bundle(note=s.note(goal=None)), "note.goal"),
+    ("billable note without summary", lambda: s.bundle(note=s.note(summary="  ")), "note.summary"),
+    ("billable note without progress", lambda: s.bundle(note=s.note(progress=None)), "note.progress"),
     # time
     (
         "end before start",
@@ -104,24 +94,24 @@ CASES: list[tuple[str, Callable[[], object], str]] = [
         "patient_reference",
     ),
     # what must not leave the bridge
-    ("peer-team note", lambda: _bundle(note=s.note(audience=Audience.PEER_TEAM)), "note.audience"),
-    ("draft note", lambda: _bundle(note=s.note(status=NoteStatus.DRAFT)), "note.status"),
+    ("peer-team note", lambda: s.bundle(note=s.note(audience=Audience.PEER_TEAM)), "note.audience"),
+    ("draft note", lambda: s.bundle(note=s.note(status=NoteStatus.DRAFT)), "note.status"),
     # records that do not belong together
-    ("note of another peer", lambda: _bundle(note=s.note(author_id="peer-2")), "note.author_id"),
+    ("note of another peer", lambda: s.bundle(note=s.note(author_id="peer-2")), "note.author_id"),
     (
         "note of another participant",
-        lambda: _bundle(note=s.note(participant_id="pt-2")),
+        lambda: s.bundle(note=s.note(participant_id="pt-2")),
         "note.participant_id",
     ),
-    ("note of another session", lambda: _bundle(note=s.note(encounter_id="enc-2")), "note.encounter_id"),
-    ("session of another peer", lambda: _bundle(peer=s.peer("peer-2")), "encounter.peer_id"),
-    ("co-signed note without co-signer", lambda: _bundle(note=s.cosigned_note()), "cosigner"),
+    ("note of another session", lambda: s.bundle(note=s.note(encounter_id="enc-2")), "note.encounter_id"),
+    ("session of another peer", lambda: s.bundle(peer=s.peer("peer-2")), "encounter.peer_id"),
+    ("co-signed note without co-signer", lambda: s.bundle(note=s.cosigned_note()), "cosigner"),
     (
         "wrong co-signer",
-        lambda: _bundle(note=s.cosigned_note(), cosigner=s.supervisor("sup-2")),
+        lambda: s.bundle(note=s.cosigned_note(), cosigner=s.supervisor("sup-2")),
         "note.cosigner_id",
     ),
-    ("co-signer without note", lambda: _bundle(note=None, cosigner=s.supervisor()), "cosigner"),
+    ("co-signer without note", lambda: s.bundle(note=None, cosigner=s.supervisor()), "cosigner"),
     (
         "note of a session, no session given",
         lambda: note_to_document_reference(s.ctx(), s.note(), peer=s.peer()),
@@ -129,22 +119,22 @@ CASES: list[tuple[str, Callable[[], object], str]] = [
     ),
     (
         "session of a referral, no referral",
-        lambda: _bundle(encounter=s.encounter(referral_id="ref-1")),
+        lambda: s.bundle(encounter=s.encounter(referral_id="ref-1")),
         "referral",
     ),
     (
         "referral of another session",
-        lambda: _bundle(encounter=s.encounter(referral_id="ref-1"), referral=s.referral("ref-2")),
+        lambda: s.bundle(encounter=s.encounter(referral_id="ref-1"), referral=s.referral("ref-2")),
         "encounter.referral_id",
     ),
     (
         "referral from another endpoint",
-        lambda: _bundle(encounter=s.encounter(referral_id="ref-1"), referral=s.referral(endpoint="other")),
+        lambda: s.bundle(encounter=s.encounter(referral_id="ref-1"), referral=s.referral(endpoint="other")),
         "referral.endpoint",
     ),
     (
         "referral given to an unrelated session",
-        lambda: _bundle(referral=s.referral()),
+        lambda: s.bundle(referral=s.referral()),
         "encounter.referral_id",
     ),
     # referrals and Tasks
@@ -222,7 +212,7 @@ def test_bad_input_names_the_field(case: str, call: Callable[[], object], field:
 def test_error_messages_carry_no_phi() -> None:
     note = s.note(goal=None, text="Avery Quinn told me something private")
     with pytest.raises(MappingError) as info:
-        _bundle(note=note)
+        s.bundle(note=note)
     assert "Avery" not in str(info.value) and "private" not in str(info.value)
 
 
@@ -248,12 +238,12 @@ def test_context_from_settings_checks_too() -> None:
 def test_bundle_validation_names_the_entry_element() -> None:
     from bridge.mappers.context import validated_bundle
 
-    bundle = _bundle()
+    bundle = s.bundle()
     bundle["entry"][3]["resource"]["status"] = 7
     with pytest.raises(MappingError) as info:
         validated_bundle(bundle)
     assert info.value.field == "bundle.entry.3.resource.status"
-    bundle = _bundle()
+    bundle = s.bundle()
     bundle["entry"][0]["request"]["ifNoneExist"] = ["not", "a", "string"]
     with pytest.raises(MappingError) as info:
         validated_bundle(bundle)

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from bridge.domain import ReferralStatus
+from bridge.domain import Participant, ReferralStatus
 from bridge.mappers import (
     MappingContext,
     build_submission_bundle,
@@ -47,27 +47,34 @@ def _id_of(entry: dict[str, Any]) -> str:
     return "/".join(entry["response"]["location"].split("/_history")[0].split("/")[-2:])
 
 
+def _create_patient(client: httpx.Client, participant: Participant, *, named: bool = False) -> str:
+    mrn = participant.identifiers["clinic"]
+    body: dict[str, Any] = {
+        "resourceType": "Patient",
+        "identifier": [{"system": mrn.system, "value": mrn.value}],
+    }
+    if named:
+        body["name"] = [{"family": participant.name.family, "given": [participant.name.given]}]
+    r = client.post("/Patient", json=body)
+    assert r.status_code == 201
+    return str(r.json()["id"])
+
+
+def _ctx(participant: Participant, **kw: Any) -> MappingContext:
+    return s.ctx(patient_reference=patient_reference_for(participant, "clinic"), **kw)
+
+
 def test_transaction_twice_creates_nothing_new(fresh_ehr: Sandbox) -> None:
     with _client(fresh_ehr) as client:
         participant = s.participant()
-        mrn = participant.identifiers["clinic"]
-        r = client.post(
-            "/Patient",
-            json={
-                "resourceType": "Patient",
-                "identifier": [{"system": mrn.system, "value": mrn.value}],
-                "name": [{"family": "Quinn", "given": ["Avery"]}],
-            },
-        )
-        assert r.status_code == 201
-        patient_id = r.json()["id"]
+        patient_id = _create_patient(client, participant, named=True)
         referral = s.referral(patient_id=patient_id)
         sr, task = referral_to_fhir(referral)
         for resource in (sr, task):
             r = client.put(f"/{resource['resourceType']}/{resource['id']}", json=resource)
             assert r.status_code in (200, 201), r.text
 
-        ctx = s.ctx(patient_reference=patient_reference_for(participant, "clinic"))
+        ctx = _ctx(participant)
         bundle = build_submission_bundle(
             ctx,
             encounter=s.encounter(referral_id=referral.id),
@@ -137,17 +144,9 @@ def test_transaction_twice_creates_nothing_new(fresh_ehr: Sandbox) -> None:
 def test_without_encounter_the_note_carries_the_period(sandbox_ehr: Sandbox) -> None:
     # shared sandbox: identifiers unique to this test
     participant = s.participant("pt-nx", mrn="MRN-NX-1")
-    mrn = participant.identifiers["clinic"]
     with _client(sandbox_ehr) as client:
-        r = client.post(
-            "/Patient",
-            json={"resourceType": "Patient", "identifier": [{"system": mrn.system, "value": mrn.value}]},
-        )
-        assert r.status_code == 201
-        ctx: MappingContext = s.ctx(
-            patient_reference=patient_reference_for(participant, "clinic"),
-            identifier_system="https://harbor-recovery.example.org/fhir/id/no-encounter-test",
-        )
+        _create_patient(client, participant)
+        ctx = _ctx(participant, identifier_system=f"{s.ORG_SYSTEM}/no-encounter-test")
         bundle = build_submission_bundle(
             ctx,
             encounter=s.encounter("enc-nx", participant_id="pt-nx"),
@@ -171,17 +170,9 @@ def test_without_encounter_the_note_carries_the_period(sandbox_ehr: Sandbox) -> 
 
 def test_cosignature_replaces_the_preliminary_note(sandbox_ehr: Sandbox) -> None:
     participant = s.participant("pt-cs", mrn="MRN-CS-1")
-    mrn = participant.identifiers["clinic"]
     with _client(sandbox_ehr) as client:
-        r = client.post(
-            "/Patient",
-            json={"resourceType": "Patient", "identifier": [{"system": mrn.system, "value": mrn.value}]},
-        )
-        assert r.status_code == 201
-        ctx = s.ctx(
-            patient_reference=patient_reference_for(participant, "clinic"),
-            identifier_system="https://harbor-recovery.example.org/fhir/id/cosign-test",
-        )
+        _create_patient(client, participant)
+        ctx = _ctx(participant, identifier_system=f"{s.ORG_SYSTEM}/cosign-test")
         common: dict[str, Any] = {
             "encounter": s.encounter("enc-cs", participant_id="pt-cs"),
             "participant": participant,

@@ -6,25 +6,13 @@ Each PostgreSQL test gets its own schema, dropped afterwards.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bridge.store import Store, open_store
-from bridge.store.testing import drop_schema, pg_reachable, pg_url, temp_schema_name
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-async def require_postgres() -> None:
-    reason = await pg_reachable()
-    if reason is None:
-        return
-    if IN_CI:
-        pytest.fail(f"PostgreSQL at {pg_url()} is unreachable in CI: {reason}")
-    pytest.skip(f"PostgreSQL unreachable: {reason}")
+from bridge.store.testing import drop_schema, pg_url, require_postgres, temp_schema_name
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
