@@ -354,7 +354,7 @@ class ExchangeService:
             payload["update"] = True
         # a hold (co-sign or escalation missing) keeps the peer's work: stored, never sent while held
         held = [i for i in earlier if i.state is OutboxState.HELD]
-        resolves = held[-1] if held and decision.verdict is not Verdict.HOLD else None
+        resolves = held[-1] if held else None  # one held copy per note, whatever the new verdict
         return await self._enqueue(
             "note",
             note.id,
@@ -380,8 +380,9 @@ class ExchangeService:
         supersedes: OutboxItem | None = None,
     ) -> SubmissionStatus:
         """Queue (or hold) one record. ``supersedes``: a held copy of the same note that this
-        submission resolves (re-sent co-signed): it is released with the new payload instead, so
-        the peer's tracking id stays the one that gets delivered and nothing stays held behind."""
+        submission replaces: released with the new payload when it resolves the hold (re-sent
+        co-signed), else kept held with the new payload and reasons (re-sent edited). The peer's
+        tracking id stays the one that gets delivered, and no stale copy stays held behind."""
         now = self.clock()
         # what the caller sent, not what we derived from it (the "update" flag, the session copy):
         # a retried request must hash the same whatever happened in between
@@ -398,10 +399,16 @@ class ExchangeService:
                         if earlier is not None:
                             item = await self.store.outbox.get(earlier, conn=conn)
                             return SubmissionStatus.of(item, warnings=warnings, replayed=True)
-                    released = supersedes is not None and await self.store.outbox.release(
-                        supersedes.id, now=now, payload=payload, conn=conn
-                    )
-                    if released and supersedes is not None:
+                    replaced = False
+                    if supersedes is not None and held is not None:
+                        replaced = await self.store.outbox.rehold(
+                            supersedes.id, now=now, payload=payload, hold=held, conn=conn
+                        )
+                    elif supersedes is not None:
+                        replaced = await self.store.outbox.release(
+                            supersedes.id, now=now, payload=payload, conn=conn
+                        )
+                    if replaced and supersedes is not None:
                         item = await self.store.outbox.get(supersedes.id, conn=conn)
                     else:
                         item = await self.store.outbox.enqueue(
@@ -423,8 +430,8 @@ class ExchangeService:
                     if decision is not None:
                         detail["verdict"] = decision.verdict.value
                         detail["rules_fired"] = list(decision.rules_fired)
-                    if released:
-                        detail["released"] = True  # the held copy, resolved by this submission
+                    if replaced:
+                        detail["replaced_held"] = True  # the held copy took this version
                     await self.store.audit.append(
                         actor=actor.name,
                         action="submit",

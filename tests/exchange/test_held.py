@@ -184,7 +184,7 @@ async def test_blocked_and_unknown_notes_cannot_be_cosigned(
         await svc.cosign_note(enc_sub.id, actor=sup, at=COSIGN_AT)
 
 
-async def test_resending_cosigned_resolves_the_held_copy(
+async def test_resending_replaces_the_held_copy(
     sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
 ) -> None:
     """The older way (the supervisor sends the whole note with cosigner_id) still works, and it
@@ -196,6 +196,13 @@ async def test_resending_cosigned_resolves_the_held_copy(
     sid, note_id = await _held_note(w, svc, team)
     item = await sqlite_store.outbox.get(sid)
     note = PeerNote.model_validate_json(json.dumps(item.payload["note"]))
+    # the peer edits the held note: still held, the same held copy takes the new text
+    edited = note.model_copy(update={"text": note.text + " Follow-up set for Friday."})
+    again = await svc.submit_note(edited, actor=team.actor(team.peer))
+    assert (again.id, again.state) == (sid, "held")
+    stored = await sqlite_store.outbox.get(sid)
+    assert stored.payload["note"]["text"].endswith("Friday.")
+    note = edited
     resent = note.model_copy(update={"cosigner_id": team.supervisor.id, "cosigned_at": COSIGN_AT})
     sub = await svc.submit_note(resent, actor=team.actor(team.supervisor))
     assert (sub.id, sub.state) == (sid, "queued")
