@@ -318,6 +318,20 @@ async def _delivered(api: httpx.AsyncClient, token: str, submission_id: str) -> 
     return result
 
 
+async def _show_delivery(
+    api: httpx.AsyncClient,
+    token: str,
+    submission_id: str,
+    story: Story,
+    res: DemoResult,
+    kinds: tuple[str, ...],
+) -> None:
+    """Wait for the delivery, keep its FHIR ids, and print those of the resource types ``kinds``."""
+    done = await _delivered(api, token, submission_id)
+    res.fhir_ids.update(done["fhir_ids"])
+    story.detail("delivered: " + ", ".join(v for k, v in sorted(done["fhir_ids"].items()) if k in kinds))
+
+
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -422,14 +436,7 @@ async def play(
             raise ExchangeError(f"demo: session refused: {resp.text}")
         sub = resp.json()
         story.step("peer", f"session logged: 202, tracking id {sub['submission_id']}")
-        done = await _delivered(api, peer_token, sub["submission_id"])
-        res.fhir_ids.update(done["fhir_ids"])
-        story.detail(
-            "delivered: "
-            + ", ".join(
-                f"{v}" for k, v in sorted(done["fhir_ids"].items()) if k in ("Encounter", "Procedure")
-            )
-        )
+        await _show_delivery(api, peer_token, sub["submission_id"], story, res, ("Encounter", "Procedure"))
 
         bad = {
             "id": f"note-bad-{tag}",
@@ -485,13 +492,8 @@ async def play(
             raise ExchangeError(f"demo: co-sign refused: {resp.text}")
         sub = resp.json()
         story.step("supervisor", f"co-signed: 202 {sub['state']}, same tracking id {sub['submission_id']}")
-        done = await _delivered(api, sup_token, sub["submission_id"])
-        res.fhir_ids.update(done["fhir_ids"])
-        story.detail(
-            "delivered: "
-            + ", ".join(
-                v for k, v in sorted(done["fhir_ids"].items()) if k in ("DocumentReference", "Provenance")
-            )
+        await _show_delivery(
+            api, sup_token, sub["submission_id"], story, res, ("DocumentReference", "Provenance")
         )
 
         outputs = [res.fhir_ids[k] for k in ("Procedure", "Encounter") if k in res.fhir_ids]
