@@ -40,10 +40,8 @@ from joserfc.jwk import ECKey, KeySet
 from bridge import samples
 from bridge.config import Settings, settings_from_dict
 from bridge.domain import (
-    CertificationLevel,
     ConsentRecord,
     HumanName,
-    Identifier,
     Participant,
     PeerWorker,
     Role,
@@ -173,26 +171,20 @@ class People:
 
 
 def make_people(tag: str, now: datetime) -> People:
-    participant = Participant(
-        id=f"pt-{tag}",
-        name=PARTICIPANT_NAME,
-        identifiers={"clinic": Identifier(system=MRN_SYSTEM, value=f"MRN-{tag}")},
-        home_endpoint="clinic",
-    )
-    supervisor = PeerWorker(
-        id=f"sup-{tag}",
+    participant = samples.participant(f"pt-{tag}", f"MRN-{tag}", name=PARTICIPANT_NAME)
+    supervisor = samples.supervisor(
+        f"sup-{tag}",
         name=SUPERVISOR_NAME,
         credential="PRSS",
-        certification_level=CertificationLevel.SUPERVISOR,
         organization_id=ORG_ID,
+        npi=None,
         role=Role.PEER_SUPERVISOR,
     )
     # a provisionally certified peer: Texas rules hold their notes until a supervisor co-signs
-    peer = PeerWorker(
-        id=f"peer-{tag}",
+    peer = samples.peer(
+        f"peer-{tag}",
         name=PEER_NAME,
         credential="PRSS-I",
-        certification_level=CertificationLevel.PROVISIONAL,
         organization_id=ORG_ID,
         supervisor_id=supervisor.id,
         last_supervision=(now - timedelta(days=2)).date(),
@@ -209,11 +201,7 @@ def make_people(tag: str, now: datetime) -> People:
 def demo_settings(ehr: Sandbox, workdir: Path, port: int, idp: IdentityProvider) -> Settings:
     return settings_from_dict(
         {
-            "organization": {
-                "id": ORG_ID,
-                "name": "Harbor Recovery Community Organization",
-                "identifier_system": "https://harbor-recovery.example.org/fhir/id",
-            },
+            "organization": samples.organization(ORG_ID),
             "endpoints": {
                 "clinic": {
                     "base_url": ehr.base_url,
