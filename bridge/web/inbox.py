@@ -3,7 +3,8 @@
 Referrals in the peer view with accept/decline (with a reason)/start/complete, a form to log a
 session and one to write a note (with live scope feedback from ``/api/v1/notes/check`` through a
 small static script), and the status of what was submitted. A peer supervisor also sees the held
-notes they may co-sign (the note, what holds it) with a co-sign button. Forms post back here and redirect
+notes they may co-sign (the note, what holds it) with a co-sign button, and a form to record the
+escalation (Task or Communication) a risk-of-harm hold waits for. Forms post back here and redirect
 (post/redirect/get); a refused note is shown again with the rule and words that blocked it.
 
 Browsers sign in by posting their token (or a service API key) once; it is kept in an HttpOnly,
@@ -27,6 +28,7 @@ from bridge.errors import AccessError, BridgeError, InputError, NotAuthenticated
 from bridge.web.errors import status_for
 from bridge.web.handlers import REFERRAL_ACTIONS, load_referral
 from bridge.web.keys import AUTHENTICATOR, SERVICE, SETTINGS
+from bridge.web.models import EscalationRequest
 from bridge.web.principal import Action, Principal, has_required_scope, may_see_assignee
 from bridge.web.requests import SESSION_COOKIE, authorize
 
@@ -118,6 +120,7 @@ async def _page(
 
 def _error(exc: BridgeError) -> dict[str, Any]:
     d = exc.to_dict()
+    d.setdefault("violations", [])  # the template asks for them (strict undefined) whatever the error
     for v in d.get("violations") or []:
         # evidence comes as strings or as {text, start, end} spans of the note
         ev = v.get("evidence")
@@ -286,6 +289,24 @@ async def cosign_note(request: web.Request) -> web.StreamResponse:
     raise _redirect(msg=f"Note {sub.record_id} co-signed: {state}.", submitted=_submitted(request, sub.id))
 
 
+async def record_escalation(request: web.Request) -> web.StreamResponse:
+    principal = _require(request, Action.ESCALATE_NOTE)
+    ref = request.match_info["note_ref"]
+    form = await request.post()
+    try:
+        req = parse(EscalationRequest, {"escalation_ref": str(form.get("escalation_ref", "")).strip()})
+        sub = await request.app[SERVICE].record_escalation(
+            ref, req.escalation_ref, actor=principal, at=datetime.now(UTC)
+        )
+    except BridgeError as exc:
+        return await _page(request, principal, status=status_for(exc), error=_error(exc))
+    log.info("note escalation recorded from inbox", extra={"submission_id": sub.id, "event": sub.state})
+    state = "queued for delivery" if sub.state == "queued" else f"still {sub.state}"
+    raise _redirect(
+        msg=f"Escalation recorded for note {sub.record_id}: {state}.", submitted=_submitted(request, sub.id)
+    )
+
+
 def setup(app: web.Application) -> None:
     """Register the inbox routes (HTML; not part of the OpenAPI document)."""
     app.router.add_get("/inbox", inbox, name="inbox")
@@ -295,3 +316,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/inbox/encounters", submit_encounter, name="inbox_encounter")
     app.router.add_post("/inbox/notes", submit_note, name="inbox_note")
     app.router.add_post("/inbox/notes/{note_ref}/cosign", cosign_note, name="inbox_cosign")
+    app.router.add_post("/inbox/notes/{note_ref}/escalation", record_escalation, name="inbox_escalation")

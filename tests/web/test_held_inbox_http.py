@@ -1,0 +1,75 @@
+"""The inbox page's supervision queue over plain HTTP (no browser), against the in-memory service:
+who sees held notes, the co-sign and escalation forms, and what the peer is told on a hold."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aiohttp.test_utils import TestClient
+
+from tests.web import payloads
+from tests.web.conftest import TokenFactory, bearer
+from tests.web.fakes import HELD_WORD, FakeService
+
+Client = TestClient[Any, Any]
+TEXT = f"Said she keeps {HELD_WORD} <b>tonight</b>; we called her supervisor together."
+
+
+async def _sign_in(client: Client, credential: str) -> None:
+    resp = await client.post("/inbox/login", data={"credential": credential}, allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+
+
+async def _held(client: Client, make_token: TokenFactory) -> str:
+    resp = await client.post("/api/v1/notes", json=payloads.note(text=TEXT), headers=bearer(make_token()))
+    assert resp.status == 202
+    return str((await resp.json())["submission_id"])
+
+
+async def test_supervisor_sees_held_notes_escaped_and_cosigns(
+    client: Client, service: FakeService, make_token: TokenFactory
+) -> None:
+    sid = await _held(client, make_token)
+    await _sign_in(client, make_token("peer-supervisor", practitioner_id="sup-1"))
+    html = await (await client.get("/inbox")).text()
+    assert 'id="held-h"' in html and f'id="cosign-{sid}"' in html
+    assert "&lt;b&gt;tonight&lt;/b&gt;" in html and "<b>tonight" not in html
+    assert f'id="escalate-{sid}"' in html  # a risk-of-harm hold can be resolved by an escalation
+
+    resp = await client.post(f"/inbox/notes/{sid}/cosign", allow_redirects=False)
+    assert resp.status == 303
+    assert "co-signed: queued for delivery" in unquote_plus(resp.headers["Location"])
+    assert service.submissions[sid].state == "queued"
+    again = await client.post(f"/inbox/notes/{sid}/cosign", allow_redirects=False)
+    assert again.status == 409 and "not_held" in await again.text()
+
+
+async def test_escalation_form_needs_a_reference(
+    client: Client, service: FakeService, make_token: TokenFactory
+) -> None:
+    sid = await _held(client, make_token)
+    await _sign_in(client, make_token("peer-supervisor", practitioner_id="sup-1"))
+    bad = await client.post(f"/inbox/notes/{sid}/escalation", data={"escalation_ref": "phoned her"})
+    assert bad.status == 422 and service.submissions[sid].state == "held"
+    assert "escalation_ref" in await bad.text()
+    ok = await client.post(
+        f"/inbox/notes/{sid}/escalation", data={"escalation_ref": "Task/esc-9"}, allow_redirects=False
+    )
+    assert ok.status == 303 and service.submissions[sid].state == "queued"
+
+
+async def test_a_peer_is_told_the_note_is_held_and_sees_no_queue(
+    client: Client, service: FakeService, make_token: TokenFactory
+) -> None:
+    await _held(client, make_token)
+    await _sign_in(client, make_token())
+    html = await (await client.get("/inbox")).text()
+    assert 'id="held-h"' not in html
+    form = {"id": "note-page-1", "participant_id": "part-1", "audience": "care-team", "text": TEXT}
+    resp = await client.post("/inbox/notes", data=form, allow_redirects=False)
+    assert resp.status == 303
+    assert "held until resolved (content.risk-of-harm)" in unquote_plus(resp.headers["Location"])
+    refused = await client.post("/inbox/notes/sub-1/cosign", allow_redirects=False)
+    assert refused.status == 403 and (await refused.json())["rule"] == "role:peer-specialist"
+    assert service.submissions["sub-1"].state == "held"
