@@ -4,13 +4,13 @@ returns. Small here; the 60-second outage with its drain time is ``bench/exchang
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
-from bridge.exchange.outbound import OutboundSettings
 from bridge.exchange.service import Actor
 from bridge.sandbox import Sandbox
 from bridge.store import OutboxState, Store
 
-from .support import ServiceFactory, World, count, settings_for
+from .support import FAST, ServiceFactory, World, count, settings_for
 
 ACTOR = Actor(name="app", role="peer-specialist", organization="harbor-recovery")
 
@@ -36,13 +36,8 @@ async def test_backlog_survives_an_outage_and_drains(
         settings,
         sqlite_store,
         w.directory,
-        outbound=OutboundSettings(
-            lease_seconds=30,
-            max_attempts=1000,
-            base_backoff_seconds=0.1,
-            max_backoff_seconds=0.5,
-            idle_poll_seconds=0.05,
-        ),
+        # FAST, but retrying for as long as the outage lasts
+        outbound=replace(FAST, max_attempts=1000, base_backoff_seconds=0.1, max_backoff_seconds=0.5),
     )
     svc.worker.start()
     encounters = [w.encounter(people[i % 3], i) for i in range(24)]
