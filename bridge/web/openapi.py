@@ -23,6 +23,7 @@ _ERROR_TEXT = {
     403: "Not allowed for this role or organization (`forbidden`, with the deciding `rule`)",
     404: "No such item, or not visible to the caller (`not_found`)",
     409: "Idempotency-Key conflict, or a referral status change the state machine forbids",
+    413: "The body is larger than the bridge accepts (`payload_too_large`)",
     422: "A field is invalid (`invalid_input`, with `field`) or the policy refused (`violations`)",
     502: "The EHR refused the request",
     503: "The store or the EHR is unavailable; retry after `Retry-After` seconds",
@@ -36,7 +37,7 @@ def _error_statuses(route: Route) -> list[int]:
     if route.action is not None:
         statuses |= {403, 503}
     if route.body is not None or route.security == "notify":
-        statuses |= {400, 422}
+        statuses |= {400, 413, 422}
     if route.idempotent:
         statuses |= {409}
     if route.path_patterns:

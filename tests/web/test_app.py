@@ -162,3 +162,19 @@ async def test_criteria_subscription_ping_and_payload(client: Client, service: F
     assert resp.status == 200 and service.notifications[-1] == task
     resp = await client.put("/fhir/notify/Task/t-1", json=task)
     assert resp.status == 401
+
+
+async def test_oversized_body_is_413_json_and_documented(client: Client, make_token: TokenFactory) -> None:
+    import io
+    import json
+
+    from bridge.web.app import MAX_BODY_BYTES
+
+    big = json.dumps({**payloads.note(), "text": "x" * (MAX_BODY_BYTES + 1)}).encode()
+    headers = {**bearer(make_token()), "Content-Type": "application/json"}
+    resp = await client.post("/api/v1/notes/check", data=io.BytesIO(big), headers=headers)
+    assert resp.status == 413
+    body = await resp.json()
+    assert body["code"] == "payload_too_large" and body["request_id"]
+    doc = await (await client.get("/api/openapi.json")).json()
+    assert "413" in doc["paths"]["/api/v1/notes/check"]["post"]["responses"]
