@@ -115,8 +115,9 @@ class ExchangeBridgeService:
         decision = await self.exchange.check_note(note, actor=_actor(actor))
         verdict = decision.verdict.value
         return NoteCheck(
-            # hold (e.g. waits for a co-sign) is not a block: the peer may write it; say so as a warning
-            verdict="warn" if verdict == "hold" else verdict,
+            # hold (waits for a co-sign or an escalation) is reported as such: the note will be
+            # accepted and held, and the peer should know before submitting
+            verdict=verdict,
             violations=[v.to_dict() for v in decision.violations],
             rule_set=getattr(decision, "rule_set", None),
         )

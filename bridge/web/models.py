@@ -78,7 +78,7 @@ class OutboxList(_Body):
 class CheckResult(_Body):
     """The policy decision for a note, computed without storing anything."""
 
-    verdict: Literal["allow", "warn", "block"]
+    verdict: Literal["allow", "warn", "hold", "block"]
     violations: list[Violation]
     rule_set: str | None = None
 

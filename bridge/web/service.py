@@ -49,7 +49,7 @@ class HeldNote:
 
 @dataclass(frozen=True, slots=True)
 class NoteCheck:
-    verdict: str  # allow | warn | block
+    verdict: str  # allow | warn | hold | block
     violations: list[dict[str, Any]]
     rule_set: str | None = None
 

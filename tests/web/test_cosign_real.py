@@ -94,6 +94,12 @@ async def held(
             "text": NOTE_TEXT,
             "written_at": "2026-03-02T15:00:00-06:00",
         }
+        # the dry run says "hold" before the peer submits (not a softened "warn"), and stores nothing
+        check = await client.post("/api/v1/notes/check", json=note, headers=author)
+        assert check.status == 200, await check.text()
+        verdict = await check.json()
+        assert verdict["verdict"] == "hold"
+        assert [v["rule"] for v in verdict["violations"]] == ["supervision.cosign"]
         resp = await client.post("/api/v1/notes", json=note, headers=author)
         assert resp.status == 202, await resp.text()
         body = await resp.json()

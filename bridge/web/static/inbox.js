@@ -24,7 +24,8 @@
     const head = document.createElement("p");
     head.className = "verdict";
     head.textContent = result.verdict === "allow" ? "Within peer scope."
-      : result.verdict === "warn" ? "Within scope, with notes:" : "This note would be blocked:";
+      : result.verdict === "warn" ? "Within scope, with notes:"
+      : result.verdict === "hold" ? "Will be held until resolved:" : "This note would be blocked:";
     out.appendChild(head);
     if (result.violations.length) {
       const ul = document.createElement("ul");
