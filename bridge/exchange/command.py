@@ -9,12 +9,37 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bridge.config import load_settings
 from bridge.errors import InputError
 from bridge.store import OutboxItem, OutboxState, Store, open_store
+
+_MAX_AGE_DAYS = 36_500  # a century: any larger age overflows the cutoff date
+
+
+def _age_days(value: str) -> float:
+    """An age in days for ``purge``: a negative one would put the cutoff in the future and purge
+    work delivered a moment ago, so it is refused with the rest of the nonsense (nan, inf, overflow)."""
+    try:
+        days = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {value!r}") from None
+    if not math.isfinite(days) or not 0 <= days <= _MAX_AGE_DAYS:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {_MAX_AGE_DAYS} days")
+    return days
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
 
 
 def _store_url(args: argparse.Namespace) -> str:
@@ -130,7 +155,7 @@ def register_outbox(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common(q)
     q.add_argument("--state", action="append", choices=[s.value for s in OutboxState])
     q.add_argument("--endpoint", default=None)
-    q.add_argument("--limit", type=int, default=100)
+    q.add_argument("--limit", type=_positive_int, default=100)
     q.add_argument("--json", action="store_true")
     q.set_defaults(handler=_list)
 
@@ -148,5 +173,5 @@ def register_outbox(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     q = ops.add_parser("purge", help="delete delivered (or dead) items older than N days")
     common(q)
     q.add_argument("--state", action="append", choices=["delivered", "dead"], default=None)
-    q.add_argument("--older-than-days", type=float, default=30.0)
+    q.add_argument("--older-than-days", type=_age_days, default=30.0)
     q.set_defaults(handler=_purge)

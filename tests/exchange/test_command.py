@@ -78,3 +78,42 @@ def test_outbox_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         await store.close()
 
     asyncio.run(check())
+
+
+@pytest.mark.parametrize("days", ["-1", "nan", "inf", "99999999999999", "ten"])
+def test_purge_refuses_ages_that_are_not_a_past_cutoff(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], days: str
+) -> None:
+    # a negative age puts the cutoff in the future and would purge items delivered a moment ago;
+    # an overflowing one was a traceback
+    url = f"sqlite+aiosqlite:///{tmp_path / 'b.db'}"
+
+    async def seed_fresh() -> str:
+        store = await open_store(url)
+        now = datetime.now(UTC)
+        item = await store.outbox.enqueue(
+            kind="note", endpoint="clinic", partition_key="p", item_key="n-1", payload={}, now=now
+        )
+        await store.outbox.claim(owner="w", now=now, lease_seconds=30, limit=1)
+        await store.outbox.mark_delivered(item.id, owner="w", now=now, result={})
+        await store.close()
+        return item.id
+
+    fresh = asyncio.run(seed_fresh())
+    with pytest.raises(SystemExit) as exited:
+        main(["outbox", "purge", "--store", url, "--older-than-days", days])
+    assert exited.value.code == 2
+    assert "--older-than-days" in capsys.readouterr().err
+    assert main(["outbox", "show", "--store", url, fresh]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "delivered"
+
+
+@pytest.mark.parametrize("limit", ["-1", "0"])
+def test_list_refuses_a_limit_below_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], limit: str
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'b.db'}"
+    with pytest.raises(SystemExit) as exited:
+        main(["outbox", "list", "--store", url, "--limit", limit])
+    assert exited.value.code == 2
+    assert "--limit" in capsys.readouterr().err
