@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from bridge.domain import PeerEncounter, PeerNote
-from bridge.errors import ForbiddenError, NotAuthenticatedError, NotFoundInStoreError
+from bridge.errors import ForbiddenError, InputError, NotAuthenticatedError, NotFoundInStoreError
 from bridge.web.keys import METRICS, NOTIFY_TOKEN, SERVICE, SETTINGS
 from bridge.web.models import (
     Accepted,
@@ -201,7 +201,11 @@ async def get_submission(request: web.Request) -> web.Response:
 async def list_outbox(request: web.Request) -> web.Response:
     authorize(request, Action.READ_OUTBOX)
     raw = request.query.get("limit", "100")
-    limit = int(raw) if raw.isdigit() and 0 < int(raw) <= 1000 else 100
+    # refused, not quietly replaced by 100: a caller asking for 5000 must learn it got fewer
+    # (ASCII digits only: str.isdigit() and int() also take other scripts' digits)
+    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= 1000):
+        raise InputError("limit", "must be a whole number from 1 to 1000")
+    limit = int(raw)
     org = request.app[SETTINGS].organization.id
     items = [s for s in await request.app[SERVICE].list_outbox(limit=limit) if s.organization == org]
     return model_response(OutboxList(items=[submission_view(s) for s in items]))

@@ -46,6 +46,8 @@ def _error_statuses(route: Route) -> list[int]:
         statuses |= {502, 503}
     if route.name.startswith("referral_"):
         statuses |= {409, 502}
+    if route.name == "list_outbox":  # an out-of-range ``limit``
+        statuses |= {422}
     return sorted(statuses)
 
 
