@@ -111,6 +111,11 @@ class Metrics:
             ["endpoint"],
             registry=self.registry,
         )
+        self.outbox_counts_available = Gauge(
+            "bridge_outbox_counts_available",
+            "1 when the outbox gauges were read from the store at this scrape, 0 when it could not be read",
+            registry=self.registry,
+        )
         self.delivery_seconds = Histogram(
             "bridge_delivery_seconds",
             "Time to deliver one outbox item to an EHR endpoint",
@@ -149,6 +154,13 @@ class Metrics:
         self.outbox_retries.clear()
         for endpoint, n in retries.items():
             self.outbox_retries.labels(endpoint=endpoint).set(n)
+        self.outbox_counts_available.set(1)
+
+    def outbox_unavailable(self) -> None:
+        """The store could not be read: drop the last snapshot rather than serve it as current."""
+        self.outbox_items.clear()
+        self.outbox_retries.clear()
+        self.outbox_counts_available.set(0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

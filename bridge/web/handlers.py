@@ -103,8 +103,9 @@ async def metrics(request: web.Request) -> web.Response:
     try:
         counts, retries = await request.app[SERVICE].outbox_counts()
         m.set_outbox(counts, retries)
-    except Exception:
-        log.warning("outbox counts unavailable for /metrics")
+    except Exception as exc:
+        m.outbox_unavailable()
+        log.warning("outbox counts unavailable for /metrics", extra={"error_type": type(exc).__name__})
     resp = web.Response(body=m.render())
     resp.content_type = "text/plain"
     resp.charset = "utf-8"
