@@ -21,13 +21,19 @@ CLOCK_READS = (".now(", ".utcnow(", ".today(", "time.time(", "monotonic(")
 IMPURE = {"httpx", "aiohttp", "sqlalchemy", "asyncio", "socket", "subprocess", "time", "requests"}
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path, root: Path = ROOT.parent) -> set[str]:
+    """Absolute module names ``path`` imports; relative imports are resolved against its package
+    (``root`` holds the ``bridge`` directory), so ``from ..exchange import x`` is not overlooked."""
+    package = path.relative_to(root).parent.parts if path.is_relative_to(root) else ()
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module)
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            base = package[: len(package) - (node.level - 1)] if node.level - 1 <= len(package) else ()
+            names.add(".".join((*base, *([node.module] if node.module else []))))
     return names
 
 
@@ -62,3 +68,11 @@ def test_the_check_sees_a_violation(tmp_path: Path) -> None:
     f = tmp_path / "x.py"
     f.write_text("import httpx\nfrom bridge.exchange import worker\n")
     assert {"httpx", "bridge.exchange"} <= _imports(f)
+
+
+def test_the_check_sees_a_relative_import(tmp_path: Path) -> None:
+    # `from ..exchange import worker` inside bridge/mappers/ is bridge.exchange all the same
+    f = tmp_path / "bridge" / "mappers" / "x.py"
+    f.parent.mkdir(parents=True)
+    f.write_text("from ..exchange import worker\nfrom . import codes\nfrom .context import ctx\n")
+    assert _imports(f, root=tmp_path) == {"bridge.exchange", "bridge.mappers", "bridge.mappers.context"}
