@@ -41,6 +41,9 @@ EXT_FILTER = f"{BP}/backport-filter-criteria"
 EXT_CONTENT = f"{BP}/backport-payload-content"
 EXT_HEARTBEAT = f"{BP}/backport-heartbeat-period"
 MIN_POLL_SECONDS = 15 * 60.0
+# a Task whose ServiceRequest or Patient answers this is skipped (audited), not retried: the same
+# answer would come back on every poll
+_GONE = (404, 410)
 
 Clock = Callable[[], datetime]
 # (task, service_request, patient | None, endpoint, supporting) -> the peer view; raises MappingError
@@ -437,6 +440,17 @@ class InboundSync:
             except MappingError as exc:
                 # one malformed referral must not stop the others; the reason names the element
                 log.warning("inbound %s: Task/%s not usable: %s", endpoint, task.get("id"), exc.message)
+                await self._skipped(endpoint, task, exc.code, field=exc.field)
+                continue
+            except FhirHttpError as exc:
+                if exc.status not in _GONE:
+                    raise  # auth, throttling, outages: the whole poll retries later, nothing skipped
+                # its ServiceRequest or Patient was deleted: raised out of poll() this stopped every
+                # later poll at the same Task, so no referral after it ever arrived
+                log.warning(
+                    "inbound %s: Task/%s skipped: a resource it needs is gone", endpoint, task.get("id")
+                )
+                await self._skipped(endpoint, task, exc.code, status=exc.status)
                 continue
             now = self.clock()
             async with self.store.transaction() as conn:
@@ -457,6 +471,19 @@ class InboundSync:
                     )
             stored += int(changed)
         return stored
+
+    async def _skipped(self, endpoint: str, task: Mapping[str, Any], code: str, **why: Any) -> None:
+        """Audit a Task left out of the inbox, so an operator can find it (the log line alone is
+        easy to miss); the clinician's next change to it brings it round again."""
+        await self.store.audit.append(
+            actor=self.actor,
+            action="receive.skipped",
+            subject=f"Task/{task.get('id')}",
+            at=self.clock(),
+            outcome="skipped",
+            source=endpoint,
+            detail={"code": code, "version": (task.get("meta") or {}).get("versionId"), **why},
+        )
 
     async def _supporting(self, client: AsyncFhirClient, refs: Sequence[str]) -> list[Mapping[str, Any]]:
         """Read the Goals, Appointments ... a referral points at; one that cannot be read (gone,
