@@ -21,7 +21,7 @@ import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ from bridge.mappers import (
     task_with_status,
 )
 from bridge.roles.decision import Decision, Verdict
+from bridge.roles.facts import BillingUsage
 from bridge.roles.policy import Policy
 from bridge.store import OutboxItem, OutboxState, Store, open_store, request_hash
 
@@ -70,6 +71,16 @@ Clock = Callable[[], datetime]
 # holds the supervision queue resolves: a co-sign, or an escalation recorded (risk of harm, crisis)
 SUPERVISION_HOLDS = frozenset({"supervision.cosign", "content.risk-of-harm", "escalation.crisis-note"})
 ESCALATION_REF = re.compile(r"^(Task|Communication)/[A-Za-z0-9\-.]{1,64}$")
+
+
+def stored_warnings(violations: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """What a submission keeps of its warnings: rule, severity, message. Never the evidence (the
+    words of the note that triggered a rule are note text)."""
+    return [
+        {"rule": str(v["rule"]), "severity": str(v["severity"]), "message": str(v["message"])}
+        for v in violations
+        if str(v["severity"]) == "warn"
+    ]
 
 
 def utc_now() -> datetime:
@@ -123,7 +134,8 @@ class SubmissionStatus:
             created_at=item.created_at,
             updated_at=item.updated_at,
             delivered_at=item.delivered_at,
-            warnings=[dict(w) for w in warnings],
+            # the answer to a submission carries the full warnings; a later read the stored ones
+            warnings=[dict(w) for w in warnings] if warnings else [dict(w) for w in item.warnings or []],
             replayed=replayed,
             hold_reasons=[dict(v) for v in item.hold or []],
         )
@@ -290,6 +302,7 @@ class ExchangeService:
             peer=peer,
             participant=participant,
             programs=referral.programs if referral is not None else (),
+            usage=await self._usage(encounter),
         )
         decision.raise_for_verdict()
         if decision.verdict is Verdict.HOLD:  # only if a rule file made one of these checks a hold
@@ -298,9 +311,44 @@ class ExchangeService:
                 [v.to_dict() for v in decision.violations],
             )
         payload = {"encounter": _json(encounter)}
+        billed = int((decision.billing or {}).get("billable_units", 0)) if encounter.billable else 0
         return await self._enqueue(
-            "encounter", encounter.id, endpoint, participant.id, payload, actor, idempotency_key, decision
+            "encounter",
+            encounter.id,
+            endpoint,
+            participant.id,
+            payload,
+            actor,
+            idempotency_key,
+            decision,
+            billed=(encounter, billed),
         )
+
+    async def _usage(self, encounter: PeerEncounter) -> BillingUsage | None:
+        """Units already billed for the session's participant in each cap's window, this session
+        left out (a re-sent session replaces its own row). Windows end at the session's date as
+        its own clock read it: the day, the rule file's rolling ``period_days``, the calendar year."""
+        if not encounter.billable:
+            return None
+        spec = self.policy.spec.billing
+        day = encounter.start.date()
+
+        async def units(since: Any) -> int:
+            return await self.store.billing.units(
+                participant_id=encounter.participant_id,
+                since=since,
+                until=day,
+                exclude_encounter=encounter.id,
+            )
+
+        today = await units(day) if spec.daily_unit_cap is not None else 0
+        period = 0
+        if spec.period_unit_cap is not None and spec.period_days is not None:
+            period = await units(day - timedelta(days=spec.period_days - 1))
+        hours = 0.0
+        if spec.yearly_hour_cap is not None:
+            hours = await units(day.replace(month=1, day=1)) * spec.unit_minutes / 60
+        return BillingUsage(units_today=today, units_in_period=period, hours_in_year=hours)
 
     async def check_note(self, note: PeerNote, *, actor: Actor) -> Decision:
         """Dry run: the policy's verdict for this note as it would be sent now. Nothing is stored."""
@@ -319,7 +367,13 @@ class ExchangeService:
                 note.endpoint or (encounter.endpoint if encounter else None), referral, participant
             )
         decision = self.policy.check_note(
-            note, author=author, encounter=encounter, recipient=endpoint, consents=consents, at=self.clock()
+            note,
+            author=author,
+            encounter=encounter,
+            recipient=endpoint,
+            consents=consents,
+            usage=await self._usage(encounter) if encounter is not None else None,
+            at=self.clock(),
         )
         return decision, endpoint
 
@@ -378,11 +432,13 @@ class ExchangeService:
         idempotency_key: str | None,
         decision: Decision | None,
         supersedes: OutboxItem | None = None,
+        billed: tuple[PeerEncounter, int] | None = None,
     ) -> SubmissionStatus:
         """Queue (or hold) one record. ``supersedes``: a held copy of the same note that this
         submission replaces: released with the new payload when it resolves the hold (re-sent
         co-signed), else kept held with the new payload and reasons (re-sent edited). The peer's
-        tracking id stays the one that gets delivered, and no stale copy stays held behind."""
+        tracking id stays the one that gets delivered, and no stale copy stays held behind.
+        ``billed``: a session and its billable units, recorded in the billing ledger with it."""
         now = self.clock()
         # what the caller sent, not what we derived from it (the "update" flag, the session copy):
         # a retried request must hash the same whatever happened in between
@@ -420,6 +476,19 @@ class ExchangeService:
                             now=now,
                             submitted_by=actor.name,
                             held=held,
+                            warnings=stored_warnings(warnings),
+                            conn=conn,
+                        )
+                    if billed is not None:
+                        session, units = billed
+                        await self.store.billing.record(
+                            encounter_id=session.id,
+                            submission_id=item.id,
+                            participant_id=session.participant_id,
+                            peer_id=session.peer_id,
+                            service_date=session.start.date(),
+                            billable_units=units,
+                            now=now,
                             conn=conn,
                         )
                     if idempotency_key is not None:
@@ -495,7 +564,11 @@ class ExchangeService:
         item = await self._held_item(ref)
         note = PeerNote.model_validate_json(json.dumps(item.payload["note"]))
         author = await self.directory.peer(note.author_id)
-        supervisor = await self._supervisor(actor, author)
+        try:
+            supervisor = await self._supervisor(actor, author)
+        except ForbiddenError as exc:
+            await self._refused(actor, "note.cosign", item.id, exc)
+            raise
         when = at or self.clock()
         data = {**note.model_dump(mode="json"), "cosigner_id": supervisor.id, "cosigned_at": when.isoformat()}
         cosigned = parse(PeerNote, data)
@@ -512,12 +585,31 @@ class ExchangeService:
             raise InputError("escalation_ref", "must be Task/<id> or Communication/<id>")
         item = await self._held_item(ref)
         note = PeerNote.model_validate_json(json.dumps(item.payload["note"]))
-        if actor.organization != self.settings.organization.id:
-            raise ForbiddenError("callers act only within their own organization", rule="same-organization")
-        if actor.practitioner_id != note.author_id:
-            await self._supervisor(actor, await self.directory.peer(note.author_id))
+        try:
+            if actor.organization != self.settings.organization.id:
+                raise ForbiddenError(
+                    "callers act only within their own organization", rule="same-organization"
+                )
+            if actor.practitioner_id != note.author_id:
+                await self._supervisor(actor, await self.directory.peer(note.author_id))
+        except ForbiddenError as exc:
+            await self._refused(actor, "note.escalation", item.id, exc)
+            raise
         escalated = parse(PeerNote, {**note.model_dump(mode="json"), "escalation_ref": escalation_ref})
         return await self._resolve(item, escalated, actor, "note.escalation", {"escalation": escalation_ref})
+
+    async def _refused(self, actor: Actor, action: str, submission_id: str, exc: ForbiddenError) -> None:
+        """A refused co-sign or escalation is on record too: who tried, on which submission, and
+        the rule that refused (codes and ids only)."""
+        await self.store.audit.append(
+            actor=actor.name,
+            action=action,
+            subject=submission_id,
+            at=self.clock(),
+            outcome="refused",
+            source=actor.source,
+            detail={"rule": exc.rule, "code": exc.code},
+        )
 
     async def _resolve(
         self, item: OutboxItem, note: PeerNote, actor: Actor, action: str, detail: dict[str, Any]
@@ -544,7 +636,9 @@ class ExchangeService:
                     item.id, now=now, payload=payload, hold=violations, conn=conn
                 )
             else:
-                done = await self.store.outbox.release(item.id, now=now, payload=payload, conn=conn)
+                done = await self.store.outbox.release(
+                    item.id, now=now, payload=payload, warnings=stored_warnings(violations), conn=conn
+                )
             if not done:
                 raise NotHeldError(f"submission {item.id} is no longer held")
             await self.store.audit.append(
@@ -560,13 +654,18 @@ class ExchangeService:
             self.worker.wake(item.endpoint)
         return SubmissionStatus.of(await self.store.outbox.get(item.id), warnings=violations)
 
-    async def list_held(self, *, actor: Actor, limit: int = 200) -> list[HeldNote]:
-        """The held notes ``actor`` (a peer supervisor) may co-sign, oldest first; audited as a view."""
+    async def list_held(self, *, actor: Actor, mine: bool = False, limit: int = 200) -> list[HeldNote]:
+        """The held notes ``actor`` (a peer supervisor) may co-sign, oldest first; with ``mine``,
+        the held notes ``actor`` wrote (waiting for their co-sign). Audited as a view."""
         if actor.organization != self.settings.organization.id:
             raise ForbiddenError("callers act only within their own organization", rule="same-organization")
         out: list[HeldNote] = []
         for item in await self.store.outbox.list(states=[OutboxState.HELD], limit=limit):
             note = PeerNote.model_validate_json(json.dumps(item.payload["note"]))
+            if mine:
+                if actor.practitioner_id is not None and note.author_id == actor.practitioner_id:
+                    out.append(HeldNote(item.id, note, item.endpoint, list(item.hold or []), item.created_at))
+                continue
             try:
                 await self._supervisor(actor, await self.directory.peer(note.author_id))
             except (ForbiddenError, InputError):
@@ -579,7 +678,7 @@ class ExchangeService:
                 subject="held-notes",
                 at=self.clock(),
                 source=actor.source,
-                detail={"submissions": [h.submission_id for h in out]},
+                detail={"submissions": [h.submission_id for h in out], "mine": mine},
             )
         return out
 

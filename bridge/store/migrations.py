@@ -86,12 +86,31 @@ async def _held_items(conn: AsyncConnection) -> None:
     await conn.execute(text("CREATE INDEX outbox_held ON outbox (seq) WHERE state = 'held'"))
 
 
+async def _warnings_and_billing(conn: AsyncConnection) -> None:
+    # warnings stay visible after the 202 (submission view); caps need the units already billed.
+    # A database created at this version has both already (step 1 creates the tables as now).
+    if "warnings" not in await _columns(conn, "outbox"):
+        await conn.execute(text("ALTER TABLE outbox ADD COLUMN warnings JSON"))
+    await conn.run_sync(lambda sync: schema.billing_ledger.create(sync, checkfirst=True))
+
+
+async def _columns(conn: AsyncConnection, table: str) -> set[str]:
+    if conn.dialect.name == "postgresql":
+        query = (
+            "SELECT column_name FROM information_schema.columns "
+            f"WHERE table_schema = current_schema() AND table_name = '{table}'"
+        )
+        return set((await conn.execute(text(query))).scalars())
+    return {row[1] for row in (await conn.execute(text(f"PRAGMA table_info({table})"))).all()}
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "outbox, inbox, idempotency keys, audit log, sync state", _create_tables),
     Migration(2, "audit log is append-only", _audit_append_only),
     Migration(3, "outbox lookup by record id", _outbox_item_index),
     Migration(4, "partial indexes on pending outbox items", _pending_indexes),
     Migration(5, "held outbox items and their reasons", _held_items),
+    Migration(6, "stored warnings; billing ledger for caps", _warnings_and_billing),
 ]
 
 

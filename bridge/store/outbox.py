@@ -72,6 +72,7 @@ class OutboxItem:
     updated_at: datetime
     delivered_at: datetime | None
     hold: list[dict[str, Any]] | None = None  # the violations that keep a held item back
+    warnings: list[dict[str, Any]] | None = None  # the policy's warnings (rule, severity, message)
 
     @classmethod
     def from_row(cls, row: RowMapping) -> OutboxItem:
@@ -118,6 +119,7 @@ class Outbox:
         submitted_by: str | None = None,
         item_id: str | None = None,
         held: Sequence[Mapping[str, Any]] | None = None,
+        warnings: Sequence[Mapping[str, Any]] = (),
         conn: AsyncConnection | None = None,
     ) -> OutboxItem:
         """Queue one item; pass ``conn`` to make it atomic with an idempotency key and audit entry.
@@ -132,6 +134,7 @@ class Outbox:
             "payload": dict(payload),
             "state": (OutboxState.QUEUED if held is None else OutboxState.HELD).value,
             "hold": [dict(v) for v in held] if held is not None else None,
+            "warnings": [dict(w) for w in warnings],
             "attempts": 0,
             "next_attempt_at": now,
             "submitted_by": submitted_by,
@@ -296,20 +299,25 @@ class Outbox:
         *,
         now: datetime,
         payload: Mapping[str, Any],
+        warnings: Sequence[Mapping[str, Any]] | None = None,
         conn: AsyncConnection | None = None,
     ) -> bool:
-        """A held item is resolved: queue it (due now) with its updated payload. False when it was
-        not held (another co-signer was first), so a release happens once."""
+        """A held item is resolved: queue it (due now) with its updated payload (and the new
+        verdict's ``warnings``, when given). False when it was not held (another co-signer was
+        first), so a release happens once."""
+        values: dict[str, Any] = {
+            "state": OutboxState.QUEUED.value,
+            "payload": dict(payload),
+            "hold": None,
+            "next_attempt_at": now,
+            "updated_at": now,
+        }
+        if warnings is not None:
+            values["warnings"] = [dict(w) for w in warnings]
         stmt = (
             update(outbox)
             .where(outbox.c.id == item_id, outbox.c.state == OutboxState.HELD.value)
-            .values(
-                state=OutboxState.QUEUED.value,
-                payload=dict(payload),
-                hold=None,
-                next_attempt_at=now,
-                updated_at=now,
-            )
+            .values(**values)
         )
         async with self._db.tx(conn) as c:
             return (await c.execute(stmt)).rowcount == 1

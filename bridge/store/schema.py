@@ -89,6 +89,8 @@ outbox = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Column("delivered_at", UtcDateTime),
     Column("hold", JSON),  # held items: the violations keeping them back (migration 5)
+    # the policy's warnings at acceptance: rule, severity, message only (evidence is note text)
+    Column("warnings", JSON),  # migration 6
 )
 Index("outbox_due", outbox.c.endpoint, outbox.c.state, outbox.c.next_attempt_at)
 Index("outbox_partition", outbox.c.partition_key, outbox.c.seq)
@@ -135,6 +137,21 @@ audit_log = Table(
     Column("detail", JSON),  # codes and ids only, never PHI
 )
 Index("audit_subject", audit_log.c.subject, audit_log.c.seq)
+
+# Billable units accepted per session, so the next session's caps see what was already billed
+# (migration 6). One row per session record: a re-submitted session replaces its row.
+billing_ledger = Table(
+    "billing_ledger",
+    metadata,
+    Column("encounter_id", String(200), primary_key=True),
+    Column("submission_id", String(64), nullable=False),  # outbox.id: dead-lettered ones don't count
+    Column("participant_id", String(200), nullable=False),
+    Column("peer_id", String(200), nullable=False),
+    Column("service_date", String(10), nullable=False),  # YYYY-MM-DD as the session's own clock read it
+    Column("billable_units", Integer, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+Index("billing_ledger_participant", billing_ledger.c.participant_id, billing_ledger.c.service_date)
 
 # Small durable key/value state for the inbound side (poll cursors, subscription ids, event counts)
 sync_state = Table(

@@ -9,6 +9,7 @@ from types import TracebackType
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.store.audit import AuditLog
+from bridge.store.billing import BillingLedger
 from bridge.store.engine import Database, open_database
 from bridge.store.idempotency import IdempotencyKeys
 from bridge.store.inbox import Inbox
@@ -26,6 +27,7 @@ class Store:
         self.idempotency = IdempotencyKeys(db)
         self.audit = AuditLog(db)
         self.sync = SyncState(db)
+        self.billing = BillingLedger(db)
 
     @property
     def dialect(self) -> str:

@@ -131,8 +131,8 @@ class ExchangeBridgeService:
         s = await self.exchange.record_escalation(ref, escalation_ref, actor=_actor(actor), at=at)
         return self._submission(s)
 
-    async def list_held(self, *, actor: Principal) -> list[HeldNote]:
-        held = await self.exchange.list_held(actor=_actor(actor))
+    async def list_held(self, *, actor: Principal, mine: bool = False) -> list[HeldNote]:
+        held = await self.exchange.list_held(actor=_actor(actor), mine=mine)
         return [
             HeldNote(h.submission_id, h.note, self.organization, list(h.hold_reasons), h.held_since)
             for h in held

@@ -54,6 +54,10 @@ def submission_view(s: Submission) -> SubmissionView:
         created_at=s.created_at,
         updated_at=s.updated_at,
         hold_rules=[str(v.get("rule")) for v in s.hold_reasons],
+        warnings=[
+            Violation(rule=str(w["rule"]), severity=str(w["severity"]), message=str(w["message"]))
+            for w in s.warnings
+        ],
     )
 
 
@@ -157,7 +161,15 @@ async def record_escalation(request: web.Request) -> web.Response:
 
 
 async def list_held(request: web.Request) -> web.Response:
-    actor = authorize(request, Action.COSIGN_NOTE)
+    return await _held_list(request, authorize(request, Action.COSIGN_NOTE), mine=False)
+
+
+async def list_my_held(request: web.Request) -> web.Response:
+    """The caller's own held notes (waiting for a co-sign or an escalation): whoever writes notes."""
+    return await _held_list(request, authorize(request, Action.SUBMIT_NOTE), mine=True)
+
+
+async def _held_list(request: web.Request, actor: Principal, *, mine: bool) -> web.Response:
     items = [
         HeldNoteItem(
             submission_id=h.submission_id,
@@ -165,7 +177,7 @@ async def list_held(request: web.Request) -> web.Response:
             hold_reasons=[Violation.model_validate(v) for v in h.hold_reasons],
             held_since=h.held_since,
         )
-        for h in await request.app[SERVICE].list_held(actor=actor)
+        for h in await request.app[SERVICE].list_held(actor=actor, mine=mine)
         if h.organization == actor.organization
     ]
     return model_response(HeldList(items=items))

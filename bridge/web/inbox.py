@@ -94,6 +94,9 @@ async def _page(
     permits = request.app[SERVICE].permits
     can_cosign = bool(has_required_scope(principal, Action.COSIGN_NOTE, organization=org, permits=permits))
     held = await service.list_held(actor=principal) if can_cosign else []
+    # the author sees their own held notes ("waiting for co-sign"), so work is not written twice
+    can_write = bool(has_required_scope(principal, Action.SUBMIT_NOTE, organization=org, permits=permits))
+    my_held = await service.list_held(actor=principal, mine=True) if can_write else []
     return _html(
         "inbox.html",
         status=status,
@@ -102,6 +105,8 @@ async def _page(
         submissions=submissions,
         held=[h for h in held if h.organization == org],
         can_cosign=can_cosign,
+        can_write=can_write,
+        my_held=[h for h in my_held if h.organization == org],
         refresh_url=request.path_qs,
         message=request.query.get("msg", ""),
         error=error,

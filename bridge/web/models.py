@@ -69,6 +69,8 @@ class SubmissionView(_Body):
     updated_at: datetime | None = None
     # held: the rules it waits for (rule names only: integrators read this; evidence is note text)
     hold_rules: list[str] = Field(default_factory=list)
+    # the policy's warnings at acceptance (rule, severity, message; never the evidence)
+    warnings: list[Violation] = Field(default_factory=list)
 
 
 class OutboxList(_Body):

@@ -120,6 +120,15 @@ ROUTES: list[Route] = [
         responses={200: HeldList},
     ),
     Route(
+        "GET",
+        "/api/v1/notes/held/mine",
+        h.list_my_held,
+        "list_my_held",
+        "The caller's own held notes (waiting for a co-sign or an escalation), with what holds them",
+        Action.SUBMIT_NOTE,
+        responses={200: HeldList},
+    ),
+    Route(
         "POST",
         "/api/v1/notes/{note_ref}/cosign",
         h.cosign_note,

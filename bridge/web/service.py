@@ -84,8 +84,9 @@ class BridgeService(Protocol):
         self, ref: str, escalation_ref: str, *, actor: Principal, at: datetime
     ) -> Submission: ...
 
-    async def list_held(self, *, actor: Principal) -> list[HeldNote]:
-        """The held notes ``actor`` may co-sign (audited as a view)."""
+    async def list_held(self, *, actor: Principal, mine: bool = False) -> list[HeldNote]:
+        """The held notes ``actor`` may co-sign, or with ``mine`` the ones ``actor`` wrote (audited
+        as a view)."""
         ...
 
     async def get_submission(self, submission_id: str) -> Submission: ...

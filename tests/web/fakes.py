@@ -113,7 +113,7 @@ class FakeService:
         self.calls.append(f"record_escalation:{ref}:{escalation_ref}")
         return self._release(ref)
 
-    async def list_held(self, *, actor: Principal) -> list[HeldNote]:
+    async def list_held(self, *, actor: Principal, mine: bool = False) -> list[HeldNote]:
         return [
             HeldNote(
                 sid,
@@ -123,6 +123,7 @@ class FakeService:
                 datetime.fromisoformat("2026-03-02T15:00:00-06:00"),
             )
             for sid, note in self.held.items()
+            if not mine or note.author_id == actor.practitioner_id
         ]
 
     async def check_note(self, note: PeerNote, *, actor: Principal) -> NoteCheck:

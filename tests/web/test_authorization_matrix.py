@@ -33,6 +33,7 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "check_note": PEERS,
     "submit_cosigned_note": {"peer-supervisor"},
     "list_held": {"peer-supervisor"},
+    "list_my_held": PEERS,
     "cosign_note": {"peer-supervisor"},
     "record_escalation": PEERS,
     "get_submission": PEERS | {"care-coordinator", "integrator"},
@@ -56,6 +57,7 @@ CALLS: dict[str, Call] = {
         headers=h,
     ),
     "list_held": lambda c, h: c.get("/api/v1/notes/held", headers=h),
+    "list_my_held": lambda c, h: c.get("/api/v1/notes/held/mine", headers=h),
     "cosign_note": lambda c, h: c.post("/api/v1/notes/sub-held/cosign", headers=h),
     "record_escalation": lambda c, h: c.post(
         "/api/v1/notes/sub-held/escalation", json={"escalation_ref": "Task/esc-1"}, headers=h

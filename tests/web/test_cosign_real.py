@@ -20,6 +20,7 @@ from playwright.async_api import Page, expect
 
 from bridge.config import load_settings
 from bridge.sandbox import Sandbox
+from bridge.store import open_store
 from bridge.web import create_app
 from tests.web.conftest import CHROMIUM, OTHER_ORG, TokenFactory, bearer
 from tests.web.stack import Stack, encounter_for, write_stack
@@ -156,6 +157,48 @@ async def test_only_the_authors_supervisor_cosigns_then_it_is_delivered_once(
     assert await _state(c, sup_token, sid) == "delivered"
     docs = await _docs(sandbox_ehr.base_url, held.note_id)
     assert len(docs) == 1 and docs[0]["docStatus"] == "final"
+
+
+async def test_the_author_sees_their_held_note_waiting_for_cosign(
+    held: Held, make_token: TokenFactory
+) -> None:
+    c, sid = held.client, held.submission_id
+    author = make_token(practitioner_id=held.peer)
+    mine = await c.get("/api/v1/notes/held/mine", headers=bearer(author))
+    assert mine.status == 200, await mine.text()
+    items = (await mine.json())["items"]
+    assert [(i["submission_id"], i["note"]["id"]) for i in items] == [(sid, held.note_id)]
+    assert [r["rule"] for r in items[0]["hold_reasons"]] == ["supervision.cosign"]
+    # near misses: another peer of the organization, and the supervisor, wrote none of them
+    other_peer = bearer(make_token(practitioner_id=held.stack.peer_id))
+    assert (await (await c.get("/api/v1/notes/held/mine", headers=other_peer)).json())["items"] == []
+    sup = make_token("peer-supervisor", practitioner_id=held.supervisor)
+    assert (await (await c.get("/api/v1/notes/held/mine", headers=bearer(sup))).json())["items"] == []
+
+    # the inbox page: "waiting for co-sign" with the tracking id and the rule it waits for
+    login = await c.post("/inbox/login", data={"credential": author}, allow_redirects=False)
+    assert login.status == 303, await login.text()
+    html = await (await c.get("/inbox")).text()
+    assert "My notes waiting for co-sign" in html and f'id="mine-{sid}"' in html
+    assert "supervision.cosign" in html and NOTE_TEXT not in html  # the author knows their text
+
+    resp = await c.post(f"/api/v1/notes/{sid}/cosign", headers=bearer(sup))
+    assert resp.status == 202, await resp.text()
+    assert (await (await c.get("/api/v1/notes/held/mine", headers=bearer(author))).json())["items"] == []
+    assert f'id="mine-{sid}"' not in await (await c.get("/inbox")).text()
+
+
+async def test_a_refused_cosign_is_in_the_audit_log(held: Held, make_token: TokenFactory) -> None:
+    stranger = make_token("peer-supervisor", practitioner_id=held.other_supervisor)
+    resp = await held.client.post(f"/api/v1/notes/{held.submission_id}/cosign", headers=bearer(stranger))
+    assert resp.status == 403 and (await resp.json())["rule"] == "cosign.supervisor"
+    store = await open_store(f"sqlite+aiosqlite:///{held.stack.store_file}")
+    try:
+        entries = await store.audit.entries(subject=held.submission_id, action="note.cosign")
+    finally:
+        await store.close()
+    assert [(e.outcome, (e.detail or {}).get("rule")) for e in entries] == [("refused", "cosign.supervisor")]
+    assert entries[0].actor == f"practitioner:{held.other_supervisor}"
 
 
 async def test_a_blocked_note_is_refused_and_cannot_be_cosigned(held: Held, make_token: TokenFactory) -> None:

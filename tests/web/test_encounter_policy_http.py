@@ -65,8 +65,15 @@ async def test_a_billing_warning_is_accepted_with_it(live: tuple[Client, Stack])
     assert resp.status == 202, body
     assert [w["rule"] for w in body["warnings"]] == ["billing.zero-units"]
     assert body["warnings"][0]["severity"] == "warn"
+    # the warning stays visible after the 202: the submission view shows it (no evidence)
+    view = await (await client.get(body["status_url"], headers=key)).json()
+    assert [(w["rule"], w["severity"]) for w in view["warnings"]] == [("billing.zero-units", "warn")]
+    assert view["warnings"][0]["message"] == body["warnings"][0]["message"]
+    assert "evidence" not in view["warnings"][0] or view["warnings"][0]["evidence"] is None
 
     # near miss: 45 minutes is three units, nothing to say
     whole = encounter_for(stack, 2) | {"billable": True}
     resp = await client.post("/api/v1/encounters", json=whole, headers=key)
-    assert resp.status == 202 and (await resp.json())["warnings"] == []
+    body = await resp.json()
+    assert resp.status == 202 and body["warnings"] == []
+    assert (await (await client.get(body["status_url"], headers=key)).json())["warnings"] == []

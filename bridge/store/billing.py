@@ -1,0 +1,78 @@
+"""Billing ledger: the billable units accepted per session, so caps see what was already billed.
+
+One row per session record (a re-submitted session replaces its row); a session whose outbox item
+was dead-lettered no longer counts (it was never billed). Dates are ``YYYY-MM-DD`` text, which
+compares the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bridge.store.engine import Database
+from bridge.store.outbox import OutboxState
+from bridge.store.schema import billing_ledger, outbox
+
+
+class BillingLedger:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def record(
+        self,
+        *,
+        encounter_id: str,
+        submission_id: str,
+        participant_id: str,
+        peer_id: str,
+        service_date: dt.date,
+        billable_units: int,
+        now: dt.datetime,
+        conn: AsyncConnection | None = None,
+    ) -> None:
+        """Record (or replace) the session's billable units; pass ``conn`` to make it part of the
+        submission's transaction."""
+        async with self._db.tx(conn) as c:
+            await c.execute(delete(billing_ledger).where(billing_ledger.c.encounter_id == encounter_id))
+            await c.execute(
+                insert(billing_ledger).values(
+                    encounter_id=encounter_id,
+                    submission_id=submission_id,
+                    participant_id=participant_id,
+                    peer_id=peer_id,
+                    service_date=service_date.isoformat(),
+                    billable_units=billable_units,
+                    recorded_at=now,
+                )
+            )
+
+    async def units(
+        self,
+        *,
+        participant_id: str,
+        since: dt.date,
+        until: dt.date,
+        peer_id: str | None = None,
+        exclude_encounter: str | None = None,
+    ) -> int:
+        """Billable units for ``participant_id`` (and ``peer_id``, when given) with a service date
+        in ``[since, until]``, leaving out ``exclude_encounter`` (the session being judged)."""
+        stmt = (
+            select(func.coalesce(func.sum(billing_ledger.c.billable_units), 0))
+            .select_from(billing_ledger.join(outbox, outbox.c.id == billing_ledger.c.submission_id))
+            .where(
+                billing_ledger.c.participant_id == participant_id,
+                billing_ledger.c.service_date >= since.isoformat(),
+                billing_ledger.c.service_date <= until.isoformat(),
+                outbox.c.state != OutboxState.DEAD.value,
+            )
+        )
+        if peer_id is not None:
+            stmt = stmt.where(billing_ledger.c.peer_id == peer_id)
+        if exclude_encounter is not None:
+            stmt = stmt.where(billing_ledger.c.encounter_id != exclude_encounter)
+        async with self._db.tx() as c:
+            return int((await c.execute(stmt)).scalar_one())
