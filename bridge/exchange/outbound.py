@@ -220,6 +220,12 @@ class OutboundWorker:
         except BridgeError as exc:  # permanent: EHR refusal, mapping, policy (consent revoked ...)
             await self._failed(loop, item, exc, retryable=False)
             return
+        except Exception as exc:
+            # a payload an older version queued, or a bug: it fails the same way every time, and
+            # escaping here left the item 'sending' to be claimed and fail again at each lease expiry.
+            # The type only: messages such as pydantic's quote the input (PHI).
+            await self._dead(loop, item, _short_error(exc), None)
+            return
         bad = [e for e in result.entries if not 200 <= e.status < 300]
         if bad:
             outcome = bad[0].outcome
