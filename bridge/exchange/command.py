@@ -11,10 +11,14 @@ import asyncio
 import json
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from bridge.config import load_settings
-from bridge.errors import InputError
+from bridge.errors import ConfigError, InputError
 from bridge.store import OutboxItem, OutboxState, Store, open_store
 
 _MAX_AGE_DAYS = 36_500  # a century: any larger age overflows the cutoff date
@@ -48,8 +52,22 @@ def _store_url(args: argparse.Namespace) -> str:
     return load_settings(args.config).store.url
 
 
+def _existing_store(url: str) -> str:
+    """The operator commands read a store that exists: opening a SQLite path that is not there
+    would create an empty store (and its directories) and report 0 items for a typo."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # open_store names the bad URL
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and database and database != ":memory:":
+        if not Path(database).is_file():
+            raise ConfigError("store.url", f"no store file at {database}")
+    return url
+
+
 async def _with_store(args: argparse.Namespace, work: Any) -> int:
-    store: Store = await open_store(_store_url(args), schema=args.schema)
+    store: Store = await open_store(_existing_store(_store_url(args)), schema=args.schema)
     try:
         result: int = await work(store)
         return result

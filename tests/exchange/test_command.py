@@ -117,3 +117,14 @@ def test_list_refuses_a_limit_below_one(
         main(["outbox", "list", "--store", url, "--limit", limit])
     assert exited.value.code == 2
     assert "--limit" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "sub-1"], ["retry", "--all-dead"], ["purge"]])
+def test_a_store_file_that_is_not_there_is_an_error_not_a_new_empty_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    # a typo in --store used to create an empty store (and its directories) and report 0 items
+    missing = tmp_path / "typo" / "bridge.db"
+    assert main(["outbox", *command[:1], "--store", f"sqlite+aiosqlite:///{missing}", *command[1:]]) == 2
+    assert "no store file" in capsys.readouterr().err
+    assert not missing.parent.exists()
