@@ -598,6 +598,17 @@ class ExchangeService:
         escalated = parse(PeerNote, {**note.model_dump(mode="json"), "escalation_ref": escalation_ref})
         return await self._resolve(item, escalated, actor, "note.escalation", {"escalation": escalation_ref})
 
+    async def record_refused(self, action: str, ref: str, *, actor: Actor, error: ForbiddenError) -> None:
+        """Put a co-sign or escalation refused before it reached the exchange (the caller's role)
+        on record; ``ref`` (a tracking id or note id) is recorded as the submission it names."""
+        subject = ref
+        try:
+            subject = (await self.store.outbox.get(ref)).id
+        except NotFoundInStoreError:
+            notes = await self.store.outbox.find(kind="note", item_key=ref)
+            subject = notes[-1].id if notes else ref
+        await self._refused(actor, action, subject, error)
+
     async def _refused(self, actor: Actor, action: str, submission_id: str, exc: ForbiddenError) -> None:
         """A refused co-sign or escalation is on record too: who tried, on which submission, and
         the rule that refused (codes and ids only)."""

@@ -20,6 +20,7 @@ import httpx
 
 from bridge.config import Settings
 from bridge.domain import PeerEncounter, PeerNote, Referral, Role
+from bridge.errors import ForbiddenError
 from bridge.exchange.directory import Directory, InMemoryDirectory
 from bridge.exchange.service import Actor, ExchangeService, SubmissionStatus
 from bridge.observability import Metrics
@@ -130,6 +131,9 @@ class ExchangeBridgeService:
     ) -> Submission:
         s = await self.exchange.record_escalation(ref, escalation_ref, actor=_actor(actor), at=at)
         return self._submission(s)
+
+    async def record_refused(self, action: str, ref: str, *, actor: Principal, error: ForbiddenError) -> None:
+        await self.exchange.record_refused(action, ref, actor=_actor(actor), error=error)
 
     async def list_held(self, *, actor: Principal, mine: bool = False) -> list[HeldNote]:
         held = await self.exchange.list_held(actor=_actor(actor), mine=mine)

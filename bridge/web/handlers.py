@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from bridge.domain import PeerEncounter, PeerNote
 from bridge.errors import ForbiddenError, InputError, NotAuthenticatedError, NotFoundInStoreError
-from bridge.web.keys import METRICS, NOTIFY_TOKEN, SERVICE, SETTINGS
+from bridge.web.keys import METRICS, NOTIFY_TOKEN, PRINCIPAL, SERVICE, SETTINGS
 from bridge.web.models import (
     Accepted,
     CheckResult,
@@ -139,9 +139,22 @@ async def submit_note(request: web.Request) -> web.Response:
     return accepted(request, s)
 
 
+async def authorize_supervision(request: web.Request, action: Action, audited: str) -> Principal:
+    """``authorize`` for co-sign and escalation, where a refusal is on record too (who, which
+    submission, the deciding rule): the exchange records its own refusals, this the caller's role."""
+    try:
+        return authorize(request, action)
+    except ForbiddenError as exc:
+        principal: Principal | None = request.get(PRINCIPAL)
+        if principal is not None:
+            ref = request.match_info["note_ref"]
+            await request.app[SERVICE].record_refused(audited, ref, actor=principal, error=exc)
+        raise
+
+
 async def cosign_note(request: web.Request) -> web.Response:
     """202 with the state after the co-sign: ``queued``, or still ``held`` (an escalation missing)."""
-    actor = authorize(request, Action.COSIGN_NOTE)
+    actor = await authorize_supervision(request, Action.COSIGN_NOTE, "note.cosign")
     ref = request.match_info["note_ref"]
     # who may co-sign whose note (organization, the author's supervisor) is the exchange's call
     s = await request.app[SERVICE].cosign_note(ref, actor=actor, at=datetime.now(UTC))
@@ -150,7 +163,7 @@ async def cosign_note(request: web.Request) -> web.Response:
 
 
 async def record_escalation(request: web.Request) -> web.Response:
-    actor = authorize(request, Action.ESCALATE_NOTE)
+    actor = await authorize_supervision(request, Action.ESCALATE_NOTE, "note.escalation")
     req = await body(request, EscalationRequest)
     ref = request.match_info["note_ref"]
     s = await request.app[SERVICE].record_escalation(

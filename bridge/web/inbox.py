@@ -26,7 +26,7 @@ from multidict import MultiDictProxy
 from bridge.domain import Activity, Audience, ContactMethod, PeerEncounter, PeerNote, Setting, parse
 from bridge.errors import AccessError, BridgeError, InputError, NotAuthenticatedError
 from bridge.web.errors import status_for
-from bridge.web.handlers import REFERRAL_ACTIONS, load_referral
+from bridge.web.handlers import REFERRAL_ACTIONS, authorize_supervision, load_referral
 from bridge.web.keys import AUTHENTICATOR, SERVICE, SETTINGS
 from bridge.web.models import EscalationRequest
 from bridge.web.principal import Action, Principal, has_required_scope, may_see_assignee
@@ -282,8 +282,15 @@ async def submit_note(request: web.Request) -> web.StreamResponse:
     raise _redirect(msg=msg, submitted=_submitted(request, sub.id))
 
 
+async def _require_supervision(request: web.Request, action: Action, audited: str) -> Principal:
+    try:
+        return await authorize_supervision(request, action, audited)
+    except NotAuthenticatedError:
+        raise web.HTTPSeeOther("/inbox") from None
+
+
 async def cosign_note(request: web.Request) -> web.StreamResponse:
-    principal = _require(request, Action.COSIGN_NOTE)
+    principal = await _require_supervision(request, Action.COSIGN_NOTE, "note.cosign")
     ref = request.match_info["note_ref"]
     try:
         sub = await request.app[SERVICE].cosign_note(ref, actor=principal, at=datetime.now(UTC))
@@ -295,7 +302,7 @@ async def cosign_note(request: web.Request) -> web.StreamResponse:
 
 
 async def record_escalation(request: web.Request) -> web.StreamResponse:
-    principal = _require(request, Action.ESCALATE_NOTE)
+    principal = await _require_supervision(request, Action.ESCALATE_NOTE, "note.escalation")
     ref = request.match_info["note_ref"]
     form = await request.post()
     try:

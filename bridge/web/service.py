@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bridge.domain import PeerEncounter, PeerNote, Referral, Role
+from bridge.errors import ForbiddenError
 from bridge.web.principal import Principal
 
 
@@ -83,6 +84,11 @@ class BridgeService(Protocol):
     async def record_escalation(
         self, ref: str, escalation_ref: str, *, actor: Principal, at: datetime
     ) -> Submission: ...
+
+    async def record_refused(self, action: str, ref: str, *, actor: Principal, error: ForbiddenError) -> None:
+        """Audit a refused co-sign or escalation (``action``: ``note.cosign`` | ``note.escalation``)
+        on the submission ``ref`` names: who, which submission, the deciding rule."""
+        ...
 
     async def list_held(self, *, actor: Principal, mine: bool = False) -> list[HeldNote]:
         """The held notes ``actor`` may co-sign, or with ``mine`` the ones ``actor`` wrote (audited

@@ -16,7 +16,13 @@ from typing import Any
 
 from bridge.config import Settings
 from bridge.domain import PeerEncounter, PeerNote, Referral, ReferralStatus, Role
-from bridge.errors import NotFoundInStoreError, NotHeldError, ScopeViolationError, StateTransitionError
+from bridge.errors import (
+    ForbiddenError,
+    NotFoundInStoreError,
+    NotHeldError,
+    ScopeViolationError,
+    StateTransitionError,
+)
 from bridge.observability import Metrics
 from bridge.roles import Policy, load_policy
 from bridge.web.principal import Principal
@@ -51,6 +57,7 @@ class FakeService:
     ready: bool = True
 
     held: dict[str, PeerNote] = field(default_factory=dict)
+    refused: list[tuple[str, str, str, str | None]] = field(default_factory=list)  # audited refusals
 
     def _queue(self, kind: str, record_id: str, actor: Principal, *, held: bool = False) -> Submission:
         sid = f"sub-{len(self.submissions) + 1}"
@@ -112,6 +119,9 @@ class FakeService:
     ) -> Submission:
         self.calls.append(f"record_escalation:{ref}:{escalation_ref}")
         return self._release(ref)
+
+    async def record_refused(self, action: str, ref: str, *, actor: Principal, error: ForbiddenError) -> None:
+        self.refused.append((action, ref, actor.subject, error.rule))
 
     async def list_held(self, *, actor: Principal, mine: bool = False) -> list[HeldNote]:
         return [

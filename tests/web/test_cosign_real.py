@@ -188,17 +188,34 @@ async def test_the_author_sees_their_held_note_waiting_for_cosign(
     assert f'id="mine-{sid}"' not in await (await c.get("/inbox")).text()
 
 
-async def test_a_refused_cosign_is_in_the_audit_log(held: Held, make_token: TokenFactory) -> None:
+async def test_refused_cosigns_and_escalations_are_in_the_audit_log(
+    held: Held, make_token: TokenFactory
+) -> None:
+    c, sid = held.client, held.submission_id
     stranger = make_token("peer-supervisor", practitioner_id=held.other_supervisor)
-    resp = await held.client.post(f"/api/v1/notes/{held.submission_id}/cosign", headers=bearer(stranger))
-    assert resp.status == 403 and (await resp.json())["rule"] == "cosign.supervisor"
+    resp = await c.post(f"/api/v1/notes/{sid}/cosign", headers=bearer(stranger))
+    assert resp.status == 403 and (await resp.json())["rule"] == "cosign.supervisor"  # the exchange's
+    # refused by the caller's role or organization before the exchange: on record all the same,
+    # under the submission the note id names
+    author = make_token(practitioner_id=held.peer)
+    resp = await c.post(f"/api/v1/notes/{held.note_id}/cosign", headers=bearer(author))
+    assert resp.status == 403 and (await resp.json())["rule"] == "role:peer-specialist"
+    outsider = make_token("peer-specialist", OTHER_ORG, practitioner_id=held.peer)
+    resp = await c.post(
+        f"/api/v1/notes/{sid}/escalation", json={"escalation_ref": "Task/e-1"}, headers=bearer(outsider)
+    )
+    assert resp.status == 403 and (await resp.json())["rule"] == "same-organization"
+
     store = await open_store(f"sqlite+aiosqlite:///{held.stack.store_file}")
     try:
-        entries = await store.audit.entries(subject=held.submission_id, action="note.cosign")
+        entries = [e for e in await store.audit.entries(subject=sid) if e.action.startswith("note.")]
     finally:
         await store.close()
-    assert [(e.outcome, (e.detail or {}).get("rule")) for e in entries] == [("refused", "cosign.supervisor")]
-    assert entries[0].actor == f"practitioner:{held.other_supervisor}"
+    assert [(e.action, e.outcome, e.actor, (e.detail or {}).get("rule")) for e in entries] == [
+        ("note.cosign", "refused", f"practitioner:{held.other_supervisor}", "cosign.supervisor"),
+        ("note.cosign", "refused", f"practitioner:{held.peer}", "role:peer-specialist"),
+        ("note.escalation", "refused", f"practitioner:{held.peer}", "same-organization"),
+    ]
 
 
 async def test_a_blocked_note_is_refused_and_cannot_be_cosigned(held: Held, make_token: TokenFactory) -> None:

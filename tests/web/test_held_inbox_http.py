@@ -73,3 +73,6 @@ async def test_a_peer_is_told_the_note_is_held_and_sees_no_queue(
     refused = await client.post("/inbox/notes/sub-1/cosign", allow_redirects=False)
     assert refused.status == 403 and (await refused.json())["rule"] == "role:peer-specialist"
     assert service.submissions["sub-1"].state == "held"
+    assert [(a, ref, rule) for a, ref, _, rule in service.refused] == [
+        ("note.cosign", "sub-1", "role:peer-specialist")  # the refused attempt goes to the audit log
+    ]
