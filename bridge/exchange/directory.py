@@ -81,6 +81,10 @@ class InMemoryDirectory:
             raise ConfigError(
                 "(file)", f"cannot read directory: {type(exc).__name__}", source=str(file)
             ) from None
+        except RecursionError:  # nested deeper than the parser recurses: was a traceback
+            raise ConfigError(
+                "(file)", "cannot read directory: nested too deeply", source=str(file)
+            ) from None
         if not isinstance(data, dict):
             raise ConfigError("(root)", "must be a JSON object", source=str(file))
         out = cls()

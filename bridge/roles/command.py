@@ -71,6 +71,8 @@ def read_input(file: str) -> NoteFacts:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise InputError("file", f"not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:  # nested deeper than the parser recurses
+        raise InputError("file", "not valid JSON (nested too deeply)") from None
     if not isinstance(data, dict):
         raise InputError("file", "must hold a JSON object")
     return parse(NoteFacts, data)

@@ -63,6 +63,8 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         data = await request.json()
     except ValueError:
         raise MalformedBody(reason="request body is not valid JSON") from None
+    except RecursionError:  # nested deeper than the parser recurses (well under the size limit): was a 500
+        raise MalformedBody(reason="request body is nested too deeply") from None
     if not isinstance(data, dict):
         raise MalformedBody(reason="request body must be a JSON object")
     return data

@@ -118,3 +118,10 @@ def test_rules_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert rules["billing.period-cap"]["kind"] == "check"
     assert main(["rules", "list", "--rules", str(RULES_DIR)]) == 0
     assert "[hold ] content.risk-of-harm (pattern)" in capsys.readouterr().out
+
+
+def test_json_nested_past_the_parser_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)  # was a RecursionError traceback
+    assert main(["rules", "check", str(deep)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
