@@ -205,4 +205,6 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError("(file)", f"not valid TOML: {exc}", source=str(file)) from None
+    except RecursionError:  # nested deeper than the parser recurses: was a traceback
+        raise ConfigError("(file)", "not valid TOML: nested too deeply", source=str(file)) from None
     return settings_from_dict(data, source=str(file), base_dir=str(file.parent.resolve()))

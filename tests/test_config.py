@@ -62,3 +62,11 @@ def test_missing_section_and_bad_toml(tmp_path: Path) -> None:
         load_settings(f)
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(tmp_path / "absent.toml")
+
+
+def test_toml_nested_past_the_parser_is_a_config_error(tmp_path: Path) -> None:
+    f = tmp_path / "bridge.toml"
+    f.write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")  # was a RecursionError traceback
+    with pytest.raises(ConfigError) as exc:
+        load_settings(f)
+    assert exc.value.path == "(file)" and "nested too deeply" in exc.value.reason

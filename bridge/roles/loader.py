@@ -65,6 +65,8 @@ def _read(file: Path) -> dict[str, Any]:
         return tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RuleFileError(str(file), "(file)", f"not valid TOML: {exc}") from None
+    except RecursionError:  # nested deeper than the parser recurses: was a traceback
+        raise RuleFileError(str(file), "(file)", "not valid TOML: nested too deeply") from None
 
 
 def load_rule_files(files: list[Path]) -> Policy:

@@ -180,3 +180,10 @@ def test_unknown_jurisdiction_and_mismatched_overlay(rules: Path) -> None:
     with pytest.raises(RuleFileError) as info:
         load_policy(rules, "Texas")
     assert info.value.key == "jurisdiction"
+
+
+def test_toml_nested_past_the_parser_is_a_rule_file_error(rules: Path) -> None:
+    path = overlay(rules, "a = " + "[" * 100_000 + "]" * 100_000 + "\n")  # was a RecursionError traceback
+    err = load_error(rules)
+    assert (err.file, err.key) == (str(path), "(file)")
+    assert "nested too deeply" in err.reason
