@@ -30,7 +30,7 @@ from bridge.web.handlers import REFERRAL_ACTIONS, authorize_supervision, load_re
 from bridge.web.keys import AUTHENTICATOR, SERVICE, SETTINGS
 from bridge.web.models import EscalationRequest
 from bridge.web.principal import Action, Principal, has_required_scope, may_see_assignee
-from bridge.web.requests import SESSION_COOKIE, authorize
+from bridge.web.requests import SESSION_COOKIE, authorize, form_fields
 
 log = logging.getLogger("bridge.web.inbox")
 
@@ -150,7 +150,7 @@ async def inbox(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = await form_fields(request)
     credential = str(form.get("credential", "")).strip()
     auth = request.app[AUTHENTICATOR]
     kind = "jwt" if credential.count(".") == 2 else "key"
@@ -198,7 +198,7 @@ async def referral_action(request: web.Request) -> web.StreamResponse:
     referral_id = request.match_info["referral_id"]
     if action not in REFERRAL_ACTIONS:
         raise web.HTTPNotFound()
-    form = await request.post()
+    form = await form_fields(request)
     reason = str(form.get("reason", "")).strip() or None
     outputs = [o.strip() for o in str(form.get("outputs", "")).split(",") if o.strip()]
     try:
@@ -231,7 +231,7 @@ def _aware(local: str, tz: str, field: str) -> str:
 
 async def submit_encounter(request: web.Request) -> web.StreamResponse:
     principal = _require(request, Action.SUBMIT_ENCOUNTER)
-    form = await request.post()
+    form = await form_fields(request)
     fields = _fields(form)
     try:
         tz = fields.get("tz") or "+00:00"
@@ -257,7 +257,7 @@ async def submit_encounter(request: web.Request) -> web.StreamResponse:
 
 async def submit_note(request: web.Request) -> web.StreamResponse:
     principal = _require(request, Action.SUBMIT_NOTE)
-    fields = _fields(await request.post())
+    fields = _fields(await form_fields(request))
     try:
         data: dict[str, Any] = {
             "id": fields.get("id", ""),
@@ -304,7 +304,7 @@ async def cosign_note(request: web.Request) -> web.StreamResponse:
 async def record_escalation(request: web.Request) -> web.StreamResponse:
     principal = await _require_supervision(request, Action.ESCALATE_NOTE, "note.escalation")
     ref = request.match_info["note_ref"]
-    form = await request.post()
+    form = await form_fields(request)
     try:
         req = parse(EscalationRequest, {"escalation_ref": str(form.get("escalation_ref", "")).strip()})
         sub = await request.app[SERVICE].record_escalation(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from aiohttp import web
+from multidict import MultiDictProxy
 from pydantic import BaseModel
 
 from bridge.domain import parse
@@ -63,11 +64,27 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         data = await request.json()
     except ValueError:
         raise MalformedBody(reason="request body is not valid JSON") from None
+    except LookupError:  # Content-Type names a charset Python does not know: was a 500
+        raise MalformedBody(reason="request body has an unknown charset") from None
     except RecursionError:  # nested deeper than the parser recurses (well under the size limit): was a 500
         raise MalformedBody(reason="request body is nested too deeply") from None
     if not isinstance(data, dict):
         raise MalformedBody(reason="request body must be a JSON object")
     return data
+
+
+class MalformedForm(web.HTTPBadRequest):
+    """400 for a form post that cannot be read (unknown charset, broken multipart framing)."""
+
+    code = "malformed_form"
+
+
+async def form_fields(request: web.Request) -> MultiDictProxy[Any]:
+    """The posted form fields; a body that cannot be decoded is a 400, not a 500."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError):  # broken multipart boundary, or a charset Python does not know
+        raise MalformedForm(reason="form body cannot be read") from None
 
 
 async def body(request: web.Request, model: type[M]) -> M:

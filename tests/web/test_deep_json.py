@@ -1,4 +1,5 @@
-"""A body nested deeper than the JSON parser recurses is malformed input (400), not a crash (500)."""
+"""Bodies the JSON parser cannot take (nested too deeply, an unknown charset) are malformed input
+(400), not a crash (500)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,11 @@ async def test_deeply_nested_notification_is_a_400(client: Client) -> None:
     headers = {**bearer(NOTIFY_TOKEN), "Content-Type": "application/fhir+json"}
     resp = await client.post("/fhir/notify", data=DEEP, headers=headers)
     assert resp.status == 400, await resp.text()
+
+
+@pytest.mark.parametrize("charset", ["bogus", "x-unknown-42"])
+async def test_an_unknown_charset_is_a_400(client: Client, make_token: TokenFactory, charset: str) -> None:
+    headers = {**bearer(make_token()), "Content-Type": f"application/json; charset={charset}"}
+    resp = await client.post("/api/v1/notes/check", data=b'{"id": "n-1"}', headers=headers)
+    assert resp.status == 400, await resp.text()  # was a 500 (LookupError decoding the body)
+    assert (await resp.json())["code"] == "malformed_json"
