@@ -474,15 +474,21 @@ class InboundSync:
 
     async def _skipped(self, endpoint: str, task: Mapping[str, Any], code: str, **why: Any) -> None:
         """Audit a Task left out of the inbox, so an operator can find it (the log line alone is
-        easy to miss); the clinician's next change to it brings it round again."""
+        easy to miss); the clinician's next change to it brings it round again. Once per Task
+        version: the poll cursor is inclusive, so the newest Task is read again at every poll."""
+        subject = f"Task/{task.get('id')}"
+        version = (task.get("meta") or {}).get("versionId")
+        earlier = await self.store.audit.entries(subject=subject, action="receive.skipped")
+        if any(e.source == endpoint and (e.detail or {}).get("version") == version for e in earlier):
+            return
         await self.store.audit.append(
             actor=self.actor,
             action="receive.skipped",
-            subject=f"Task/{task.get('id')}",
+            subject=subject,
             at=self.clock(),
             outcome="skipped",
             source=endpoint,
-            detail={"code": code, "version": (task.get("meta") or {}).get("versionId"), **why},
+            detail={"code": code, "version": version, **why},
         )
 
     async def _supporting(self, client: AsyncFhirClient, refs: Sequence[str]) -> list[Mapping[str, Any]]:
