@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import math
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bridge.config import load_settings
-from bridge.errors import ConfigError, InputError
+from bridge.errors import ConfigError, InputError, NotFoundInStoreError
 from bridge.store import OutboxItem, OutboxState, Store, open_store
 
 _MAX_AGE_DAYS = 36_500  # a century: any larger age overflows the cutoff date
@@ -115,13 +116,31 @@ def _show(args: argparse.Namespace) -> int:
     return asyncio.run(_with_store(args, work))
 
 
+async def _not_dead(store: Store, ids: list[str]) -> list[str]:
+    """Why each id that is not dead will not be requeued (a typo, or an item in another state), so
+    a partial retry is not mistaken for a complete one."""
+    reasons = []
+    for item_id in dict.fromkeys(ids):
+        try:
+            item = await store.outbox.get(item_id)
+        except NotFoundInStoreError:
+            reasons.append(f"  {item_id}: no such item")
+            continue
+        if item.state is not OutboxState.DEAD:
+            reasons.append(f"  {item_id}: {item.state.value}, not dead")
+    return reasons
+
+
 def _retry(args: argparse.Namespace) -> int:
     if not args.ids and not args.all_dead:
         raise InputError("ids", "name the items to retry, or pass --all-dead")
 
     async def work(store: Store) -> int:
+        skipped = [] if args.all_dead else await _not_dead(store, args.ids)
         n = await store.outbox.retry(None if args.all_dead else args.ids, now=datetime.now(UTC))
         print(f"requeued {n} dead item(s)")
+        for line in skipped:
+            print(line, file=sys.stderr)
         await store.audit.append(
             actor="operator:cli",
             action="outbox.retry",

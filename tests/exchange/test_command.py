@@ -128,3 +128,16 @@ def test_a_store_file_that_is_not_there_is_an_error_not_a_new_empty_store(
     assert main(["outbox", *command[:1], "--store", f"sqlite+aiosqlite:///{missing}", *command[1:]]) == 2
     assert "no store file" in capsys.readouterr().err
     assert not missing.parent.exists()
+
+
+def test_retry_names_the_ids_it_did_not_requeue(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # it printed "requeued 1 dead item(s)" and nothing about a typo or an item that was not dead
+    url = f"sqlite+aiosqlite:///{tmp_path / 'b.db'}"
+    delivered, dead = _seed(url)
+    assert main(["outbox", "retry", "--store", url, dead, delivered, "sub-typo"]) == 0
+    captured = capsys.readouterr()
+    assert "requeued 1" in captured.out
+    assert f"{delivered}: delivered, not dead" in captured.err
+    assert "sub-typo: no such item" in captured.err and dead not in captured.err
+    assert main(["outbox", "retry", "--store", url, "sub-typo"]) == 1
+    assert "sub-typo: no such item" in capsys.readouterr().err
