@@ -80,15 +80,24 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -> logging.Handler:
-    """Send the ``bridge`` loggers to ``stream`` (stderr) as JSON lines; returns the handler."""
+    """Send the ``bridge`` loggers to ``stream`` (stderr) as JSON lines; returns the handler.
+
+    The same handler goes on the root logger (warnings and up), so what aiohttp, asyncio or
+    SQLAlchemy log about an exception passes the same allow-list: the exception's type and
+    where, never its message, which may quote a request body.
+    """
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("bridge")
-    for old in [h for h in logger.handlers if isinstance(h.formatter, JsonFormatter)]:
-        logger.removeHandler(old)
-    logger.addHandler(handler)
+    root = logging.getLogger()
+    for owner in (logger, root):
+        for old in [h for h in owner.handlers if isinstance(h.formatter, JsonFormatter)]:
+            owner.removeHandler(old)
+        owner.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
     # aiohttp's access log would print raw URLs with query strings; ours logs the route instead
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     return handler

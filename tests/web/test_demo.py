@@ -24,6 +24,7 @@ def captured_logs() -> io.StringIO:
     handler = configure_logging(logging.DEBUG, buf)
     yield buf
     logging.getLogger("bridge").removeHandler(handler)
+    logging.getLogger().removeHandler(handler)
 
 
 async def test_demo_story_end_to_end(tmp_path: Path, captured_logs: io.StringIO) -> None:

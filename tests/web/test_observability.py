@@ -31,6 +31,17 @@ def logs() -> Iterator[io.StringIO]:
     handler = configure_logging(logging.INFO, buf)
     yield buf
     logging.getLogger("bridge").removeHandler(handler)
+    logging.getLogger().removeHandler(handler)
+
+
+def test_third_party_loggers_pass_the_same_allow_list(logs: io.StringIO) -> None:
+    try:
+        raise ValueError(f"cannot parse {SECRET_TEXT}")
+    except ValueError:
+        logging.getLogger("aiohttp.server").exception("Error handling request")
+    line = json.loads(logs.getvalue().strip().splitlines()[-1])
+    assert line["logger"] == "aiohttp.server" and line["error_type"] == "ValueError"
+    assert SECRET_TEXT not in logs.getvalue()
 
 
 def test_formatter_keeps_only_allow_listed_fields() -> None:
