@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
+from bridge.config import Settings
 from bridge.domain import CertificationLevel, HumanName, PeerNote, PeerWorker, Role
 from bridge.errors import ForbiddenError, InputError, NotFoundInStoreError, NotHeldError, PolicyError
 from bridge.exchange.service import Actor, ExchangeService
@@ -59,6 +60,16 @@ def _worker(wid: str, role: Role, level: CertificationLevel, **kw: object) -> Pe
     )
 
 
+async def held_world(
+    ehr: Sandbox, store: Store, make_service: ServiceFactory
+) -> tuple[World, Settings, Team, ExchangeService]:
+    """The sandbox world, its settings, a provisional peer's team and a service on ``store``."""
+    w = World(ehr)
+    settings = settings_for(ehr.base_url)
+    team = Team(w, settings.organization.id)
+    return w, settings, team, await make_service(settings, store, w.directory)
+
+
 async def _held_note(w: World, svc: ExchangeService, team: Team, **note: object) -> tuple[str, str]:
     p = w.participant()
     enc = w.encounter(p, peer_id=team.peer.id)
@@ -76,10 +87,7 @@ def _docs(base_url: str, system: str, note_id: str) -> list[dict[str, object]]:
 async def test_held_note_waits_then_cosigned_is_delivered_once_as_final(
     sandbox_ehr: Sandbox, store: Store, make_service: ServiceFactory
 ) -> None:
-    w = World(sandbox_ehr)
-    settings = settings_for(sandbox_ehr.base_url)
-    team = Team(w, settings.organization.id)
-    svc = await make_service(settings, store, w.directory)
+    w, settings, team, svc = await held_world(sandbox_ehr, store, make_service)
     sid, note_id = await _held_note(w, svc, team)
 
     held = await svc.submission(sid)
@@ -137,10 +145,7 @@ async def test_held_note_waits_then_cosigned_is_delivered_once_as_final(
 async def test_risk_of_harm_needs_the_escalation_too(
     sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
 ) -> None:
-    w = World(sandbox_ehr)
-    settings = settings_for(sandbox_ehr.base_url)
-    team = Team(w, settings.organization.id)
-    svc = await make_service(settings, sqlite_store, w.directory)
+    w, settings, team, svc = await held_world(sandbox_ehr, sqlite_store, make_service)
     sid, note_id = await _held_note(w, svc, team, text=RISK_TEXT)
     rules = {r["rule"] for r in (await svc.submission(sid)).hold_reasons}
     assert rules == {"supervision.cosign", "content.risk-of-harm"}
@@ -165,10 +170,7 @@ async def test_risk_of_harm_needs_the_escalation_too(
 async def test_blocked_and_unknown_notes_cannot_be_cosigned(
     sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
 ) -> None:
-    w = World(sandbox_ehr)
-    settings = settings_for(sandbox_ehr.base_url)
-    team = Team(w, settings.organization.id)
-    svc = await make_service(settings, sqlite_store, w.directory)
+    w, _settings, team, svc = await held_world(sandbox_ehr, sqlite_store, make_service)
     p = w.participant()
     enc = w.encounter(p, peer_id=team.peer.id)
     await svc.submit_encounter(enc, actor=team.actor(team.peer))
@@ -190,10 +192,7 @@ async def test_resending_replaces_the_held_copy(
 ) -> None:
     """The older way (the supervisor sends the whole note with cosigner_id) still works, and it
     releases the held copy under the same tracking id instead of leaving it held behind."""
-    w = World(sandbox_ehr)
-    settings = settings_for(sandbox_ehr.base_url)
-    team = Team(w, settings.organization.id)
-    svc = await make_service(settings, sqlite_store, w.directory)
+    w, _settings, team, svc = await held_world(sandbox_ehr, sqlite_store, make_service)
     sid, note_id = await _held_note(w, svc, team)
     item = await sqlite_store.outbox.get(sid)
     note = PeerNote.model_validate_json(json.dumps(item.payload["note"]))

@@ -10,17 +10,14 @@ from bridge.errors import ForbiddenError
 from bridge.sandbox import Sandbox
 from bridge.store import Store
 
-from .support import ServiceFactory, World, settings_for
-from .test_held import COSIGN_AT, Team, _held_note
+from .support import ServiceFactory
+from .test_held import COSIGN_AT, _held_note, held_world
 
 
 async def test_the_author_lists_their_own_held_notes_only(
     sandbox_ehr: Sandbox, store: Store, make_service: ServiceFactory
 ) -> None:
-    w = World(sandbox_ehr)
-    settings = settings_for(sandbox_ehr.base_url)
-    team = Team(w, settings.organization.id)
-    svc = await make_service(settings, store, w.directory)
+    w, _settings, team, svc = await held_world(sandbox_ehr, store, make_service)
     sid, note_id = await _held_note(w, svc, team)
 
     [mine] = await svc.list_held(actor=team.actor(team.peer), mine=True)
@@ -39,10 +36,7 @@ async def test_the_author_lists_their_own_held_notes_only(
 async def test_refused_cosign_and_escalation_are_audited(
     sandbox_ehr: Sandbox, store: Store, make_service: ServiceFactory
 ) -> None:
-    w = World(sandbox_ehr)
-    settings = settings_for(sandbox_ehr.base_url)
-    team = Team(w, settings.organization.id)
-    svc = await make_service(settings, store, w.directory)
+    w, _settings, team, svc = await held_world(sandbox_ehr, store, make_service)
     sid, _ = await _held_note(w, svc, team)
 
     stranger = team.actor(team.other_supervisor)
