@@ -19,11 +19,13 @@ import os
 import re
 import socket
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.clients import AsyncFhirClient, RetryPolicy
 from bridge.config import Settings
@@ -296,22 +298,30 @@ class ExchangeService:
         endpoint = await self._route(encounter.endpoint, referral, participant)
         participant.identifier_for(endpoint)  # fail now, not at delivery, when the EHR cannot know them
         # the session itself is judged too: endorsement vs the referral's program, dual
-        # relationships (block: nothing is queued), billing facts (warnings, in the answer)
-        decision = self.policy.check_encounter(
-            encounter,
-            peer=peer,
-            participant=participant,
-            programs=referral.programs if referral is not None else (),
-            usage=await self._usage(encounter),
-        )
-        decision.raise_for_verdict()
-        if decision.verdict is Verdict.HOLD:  # only if a rule file made one of these checks a hold
-            raise PolicyError(
-                f"held by policy until resolved: {', '.join(decision.rules_fired)}",
-                [v.to_dict() for v in decision.violations],
+        # relationships (block: nothing is queued), billing facts (warnings, in the answer). The
+        # billing usage is read in the transaction that records this session's units, under a
+        # per-participant lock: two sessions submitted at once are each judged with the other.
+        programs = referral.programs if referral is not None else ()
+
+        async def judge(conn: AsyncConnection) -> Decision:
+            if encounter.billable:
+                await self.store.billing.lock(encounter.participant_id, conn=conn)
+            decision = self.policy.check_encounter(
+                encounter,
+                peer=peer,
+                participant=participant,
+                programs=programs,
+                usage=await self._usage(encounter, conn=conn),
             )
+            decision.raise_for_verdict()
+            if decision.verdict is Verdict.HOLD:  # only if a rule file made one of these checks a hold
+                raise PolicyError(
+                    f"held by policy until resolved: {', '.join(decision.rules_fired)}",
+                    [v.to_dict() for v in decision.violations],
+                )
+            return decision
+
         payload = {"encounter": _json(encounter)}
-        billed = int((decision.billing or {}).get("billable_units", 0)) if encounter.billable else 0
         return await self._enqueue(
             "encounter",
             encounter.id,
@@ -320,11 +330,14 @@ class ExchangeService:
             payload,
             actor,
             idempotency_key,
-            decision,
-            billed=(encounter, billed),
+            None,
+            billed=encounter,
+            judge=judge,
         )
 
-    async def _usage(self, encounter: PeerEncounter) -> BillingUsage | None:
+    async def _usage(
+        self, encounter: PeerEncounter, *, conn: AsyncConnection | None = None
+    ) -> BillingUsage | None:
         """Units already billed for the session's participant in each cap's window, this session
         left out (a re-sent session replaces its own row). Windows end at the session's date as
         its own clock read it: the day, the rule file's rolling ``period_days``, the calendar year."""
@@ -339,6 +352,7 @@ class ExchangeService:
                 since=since,
                 until=day,
                 exclude_encounter=encounter.id,
+                conn=conn,
             )
 
         today = await units(day) if spec.daily_unit_cap is not None else 0
@@ -432,22 +446,27 @@ class ExchangeService:
         idempotency_key: str | None,
         decision: Decision | None,
         supersedes: OutboxItem | None = None,
-        billed: tuple[PeerEncounter, int] | None = None,
+        billed: PeerEncounter | None = None,
+        judge: Callable[[AsyncConnection], Awaitable[Decision]] | None = None,
     ) -> SubmissionStatus:
         """Queue (or hold) one record. ``supersedes``: a held copy of the same note that this
         submission replaces: released with the new payload when it resolves the hold (re-sent
         co-signed), else kept held with the new payload and reasons (re-sent edited). The peer's
         tracking id stays the one that gets delivered, and no stale copy stays held behind.
-        ``billed``: a session and its billable units, recorded in the billing ledger with it."""
+        ``billed``: a session whose billable units (from the decision) go to the billing ledger
+        with it. ``judge``: the policy check, run inside the transaction (its decision replaces
+        ``decision``; raising refuses the submission and nothing is written)."""
         now = self.clock()
         # what the caller sent, not what we derived from it (the "update" flag, the session copy):
         # a retried request must hash the same whatever happened in between
         body_hash = request_hash({"kind": kind, "record": payload[kind]})
-        warnings = [v.to_dict() for v in decision.violations] if decision is not None else []
-        held = warnings if decision is not None and decision.verdict is Verdict.HOLD else None
         for attempt in range(2):
             try:
                 async with self.store.transaction(durable=True) as conn:  # the 202 is a promise
+                    if judge is not None:
+                        decision = await judge(conn)
+                    warnings = [v.to_dict() for v in decision.violations] if decision is not None else []
+                    held = warnings if decision is not None and decision.verdict is Verdict.HOLD else None
                     if idempotency_key is not None:
                         earlier = await self.store.idempotency.lookup(
                             actor.name, idempotency_key, body_hash, conn=conn
@@ -480,7 +499,9 @@ class ExchangeService:
                             conn=conn,
                         )
                     if billed is not None:
-                        session, units = billed
+                        session = billed
+                        units = int((decision.billing or {}).get("billable_units", 0)) if decision else 0
+                        units = units if session.billable else 0
                         await self.store.billing.record(
                             encounter_id=session.id,
                             submission_id=item.id,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.store.engine import Database
@@ -57,9 +57,11 @@ class BillingLedger:
         until: dt.date,
         peer_id: str | None = None,
         exclude_encounter: str | None = None,
+        conn: AsyncConnection | None = None,
     ) -> int:
         """Billable units for ``participant_id`` (and ``peer_id``, when given) with a service date
-        in ``[since, until]``, leaving out ``exclude_encounter`` (the session being judged)."""
+        in ``[since, until]``, leaving out ``exclude_encounter`` (the session being judged). Pass
+        ``conn`` (after :meth:`lock`) to read them in the transaction that records the next row."""
         stmt = (
             select(func.coalesce(func.sum(billing_ledger.c.billable_units), 0))
             .select_from(billing_ledger.join(outbox, outbox.c.id == billing_ledger.c.submission_id))
@@ -74,5 +76,20 @@ class BillingLedger:
             stmt = stmt.where(billing_ledger.c.peer_id == peer_id)
         if exclude_encounter is not None:
             stmt = stmt.where(billing_ledger.c.encounter_id != exclude_encounter)
-        async with self._db.tx() as c:
+        async with self._db.tx(conn) as c:
             return int((await c.execute(stmt)).scalar_one())
+
+    async def lock(self, participant_id: str, *, conn: AsyncConnection) -> None:
+        """Serialize check-and-record of one participant's units until ``conn`` commits, so two
+        sessions submitted at once are not both judged without the other.
+
+        PostgreSQL: a transaction-scoped advisory lock on the participant (a row lock cannot
+        cover rows that do not exist yet); reads after it see the other session's committed row
+        (READ COMMITTED takes a new snapshot per statement). SQLite: nothing to do, every
+        transaction is a write transaction (``BEGIN IMMEDIATE``), one at a time."""
+        if self._db.dialect != "postgresql":
+            return
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"billing:{participant_id}"},
+        )

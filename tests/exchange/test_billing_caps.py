@@ -5,6 +5,7 @@ verdict (caps are warnings: accepted, with fewer billable units); the one before
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -126,3 +127,22 @@ async def test_virginia_daily_and_yearly_caps(sandbox_ehr: Sandbox, store: Store
     assert await s.send(s.session(date(2026, 6, 3), 60)) == []  # 900 hours: at the cap
     assert await s.send(s.session(date(2026, 6, 4), 30)) == ["billing.yearly-cap"]
     assert await s.send(s.session(date(2027, 1, 4), 30)) == []  # a new year
+
+
+async def test_concurrent_sessions_cannot_both_pass_a_cap(
+    sandbox_ehr: Sandbox, store: Store, services: Any
+) -> None:
+    """Sessions for one participant submitted at once are judged one after the other (usage read
+    and ledger row in one transaction, per-participant lock): exactly those past the cap get it."""
+    w = World(sandbox_ehr)
+    svc = await services("VA", w, store, sandbox_ehr.base_url)  # 16 units a day
+    s = Sessions(w, svc, w.participant(at_ehr=False))
+    day = date(2026, 6, 1)
+    sessions = [s.session(day, 60) for _ in range(6)]  # 4 units each: four fit, two are over
+    other = Sessions(w, svc, w.participant(at_ehr=False))  # another participant's lock and budget
+    theirs = [other.session(day, 60) for _ in range(2)]
+    results = await asyncio.gather(*(s.send(e) for e in sessions + theirs))
+    mine, others = results[:6], results[6:]
+    assert sorted(mine) == [[], [], [], [], ["billing.daily-cap"], ["billing.daily-cap"]]
+    assert others == [[], []]
+    assert await store.billing.units(participant_id=s.p.id, since=day, until=day) == 16
