@@ -22,6 +22,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
+from joserfc.jwk import ECKey
 
 from bridge.config import load_settings
 from bridge.demo import peer_organization_ref, place_referral
@@ -303,3 +304,36 @@ async def test_authorization_matrix_on_the_real_stack(
     mine = [e for e in await w.store.audit.entries(after_seq=seq, limit=100_000) if e.actor == actor]
     expected = [(AUDITED_REFUSALS[endpoint], "refused", body["rule"])] if endpoint in AUDITED_REFUSALS else []
     assert [(e.action, e.outcome, (e.detail or {}).get("rule")) for e in mine] == expected
+
+
+# what a caller's request writes to the audit log (the outbound worker and the poller write the rest)
+CALLER_ACTIONS = ("submit", "view", "note.", "referral.")
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("credential", ["none", "foreign-key"])
+@pytest.mark.parametrize("endpoint", sorted(EXPECTED_ROLES))
+async def test_no_valid_credential_is_401_without_a_trace(
+    world: World, make_token: TokenFactory, endpoint: str, credential: str
+) -> None:
+    w = world
+    # the role the table allows, so only the credential stands between the caller and the service
+    role = sorted(EXPECTED_ROLES[endpoint])[0]
+    who = _practitioner(w, role, endpoint)
+    headers: dict[str, str] = {}
+    if credential == "foreign-key":  # same kid and claims, signed by a key the bridge does not trust
+        stranger = ECKey.generate_key("P-256", parameters={"kid": "idp-1", "alg": "ES256"})
+        headers = bearer(make_token(role, practitioner_id=who, key=stranger))
+    outbox_before = await _outbox_ids(w.store)
+    tasks_before = await _task_versions(w)
+    seq = await _last_seq(w.store)
+
+    resp = await _call(w, endpoint, who, headers, allowed=False)
+
+    assert resp.status == 401, (resp.status, await resp.text())
+    assert (await resp.json())["code"] == "unauthenticated"
+    assert await _outbox_ids(w.store) == outbox_before
+    assert (await w.store.outbox.get(w.held_submission)).state is OutboxState.HELD
+    assert await _task_versions(w) == tasks_before
+    new = await w.store.audit.entries(after_seq=seq, limit=100_000)
+    assert [e.action for e in new if e.action.startswith(CALLER_ACTIONS)] == []  # nobody to name
