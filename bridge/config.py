@@ -140,6 +140,9 @@ class OutboxSettings(_Section):
 class RulesSettings(_Section):
     dir: str = "rules"
     jurisdiction: str | None = None  # e.g. "TX"; overlays config/rules/<dir>/<xx>.toml
+    # a session starting (or a note written) longer ago than this is refused: a typo'd year, not
+    # late documentation (billing windows look back 6-12 months at most)
+    oldest_record_days: Annotated[int, Field(ge=1, le=36500)] = 366
 
 
 class Settings(_Section):

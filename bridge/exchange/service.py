@@ -89,6 +89,25 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# a device clock a little ahead of ours is not an error; a date further ahead is
+FUTURE_SKEW = timedelta(minutes=5)
+
+
+def check_record_dates(fields: Mapping[str, datetime], *, now: datetime, oldest_days: int) -> None:
+    """Refuse absurd dates at the service boundary (the domain records read no clock): a field
+    later than ``now`` plus :data:`FUTURE_SKEW`, or earlier than ``oldest_days`` before ``now``
+    (setting ``rules.oldest_record_days``), is an :class:`InputError` naming the field."""
+    floor = now - timedelta(days=oldest_days)
+    # name the latest field for a future date (a session's end) and the earliest for an old one
+    by_time = sorted(fields.items(), key=lambda kv: kv[1])
+    name, latest = by_time[-1]
+    if latest > now + FUTURE_SKEW:
+        raise InputError(name, f"is in the future (more than {FUTURE_SKEW.seconds // 60} minutes ahead)")
+    name, earliest = by_time[0]
+    if earliest < floor:
+        raise InputError(name, f"is more than {oldest_days} days in the past (rules.oldest_record_days)")
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who is calling and from where (goes to the audit log). ``name`` scopes idempotency keys."""
@@ -292,6 +311,7 @@ class ExchangeService:
     async def submit_encounter(
         self, encounter: PeerEncounter, *, actor: Actor, idempotency_key: str | None = None
     ) -> SubmissionStatus:
+        self._check_dates({"start": encounter.start, "end": encounter.end})
         participant = await self.directory.participant(encounter.participant_id)
         peer = await self.directory.peer(encounter.peer_id)
         referral = await self._referral(encounter.referral_id)
@@ -335,6 +355,9 @@ class ExchangeService:
             judge=judge,
         )
 
+    def _check_dates(self, fields: Mapping[str, datetime]) -> None:
+        check_record_dates(fields, now=self.clock(), oldest_days=self.settings.rules.oldest_record_days)
+
     async def _usage(
         self, encounter: PeerEncounter, *, conn: AsyncConnection | None = None
     ) -> BillingUsage | None:
@@ -366,6 +389,7 @@ class ExchangeService:
 
     async def check_note(self, note: PeerNote, *, actor: Actor) -> Decision:
         """Dry run: the policy's verdict for this note as it would be sent now. Nothing is stored."""
+        self._check_dates({"written_at": note.written_at})
         decision, _ = await self._judge_note(note, actor)
         return decision
 
@@ -402,6 +426,7 @@ class ExchangeService:
     ) -> SubmissionStatus:
         if note.encounter_id is None:
             raise InputError("encounter_id", "required: a note is sent with the session it documents")
+        self._check_dates({"written_at": note.written_at})
         decision, endpoint = await self._judge_note(note, actor)
         if decision.verdict is Verdict.BLOCK:
             decision.raise_for_verdict()

@@ -35,6 +35,8 @@ def settings_for(base_url: str, *, org: str | None = None, **endpoint: Any) -> S
             "organization": samples.organization(org),
             "endpoints": {"clinic": {"base_url": base_url, "max_concurrency": 4, **endpoint}},
             "default_endpoint": "clinic",
+            # the sample records have fixed dates: keep them inside the accepted window
+            "rules": {"oldest_record_days": 36500},
         }
     )
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from bridge.domain import Participant, PeerEncounter
 from bridge.exchange.inbound import InboundSettings
-from bridge.exchange.service import Actor, ExchangeService
+from bridge.exchange.service import Actor, ExchangeService, utc_now
 from bridge.roles.loader import load_policy
 from bridge.sandbox import Sandbox
 from bridge.store import Store
@@ -29,6 +29,10 @@ PEER = Actor(name="peer-app", role="peer-specialist", organization="harbor-recov
 async def services() -> AsyncIterator[Any]:
     made: list[ExchangeService] = []
 
+    # the sessions below have fixed dates (2026-06 to 2027-01); the service's clock runs from just
+    # after the last of them, so the boundary's date window accepts all of them whatever today is
+    shift = datetime(2027, 1, 20, tzinfo=UTC) - utc_now()
+
     async def make(jurisdiction: str, w: World, store: Store, base_url: str) -> ExchangeService:
         svc = await ExchangeService.open(
             settings_for(base_url),
@@ -37,6 +41,7 @@ async def services() -> AsyncIterator[Any]:
             store=store,
             outbound=FAST,
             inbound=InboundSettings(),
+            clock=lambda: utc_now() + shift,
         )
         made.append(svc)
         return svc

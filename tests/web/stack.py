@@ -95,6 +95,8 @@ def write_stack(
                 "[rules]",
                 f"dir = {toml_str(str(RULES))}",
                 'jurisdiction = "TX"',
+                # the payloads here have fixed dates (2026-03): keep them inside the accepted window
+                "oldest_record_days = 36500",
                 "[api_auth]",
                 *api_auth,
                 "[[api_auth.api_keys]]",
