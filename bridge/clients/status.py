@@ -3,7 +3,8 @@
 ``error_for_response`` is the only function that maps a status code to an error type (as fhirpy's
 ``_do_request`` does); ``error_for_transport`` translates httpx's exceptions. Both keep the server's
 OperationOutcome (``outcome``) and never put a resource body into the message: only the status, the
-request line without query string, and the OperationOutcome's issue codes/diagnostics.
+request line without query string, and the OperationOutcome's issue severities and codes (no
+diagnostics: servers echo identifiers there, and the message reaches the audit log and the API).
 
 Retryable: 429, 502, 503, 504, connection errors, timeouts. Permanent: everything else, with 401/403
 as :class:`~bridge.errors.AuthError` (the auth layer refreshes its token once before a 401 gets here).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -64,14 +66,26 @@ def outcome_of(response: httpx.Response) -> dict[str, Any] | None:
     return None
 
 
-def _outcome_summary(outcome: Mapping[str, Any] | None) -> str:
+# FHIR issue codes and severities are lower-case tokens; anything else a server puts there is
+# free text and stays out of the message like the diagnostics do
+_TOKEN = re.compile(r"^[a-z][a-z-]{0,31}$")
+
+
+def outcome_summary(outcome: Mapping[str, Any] | None) -> str:
+    """`` (error not-found; warning processing)``: each issue's severity and code, at most three.
+
+    Never the diagnostics, details or expression: servers echo what they were sent there
+    (identifiers, search values), and this text reaches the audit log and the API. The full
+    OperationOutcome is kept on the error (``outcome``) and on the outbox item for operators."""
     if not outcome:
         return ""
+    issues = outcome.get("issue")
     parts = []
-    for issue in outcome.get("issue", [])[:3]:
-        code = issue.get("code", "?")
-        diag = str(issue.get("diagnostics", ""))[:200]
-        parts.append(f"{code}: {diag}" if diag else str(code))
+    for issue in issues[:3] if isinstance(issues, list) else []:
+        if not isinstance(issue, Mapping):
+            continue
+        words = [str(issue.get(k, "")) for k in ("severity", "code")]
+        parts.append(" ".join(w if _TOKEN.match(w) else "?" for w in words))
     return f" ({'; '.join(parts)})" if parts else ""
 
 
@@ -87,7 +101,7 @@ def error_for_response(
     status = response.status_code
     outcome = outcome_of(response)
     where = f"{endpoint}: " if endpoint else ""
-    msg = f"{where}{request_line(response.request)} answered {status}{_outcome_summary(outcome)}"
+    msg = f"{where}{request_line(response.request)} answered {status}{outcome_summary(outcome)}"
     retry_after = parse_retry_after(response.headers.get("retry-after"), now or datetime.now(UTC))
     if status == 429:
         return ThrottledError(msg, status=status, outcome=outcome, endpoint=endpoint, retry_after=retry_after)

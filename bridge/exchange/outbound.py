@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bridge.clients import AsyncFhirClient, BundleResult
+from bridge.clients.status import outcome_summary
 from bridge.errors import (
     BridgeError,
     CircuitOpenError,
@@ -229,7 +230,9 @@ class OutboundWorker:
         bad = [e for e in result.entries if not 200 <= e.status < 300]
         if bad:
             outcome = bad[0].outcome
-            err = f"[fhir_request_failed] transaction entry answered {bad[0].status}"
+            err = (
+                f"[fhir_request_failed] transaction entry answered {bad[0].status}{outcome_summary(outcome)}"
+            )
             await self._dead(loop, item, err, outcome)
             return
         now = self.clock()
@@ -305,7 +308,8 @@ class OutboundWorker:
                     conn=conn,
                 )
         loop.stats.dead += 1
-        # the reason may quote the server's diagnostics (identifiers): it stays in the store, not the log
+        # the reason names the status and issue codes only (the OperationOutcome, which may quote
+        # identifiers, is kept on the item); the log still gets just the error code
         log.warning(
             "outbound %s: %s dead-lettered (%s)", loop.endpoint, item.id, error.split("]")[0].lstrip("[")
         )
