@@ -419,7 +419,13 @@ class ExchangeService:
         items = await self.store.outbox.find(kind="encounter", item_key=str(note.encounter_id))
         if not items:
             raise InputError("encounter_id", "unknown session: submit the encounter first")
-        return PeerEncounter.model_validate_json(json.dumps(items[-1].payload["encounter"]))
+        encounter = PeerEncounter.model_validate_json(json.dumps(items[-1].payload["encounter"]))
+        # the mappers refuse these at delivery; refusing them here keeps them out of the dead letters
+        if note.participant_id != encounter.participant_id:
+            raise InputError("participant_id", "not the participant of the session this note documents")
+        if note.author_id != encounter.peer_id:
+            raise InputError("author_id", "not the peer who held the session this note documents")
+        return encounter
 
     async def submit_note(
         self, note: PeerNote, *, actor: Actor, idempotency_key: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bridge import samples
 from bridge.domain import Audience
 from bridge.errors import IdempotencyConflictError, InputError, PolicyError
 from bridge.exchange.service import Actor
@@ -75,6 +76,18 @@ async def test_note_follows_its_encounter(
     assert exc.value.field == "encounter_id"  # the session must be known first
 
     e = await svc.submit_encounter(enc, actor=ACTOR)
+    # a note by someone other than the session's peer, or about someone else, is refused up front
+    # (the mappers would refuse it at delivery, leaving a dead letter instead of a clear answer)
+    other = w.participant()
+    colleague = samples.certified_peer(f"colleague-{w.tag}")
+    w.directory.add(colleague)
+    for wrong, field in (
+        ({"author_id": colleague.id}, "author_id"),
+        ({"participant_id": other.id}, "participant_id"),
+    ):
+        with pytest.raises(InputError) as exc:
+            await svc.submit_note(w.note(enc, **wrong), actor=ACTOR)
+        assert exc.value.field == field
     n = await svc.submit_note(w.note(enc), actor=ACTOR)
     # the note is not claimable while its encounter is pending: one claim takes only the encounter
     claimed = await store.outbox.claim(owner="probe", now=svc.clock(), lease_seconds=1, limit=10)
