@@ -19,6 +19,21 @@
                 search for the object. After a ``statement_fillers`` word ("told her that ...") a
                 verb in -ing is the subject of a statement, not an instruction.
 
+Every kind, and the ``vocabulary`` kind that has nothing else, can also fire on vocabulary terms
+(:mod:`bridge.roles.vocabulary`), which is how clinical acts are found on words they were not written for:
+
+- ``terms``  any term of the listed classes ("therapy-delivered", "risk-preparation").
+- ``acts``   a clinical act: every ``cues`` group (classes) has a term in one clause (or sentence),
+             within ``window`` words of the first, and every ``objects`` group has a term in the same
+             sentence or the one before, within ``reach`` words of the first cue (after it, when
+             ``ordered``): "told him" + "double up" + a medication name. An allowed form in the
+             clause of any of these words lets the act pass. Cues are judged in context
+             (``unless``); objects are not: "she said she ran out of her Seroquel, so I told her to
+             take two tonight" names the drug in reported speech and advises in the peer's own.
+- ``allow_terms``  a term of these classes in the same clause makes the hit an allowed form
+             ("ask her prescriber about ...", "as prescribed").
+- ``mask_terms``   a hit overlapping a term of these classes is none ("gonna kill me" is an idiom).
+
 All matchers return :class:`Evidence` with offsets into the original text; none of them do I/O.
 """
 
@@ -29,6 +44,19 @@ from dataclasses import dataclass
 
 from bridge.roles.decision import Evidence, Severity
 from bridge.roles.language import Analysis
+from bridge.roles.vocabulary import TermHit
+
+
+@dataclass(frozen=True, slots=True)
+class Act:
+    """A clinical act as vocabulary classes that must meet in one clause (or sentence)."""
+
+    cues: tuple[frozenset[str], ...]
+    objects: tuple[frozenset[str], ...] = ()
+    window: int = 8
+    scope: str = "clause"  # or "sentence"
+    reach: int = 8  # words from the first cue to an object
+    ordered: bool = False  # objects follow the first cue ("has" + "PTSD", not "PTSD ... has")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +67,105 @@ class RuleBase:
     roles: frozenset[str]
     unless: frozenset[str]
     satisfied_by: str | None = None
+    terms: frozenset[str] = frozenset()
+    acts: tuple[Act, ...] = ()
+    allow_terms: frozenset[str] = frozenset()
+    # a hit that overlaps a term of these classes is not one ("my boss is gonna kill me" is an idiom)
+    mask_terms: frozenset[str] = frozenset()
+    # a review rule gives way: its hits that overlap another rule's evidence are not reported
+    defer: bool = False
 
     def _suppressed(self, analysis: Analysis, start: int, end: int) -> bool:
         return bool(self.unless and (analysis.contexts(start, end) & self.unless))
+
+    def find(self, analysis: Analysis) -> list[Evidence]:
+        found = [
+            ev for ev in self._find_patterns(analysis) if not self._term_allowed(analysis, ev.start, ev.end)
+        ]
+        if self.terms or self.acts:
+            found.extend(self._find_terms(analysis))
+            found.extend(self._find_acts(analysis))
+        return _dedupe(found, analysis.text)
+
+    def _find_patterns(self, analysis: Analysis) -> list[Evidence]:
+        return []
+
+    def _term_allowed(self, analysis: Analysis, start: int, end: int | None = None) -> bool:
+        if self.mask_terms and end is not None:
+            if any(t.start < end and start < t.end for t in analysis.terms_of(self.mask_terms)):
+                return True
+        if not self.allow_terms:
+            return False
+        c0, c1 = analysis.clause_at(start)
+        return any(c0 <= t.start < c1 for t in analysis.terms_of(self.allow_terms))
+
+    def _find_terms(self, analysis: Analysis) -> list[Evidence]:
+        out = []
+        for t in analysis.terms_of(self.terms):
+            if self._suppressed(analysis, t.start, t.end) or self._term_allowed(analysis, t.start, t.end):
+                continue
+            if _allowed_by(getattr(self, "allow", ()), analysis, t.start, t.end):
+                continue
+            out.append(_evidence(analysis.text, t.start, t.end, (t,)))
+        return out
+
+    def _find_acts(self, analysis: Analysis) -> list[Evidence]:
+        out = []
+        for act in self.acts:
+            groups = [analysis.terms_of(g) for g in act.cues]
+            objects = [analysis.terms_of(g) for g in act.objects]
+            if not all(groups) or not all(objects):
+                continue
+            for anchor in groups[0]:
+                ev = self._act_at(analysis, act, anchor, groups[1:], objects)
+                if ev is not None:
+                    out.append(ev)
+        return out
+
+    def _act_at(
+        self,
+        analysis: Analysis,
+        act: Act,
+        anchor: TermHit,
+        cues: list[list[TermHit]],
+        objects: list[list[TermHit]],
+    ) -> Evidence | None:
+        c0, c1 = (analysis.clause_at if act.scope == "clause" else analysis.sentence_at)(anchor.start)
+        if self._suppressed(analysis, anchor.start, anchor.end):
+            return None
+        chosen = [anchor]
+        for group in cues:  # the act's words: in its clause, near the first, in the peer's voice
+            near = [
+                t
+                for t in group
+                if c0 <= t.start < c1
+                and t is not anchor
+                and abs(t.first - anchor.first) <= act.window
+                and not self._suppressed(analysis, t.start, t.end)
+            ]
+            if not near:
+                return None
+            chosen.append(min(near, key=lambda t: abs(t.first - anchor.first)))
+        s0, s1 = analysis.sentence_at(anchor.start)
+        s0 = analysis.sentence_at(max(s0 - 1, 0))[0]  # "His viral load was 48. I told him this means..."
+        for group in objects:  # what it acts on: in this sentence or the one before, whoever named it
+            near = [
+                t
+                for t in group
+                if s0 <= t.start < s1
+                and t is not anchor
+                and abs(t.first - anchor.first) <= act.reach
+                and (not act.ordered or t.first > anchor.last)
+            ]
+            if not near:
+                return None
+            chosen.append(min(near, key=lambda t: abs(t.first - anchor.first)))
+        start, end = min(t.start for t in chosen), max(t.end for t in chosen)
+        if any(self._term_allowed(analysis, t.start, t.end) for t in chosen) or _allowed_by(
+            getattr(self, "allow", ()), analysis, start, end
+        ):
+            return None
+        return _evidence(analysis.text, start, end, tuple(chosen))
 
 
 def _allowed_by(allow: tuple[re.Pattern[str], ...], analysis: Analysis, start: int, end: int) -> bool:
@@ -60,8 +184,12 @@ def _dedupe(found: list[Evidence], text: str) -> list[Evidence]:
     out: list[Evidence] = []
     for ev in sorted(found, key=lambda e: (e.start, -e.end)):
         if out and ev.start < out[-1].end:
-            if ev.end > out[-1].end:
-                out[-1] = _evidence(text, out[-1].start, ev.end)
+            if ev.end > out[-1].end or ev.terms:
+                last = out[-1]
+                merged = _evidence(text, last.start, max(ev.end, last.end))
+                out[-1] = Evidence(
+                    merged.text, merged.start, merged.end, tuple(dict.fromkeys(last.terms + ev.terms))
+                )
             continue
         out.append(ev)
     return out
@@ -75,8 +203,9 @@ def _skip_space(text: str, pos: int) -> int:
     return m.end() if m else pos
 
 
-def _evidence(text: str, start: int, end: int) -> Evidence:
-    return Evidence(text=text[start:end], start=start, end=end)
+def _evidence(text: str, start: int, end: int, hits: tuple[TermHit, ...] = ()) -> Evidence:
+    terms = tuple(dict.fromkeys(f"{h.vocabulary}:{h.entry}" for h in hits))
+    return Evidence(text=text[start:end], start=start, end=end, terms=terms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +213,7 @@ class PatternRule(RuleBase):
     patterns: tuple[re.Pattern[str], ...] = ()
     allow: tuple[re.Pattern[str], ...] = ()
 
-    def find(self, analysis: Analysis) -> list[Evidence]:
+    def _find_patterns(self, analysis: Analysis) -> list[Evidence]:
         found: list[Evidence] = []
         for pattern in self.patterns:
             for m in pattern.finditer(analysis.text):
@@ -104,7 +233,7 @@ class NearRule(RuleBase):
     ordered: bool = False
     allow: tuple[re.Pattern[str], ...] = ()
 
-    def find(self, analysis: Analysis) -> list[Evidence]:
+    def _find_patterns(self, analysis: Analysis) -> list[Evidence]:
         text = analysis.text
         found: list[Evidence] = []
         for fp in self.first:
@@ -145,7 +274,7 @@ class DirectiveRule(RuleBase):
     window: int = 6
     max_fillers: int = 6
 
-    def find(self, analysis: Analysis) -> list[Evidence]:
+    def _find_patterns(self, analysis: Analysis) -> list[Evidence]:
         text = analysis.text
         found: list[Evidence] = []
         for dp in self.directives:
@@ -217,4 +346,11 @@ class DirectiveRule(RuleBase):
         return [p] if self.objects.search(analysis.text, prev0, start) else []
 
 
-ContentRule = PatternRule | NearRule | DirectiveRule
+@dataclass(frozen=True, slots=True)
+class VocabularyRule(RuleBase):
+    """A rule that fires on vocabulary terms and acts alone (no patterns of its own)."""
+
+    allow: tuple[re.Pattern[str], ...] = ()
+
+
+ContentRule = PatternRule | NearRule | DirectiveRule | VocabularyRule

@@ -50,9 +50,14 @@ class Evidence:
     text: str
     start: int
     end: int
+    # the vocabulary entries that matched, as "class:entry" ("medication:quetiapine"), when any did
+    terms: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "start": self.start, "end": self.end}
+        d: dict[str, Any] = {"text": self.text, "start": self.start, "end": self.end}
+        if self.terms:
+            d["terms"] = list(self.terms)
+        return d
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,8 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import cached_property
 
+from bridge.roles.vocabulary import TermHit, Token, Vocabulary, tokenize
+
 NEGATED = "negated"
 REPORTED = "reported"
 QUOTED = "quoted"
@@ -44,6 +46,7 @@ class Lexicon:
     peer_speaker: re.Pattern[str]
     clause_break: re.Pattern[str]
     negation_window: int
+    vocabulary: Vocabulary
 
 
 def _spans_overlap(a0: int, a1: int, b0: int, b1: int) -> bool:
@@ -106,6 +109,19 @@ class Analysis:
     def sentence_at(self, pos: int) -> tuple[int, int]:
         i = max(bisect_right(self._sentence_starts, pos) - 1, 0)
         return self.sentences[i] if self.sentences else (0, len(self.text))
+
+    # --- tokens and vocabulary terms ----------------------------------------------------------
+
+    @cached_property
+    def tokens(self) -> tuple[Token, ...]:
+        return tokenize(self.text)
+
+    @cached_property
+    def terms(self) -> tuple[TermHit, ...]:
+        return tuple(self.lexicon.vocabulary.find(self.tokens))
+
+    def terms_of(self, classes: frozenset[str]) -> list[TermHit]:
+        return [t for t in self.terms if t.vocabulary in classes]
 
     # --- contexts ------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import os
 import re
 import string
 import tomllib
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 
 from bridge.errors import RuleFileError
 from bridge.roles.checks import PLACEHOLDERS, Checks
-from bridge.roles.content import ContentRule, DirectiveRule, NearRule, PatternRule
+from bridge.roles.content import Act, ContentRule, DirectiveRule, NearRule, PatternRule, VocabularyRule
 from bridge.roles.decision import Severity
 from bridge.roles.language import Lexicon
 from bridge.roles.permissions import WRITE_ACTIONS
@@ -31,8 +32,11 @@ from bridge.roles.schema import (
     NearSpec,
     PatternSpec,
     RuleFileSpec,
+    VocabularyRuleSpec,
+    VocabularySpec,
     merge,
 )
+from bridge.roles.vocabulary import Vocabulary
 
 DEFAULT_FILE = "default.toml"
 
@@ -84,7 +88,9 @@ def load_rule_files(files: list[Path]) -> Policy:
         raise RuleFileError(_file_of(key, origin, default), _dotted(key), reason) from None
     checks = _checks(spec, origin, default)
     _check_invariants(spec, origin, default)
-    lexicon = _lexicon(spec, origin, default)
+    _check_vocabulary_names(spec, origin, default)
+    vocabulary = _vocabulary(spec, origin, default)
+    lexicon = _lexicon(spec, vocabulary, origin, default)
     content = tuple(
         _compile_rule(rule_id, rule, origin, default)
         for rule_id, rule in spec.content.items()
@@ -242,7 +248,97 @@ def _one_each(
     return tuple(out)
 
 
-def _lexicon(spec: RuleFileSpec, origin: Origin, default: str) -> Lexicon:
+# --- vocabularies ------------------------------------------------------------------------------
+
+
+def _check_vocabulary_names(spec: RuleFileSpec, origin: Origin, default: str) -> None:
+    known = set(spec.vocabularies)
+
+    def check(key: tuple[str | int, ...], names: list[str]) -> None:
+        for i, name in enumerate(names):
+            if name not in known:
+                raise _fail((*key, i), f"unknown vocabulary {name!r} (known: {', '.join(sorted(known))})",
+                            origin, default)
+
+    for rule_id, rule in spec.content.items():
+        check(("content", rule_id, "terms"), rule.terms)
+        check(("content", rule_id, "allow_terms"), rule.allow_terms)
+        check(("content", rule_id, "mask_terms"), rule.mask_terms)
+        for a, act in enumerate(rule.acts):
+            for g, group in enumerate(act.cues):
+                check(("content", rule_id, "acts", a, "cues", g), group)
+            for g, group in enumerate(act.objects):
+                check(("content", rule_id, "acts", a, "objects", g), group)
+    check(("privacy", "sud_terms"), spec.privacy.sud_terms)
+
+
+def _read_terms(file: Path, key: tuple[str | int, ...], origin: Origin, default: str) -> list[tuple[str, str]]:
+    try:
+        stat = file.stat()
+    except OSError as exc:
+        raise _fail(key, f"cannot read vocabulary file {file}: {exc.strerror}", origin, default) from None
+    try:
+        return _parse_terms(str(file), stat.st_mtime_ns, stat.st_size)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(key, f"cannot read vocabulary file {file}: {exc}", origin, default) from None
+
+
+@lru_cache(maxsize=32)
+def _parse_terms(path: str, _mtime: int, _size: int) -> list[tuple[str, str]]:
+    """``term`` or ``term<TAB>entry`` per line; cached by path, time and size (tests load often)."""
+    out: list[tuple[str, str]] = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.rstrip("\n")
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            term, _, entry = line.partition("\t")
+            term = term.strip()
+            out.append((term, entry.strip() or term))
+    return out
+
+
+def _inline(terms: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for t in terms:
+        term, sep, entry = t.partition("=>")
+        out.append((term.strip(), entry.strip() if sep else term.strip()))
+    return out
+
+
+_VOCAB_CACHE: dict[tuple[Any, ...], Vocabulary] = {}
+
+
+def _vocabulary(spec: RuleFileSpec, origin: Origin, default: str) -> Vocabulary:
+    """Compile every vocabulary once per distinct content (a loaded policy is immutable)."""
+    sources: list[tuple[str, VocabularySpec, list[list[tuple[str, str]]]]] = []
+    for name, vspec in spec.vocabularies.items():
+        lists = []
+        for i, rel in enumerate(vspec.files):
+            key = ("vocabularies", name, "files", i)
+            base = Path(_file_of(("vocabularies", name, "files"), origin, default)).parent
+            lists.append(_read_terms(base / rel, key, origin, default))
+        lists.append(_inline(vspec.terms))
+        lists.append(_inline(vspec.add))
+        sources.append((name, vspec, lists))
+    cache_key = tuple(
+        (name, vspec.match, vspec.fuzzy, tuple(id(x) for x in lists[:-2]), tuple(map(tuple, lists[-2:])))
+        for name, vspec, lists in sources
+    )
+    cached = _VOCAB_CACHE.get(cache_key)
+    if cached is not None:
+        return cached
+    vocabulary = Vocabulary()
+    for name, vspec, lists in sources:
+        for entries in lists:
+            vocabulary.add(name, entries, stemmed=vspec.match == "stem", fuzzy=vspec.fuzzy)
+    if len(_VOCAB_CACHE) > 16:
+        _VOCAB_CACHE.clear()
+    _VOCAB_CACHE[cache_key] = vocabulary
+    return vocabulary
+
+
+def _lexicon(spec: RuleFileSpec, vocabulary: Vocabulary, origin: Origin, default: str) -> Lexicon:
     lang = spec.language
     f = re.IGNORECASE
 
@@ -258,11 +354,15 @@ def _lexicon(spec: RuleFileSpec, origin: Origin, default: str) -> Lexicon:
         peer_speaker=j("peer_speaker", lang.peer_speaker),
         clause_break=j("clause_breaks", lang.clause_breaks),
         negation_window=lang.negation_window,
+        vocabulary=vocabulary,
     )
 
 
 def _compile_rule(
-    rule_id: str, rule: PatternSpec | NearSpec | DirectiveSpec, origin: Origin, default: str
+    rule_id: str,
+    rule: PatternSpec | NearSpec | DirectiveSpec | VocabularyRuleSpec,
+    origin: Origin,
+    default: str,
 ) -> ContentRule:
     flags = 0 if rule.case_sensitive else re.IGNORECASE
     key = ("content", rule_id)
@@ -273,6 +373,21 @@ def _compile_rule(
         "roles": frozenset(rule.roles),
         "unless": frozenset(rule.unless),
         "satisfied_by": rule.satisfied_by,
+        "terms": frozenset(rule.terms),
+        "acts": tuple(
+            Act(
+                cues=tuple(frozenset(g) for g in a.cues),
+                objects=tuple(frozenset(g) for g in a.objects),
+                window=a.window,
+                scope=a.scope,
+                reach=a.reach or a.window,
+                ordered=a.ordered,
+            )
+            for a in rule.acts
+        ),
+        "allow_terms": frozenset(rule.allow_terms),
+        "mask_terms": frozenset(rule.mask_terms),
+        "defer": rule.defer,
     }
 
     def each(name: str, pats: list[str]) -> tuple[re.Pattern[str], ...]:
@@ -285,6 +400,8 @@ def _compile_rule(
         return PatternRule(
             **common, patterns=each("patterns", rule.patterns), allow=each("allow", rule.allow)
         )
+    if isinstance(rule, VocabularyRuleSpec):
+        return VocabularyRule(**common, allow=each("allow", rule.allow))
     if isinstance(rule, NearSpec):
         return NearRule(
             **common,

@@ -15,7 +15,7 @@ from bridge.roles import encounter as encounter_checks
 from bridge.roles.assignment import check_assignment
 from bridge.roles.checks import Checks
 from bridge.roles.content import ContentRule
-from bridge.roles.decision import Decision, Violation
+from bridge.roles.decision import Decision, Evidence, Violation
 from bridge.roles.escalation import check_crisis_escalation
 from bridge.roles.facts import BillingUsage, NoteFacts
 from bridge.roles.language import Analysis, Lexicon
@@ -113,14 +113,23 @@ class Policy:
         sent: dict[str, Any] | None = None
 
         analysis = self.analyze(facts.text)
+        fired: list[tuple[ContentRule, list[Evidence]]] = []
         for rule in self.content:
             if facts.role not in rule.roles:
                 continue
             evaluated.append(rule.id)
             found = rule.find(analysis)
-            if not found:
-                continue
-            if rule.satisfied_by == "escalation" and facts.has_escalation:
+            if found:
+                fired.append((rule, found))
+        taken = [(ev.start, ev.end) for rule, found in fired if not rule.defer for ev in found]
+        for rule, found in fired:
+            if rule.defer:  # a review gives way to any other rule's finding on the same words
+                found = [ev for ev in found if not any(ev.start < e1 and s0 < ev.end for s0, e1 in taken)]
+                if not found:
+                    continue
+            if (rule.satisfied_by == "escalation" and facts.has_escalation) or (
+                rule.satisfied_by == "cosign" and facts.cosigned
+            ):
                 satisfied.append(rule.id)
                 continue
             violations.extend(

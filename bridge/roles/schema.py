@@ -5,7 +5,9 @@ default, tables key by key, lists replaced whole):
 
 ``[meta]``               description, jurisdiction, sources (citations for the numbers below)
 ``[language]``           trigger lexicons for negation, reported speech and clause breaks
-``[content.<id>]``       note content rules; ``kind`` is ``pattern`` | ``near`` | ``directive``
+``[vocabularies.<name>]`` classes of terms (files and inline lists) the content rules fire on
+``[content.<id>]``       note content rules; ``kind`` is ``pattern`` | ``near`` | ``directive`` |
+                         ``vocabulary``; any kind may add ``terms``, ``acts`` and ``allow_terms``
 ``[checks.<area>.<id>]`` severity and message of the fixed checks (billing, supervision, ...)
 ``[privacy]``            Part 2 notice, consent purpose, DS4P labels
 ``[minimum_necessary]``  the field allow-list of the peer view of a referral
@@ -26,7 +28,8 @@ from bridge.domain import Activity, CertificationLevel, Endorsement, Role
 
 SeverityName = Literal["warn", "hold", "block"]
 ContextName = Literal["negated", "reported", "quoted"]
-RULE_KINDS = ("pattern", "near", "directive")
+RULE_KINDS = ("pattern", "near", "directive", "vocabulary")
+VocabName = Annotated[str, Field(pattern=r"^[a-z0-9\-]+$")]
 
 BILLING_FIELDS = (
     "participant",
@@ -84,6 +87,37 @@ class LanguageSpec(_Spec):
     negation_window: Annotated[int, Field(ge=1, le=30)] = 8
 
 
+class ActSpec(_Spec):
+    """Classes that must meet in one clause (or sentence): every ``cues`` group, judged in context,
+    and every ``objects`` group, anywhere there, within ``window`` words of the first cue."""
+
+    cues: Annotated[list[Annotated[list[VocabName], Field(min_length=1)]], Field(min_length=1)]
+    objects: list[Annotated[list[VocabName], Field(min_length=1)]] = Field(default_factory=list)
+    window: Annotated[int, Field(ge=1, le=40)] = 8
+    scope: Literal["clause", "sentence"] = "clause"
+    reach: Annotated[int, Field(ge=1, le=60)] | None = None  # to an object; default: window
+    ordered: bool = False
+
+
+class VocabularySpec(_Spec):
+    """A class of terms. ``files`` are read relative to the rules folder: one term per line, or
+    ``term<TAB>entry`` to name what it stands for; ``#`` starts a comment. ``terms`` are inline;
+    ``add`` is for overlays (lists are replaced whole when merged, so a state adds its own here)."""
+
+    source: Text
+    match: Literal["exact", "stem"] = "stem"
+    fuzzy: bool = False
+    files: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-/.]+$")]] = Field(default_factory=list)
+    terms: list[Text] = Field(default_factory=list)
+    add: list[Text] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> VocabularySpec:
+        if not (self.files or self.terms or self.add):
+            raise ValueError("terms: a vocabulary needs files, terms or add")
+        return self
+
+
 class _RuleSpec(_Spec):
     severity: SeverityName
     message: Text
@@ -91,8 +125,14 @@ class _RuleSpec(_Spec):
     unless: list[ContextName] = Field(default_factory=list)
     enabled: bool = True
     case_sensitive: bool = False
-    satisfied_by: Literal["escalation"] | None = None
+    # what releases a hold: an escalation on record, or a supervisor's co-sign (review)
+    satisfied_by: Literal["escalation", "cosign"] | None = None
     why: str | None = None
+    terms: list[VocabName] = Field(default_factory=list)
+    acts: list[ActSpec] = Field(default_factory=list)
+    allow_terms: list[VocabName] = Field(default_factory=list)
+    mask_terms: list[VocabName] = Field(default_factory=list)
+    defer: bool = False
 
 
 class PatternSpec(_RuleSpec):
@@ -127,7 +167,20 @@ class DirectiveSpec(_RuleSpec):
     window: Annotated[int, Field(ge=1, le=20)] = 6
 
 
-ContentSpec = Annotated[PatternSpec | NearSpec | DirectiveSpec, Field(discriminator="kind")]
+class VocabularyRuleSpec(_RuleSpec):
+    kind: Literal["vocabulary"]
+    allow: list[Pattern] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _fires(self) -> VocabularyRuleSpec:
+        if not (self.terms or self.acts):
+            raise ValueError("terms: a vocabulary rule needs terms or acts")
+        return self
+
+
+ContentSpec = Annotated[
+    PatternSpec | NearSpec | DirectiveSpec | VocabularyRuleSpec, Field(discriminator="kind")
+]
 
 
 class CheckSpec(_Spec):
@@ -147,6 +200,8 @@ class PrivacySpec(_Spec):
     consent_purpose: Annotated[str, Field(pattern=r"^[A-Z]+$")] = "TREAT"
     sud_labels: Annotated[list[CodingSpec], Field(min_length=1)]
     care_team_labels: list[CodingSpec] = Field(default_factory=list)
+    # vocabulary classes whose terms make a note SUD-related (Part 2), whatever its input flag says
+    sud_terms: list[VocabName] = Field(default_factory=list)
 
 
 class ItemFilterSpec(_Spec):
@@ -234,6 +289,7 @@ class SupervisionSpec(_Spec):
 class RuleFileSpec(_Spec):
     meta: MetaSpec
     language: LanguageSpec
+    vocabularies: dict[VocabName, VocabularySpec] = Field(default_factory=dict)
     content: dict[Annotated[str, Field(pattern=r"^[a-z0-9\-]+$")], ContentSpec]
     checks: dict[str, dict[str, CheckSpec]]
     privacy: PrivacySpec
