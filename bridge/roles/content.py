@@ -139,7 +139,7 @@ class RuleBase:
                 t
                 for t in group
                 if c0 <= t.start < c1
-                and t is not anchor
+                and not _overlaps(t, anchor)
                 and abs(t.first - anchor.first) <= act.window
                 and not self._suppressed(analysis, t.start, t.end)
             ]
@@ -153,7 +153,7 @@ class RuleBase:
                 t
                 for t in group
                 if s0 <= t.start < s1
-                and t is not anchor
+                and not _overlaps(t, anchor)
                 and abs(t.first - anchor.first) <= act.reach
                 and (not act.ordered or t.first > anchor.last)
             ]
@@ -177,6 +177,10 @@ def _allowed_by(allow: tuple[re.Pattern[str], ...], analysis: Analysis, start: i
             if m.start() < end and start < m.end():
                 return True
     return False
+
+
+def _overlaps(a: TermHit, b: TermHit) -> bool:
+    return a.start < b.end and b.start < a.end
 
 
 def _dedupe(found: list[Evidence], text: str) -> list[Evidence]:

@@ -37,7 +37,12 @@ def test_json_output_contract(tmp_path: Path, capsys: pytest.CaptureFixture[str]
             "rule": "content.medication-change",
             "severity": "block",
             "message": d["violations"][0]["message"],
-            "evidence": {"text": "Told her to cut her dose to 8 mg", "start": 19, "end": 51},
+            "evidence": {
+                "text": "Told her to cut her dose to 8 mg",
+                "start": 19,
+                "end": 51,
+                "terms": ["advice:told", "med-change:cut", "medication-generic:dose"],
+            },
         }
     ]
 

@@ -27,6 +27,7 @@ patterns = ['\\bfoo\\b']
 def rules(tmp_path: Path) -> Path:
     """A copy of the real default rule file, to add a broken overlay ``xx.toml`` next to it."""
     shutil.copy(RULES_DIR / "default.toml", tmp_path / "default.toml")
+    shutil.copytree(RULES_DIR / "vocab", tmp_path / "vocab")
     return tmp_path
 
 
