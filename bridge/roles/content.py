@@ -47,6 +47,9 @@ from bridge.roles.language import Analysis
 from bridge.roles.vocabulary import TermHit
 
 
+ALLOW_REACH = 12  # words between a hit and the allowed form that excuses it
+
+
 @dataclass(frozen=True, slots=True)
 class Act:
     """A clinical act as vocabulary classes that must meet in one clause (or sentence)."""
@@ -91,13 +94,18 @@ class RuleBase:
         return []
 
     def _term_allowed(self, analysis: Analysis, start: int, end: int | None = None) -> bool:
+        """An allowed form near the hit: in its clause and within :data:`ALLOW_REACH` words (notes
+        dictated without punctuation are one long clause; a "clinic" forty words away is no deferral)."""
         if self.mask_terms and end is not None:
             if any(t.start < end and start < t.end for t in analysis.terms_of(self.mask_terms)):
                 return True
         if not self.allow_terms:
             return False
         c0, c1 = analysis.clause_at(start)
-        return any(c0 <= t.start < c1 for t in analysis.terms_of(self.allow_terms))
+        at = analysis.token_index(start)
+        return any(
+            c0 <= t.start < c1 and abs(t.first - at) <= ALLOW_REACH for t in analysis.terms_of(self.allow_terms)
+        )
 
     def _find_terms(self, analysis: Analysis) -> list[Evidence]:
         out = []

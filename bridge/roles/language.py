@@ -33,7 +33,10 @@ _ABBREV = frozenset(
     {"dr", "mr", "mrs", "ms", "st", "vs", "e.g", "i.e", "etc", "approx", "no", "pt", "jr", "sr"}
 )
 _NEXT_CHAR = re.compile(r"\s*(\S)")
-_SENTENCE_END = re.compile(r"[.!?]+[\"\u201d\u2019)\]]*(?=\s)|\n\s*\n|\n(?=\s*[-*\u2022\d])")
+# a dictated note says "period" where the sentence ends ("... in the closet period she said ...")
+_SENTENCE_END = re.compile(
+    r"[.!?]+[\"\u201d\u2019)\]]*(?=\s)|\n\s*\n|\n(?=\s*[-*\u2022\d])|(?<=\s)period\b(?!\s+of\b)(?=\s|$)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +77,9 @@ class Analysis:
                 if word.lower() in _ABBREV or (len(word) == 1 and word.isupper()):
                     continue
                 nxt = _NEXT_CHAR.match(self.text, m.end())
-                if nxt and nxt.group(1).islower():  # "9 a.m. today": sentences do not start in lower case
+                # "9 a.m. today", "approx. 2 hours": an abbreviation, not an end. Dictated and texted
+                # notes start sentences in lower case, so case alone does not decide.
+                if nxt and nxt.group(1).islower() and ("." in word or len(word) == 1):
                     continue
             out.append((start, m.end()))
             start = m.end()
@@ -122,6 +127,14 @@ class Analysis:
 
     def terms_of(self, classes: frozenset[str]) -> list[TermHit]:
         return [t for t in self.terms if t.vocabulary in classes]
+
+    @cached_property
+    def _token_starts(self) -> list[int]:
+        return [t.start for t in self.tokens]
+
+    def token_index(self, pos: int) -> int:
+        """Index of the token at or before character ``pos``."""
+        return max(bisect_right(self._token_starts, pos) - 1, 0)
 
     # --- contexts ------------------------------------------------------------------------------
 

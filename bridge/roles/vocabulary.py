@@ -37,19 +37,26 @@ def stem(word: str) -> str:
     return str(_STEMMER.stemWord(word))
 
 
+_BREAK = re.compile(r"[.!?;:\n]")
+
+
 @dataclass(frozen=True, slots=True)
 class Token:
     start: int
     end: int
     lower: str
     stem: str
+    after_break: bool = False  # a sentence or clause mark stands between this token and the one before
 
 
 def tokenize(text: str) -> tuple[Token, ...]:
     out = []
+    prev = 0
     for m in _TOKEN.finditer(text):
         low = m.group().lower()
-        out.append(Token(m.start(), m.end(), low, stem(low)))
+        brk = bool(out) and _BREAK.search(text, prev, m.start()) is not None
+        out.append(Token(m.start(), m.end(), low, stem(low), brk))
+        prev = m.end()
     return tuple(out)
 
 
@@ -158,6 +165,8 @@ def _match_rest(tokens: Sequence[Token], i: int, e: _Entry) -> int | None:
             if j >= len(tokens):
                 return None
             t = tokens[j]
+            if t.after_break:  # a term never runs across "." or ";" ("save up. His ...")
+                return None
             if (t.stem if e.stemmed else t.lower) == w:
                 pos = j
                 break
