@@ -26,13 +26,15 @@ Every kind, and the ``vocabulary`` kind that has nothing else, can also fire on 
 - ``acts``   a clinical act: every ``cues`` group (classes) has a term in one clause (or sentence),
              within ``window`` words of the first, and every ``objects`` group has a term in the same
              sentence or the one before, within ``reach`` words of the first cue (after it, when
-             ``ordered``): "told him" + "double up" + a medication name. An allowed form in the
-             clause of any of these words lets the act pass. Cues are judged in context
+             ``ordered``): "told him" + "double up" + a medication name. An allowed form near its
+             cues (or, with ``allow_on = "all"``, near any of its words) lets the act pass. Cues are judged in context
              (``unless``); objects are not: "she said she ran out of her Seroquel, so I told her to
              take two tonight" names the drug in reported speech and advises in the peer's own.
 - ``allow_terms``  a term of these classes in the same clause makes the hit an allowed form
              ("ask her prescriber about ...", "as prescribed").
 - ``mask_terms``   a hit overlapping a term of these classes is none ("gonna kill me" is an idiom).
+- ``question_terms`` hits in a sentence holding such a term and a negation are a screening
+             question answered no ("asked about thoughts of hurting himself, he denied").
 
 All matchers return :class:`Evidence` with offsets into the original text; none of them do I/O.
 """
@@ -47,7 +49,7 @@ from bridge.roles.language import Analysis
 from bridge.roles.vocabulary import TermHit
 
 
-ALLOW_REACH = 12  # words between a hit and the allowed form that excuses it
+ALLOW_REACH = 8  # words between a hit and the allowed form that excuses it
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,9 @@ class Act:
     scope: str = "clause"  # or "sentence"
     reach: int = 8  # words from the first cue to an object
     ordered: bool = False  # objects follow the first cue ("has" + "PTSD", not "PTSD ... has")
+    # where an allowed form excuses the act: near its cues ("told her to ask her prescriber"), or near
+    # any of its words ("DBT group at the clinic; I'll text her" places the therapy elsewhere)
+    allow_on: str = "cues"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,8 @@ class RuleBase:
     allow_terms: frozenset[str] = frozenset()
     # a hit that overlaps a term of these classes is not one ("my boss is gonna kill me" is an idiom)
     mask_terms: frozenset[str] = frozenset()
+    # hits in a sentence with a term of these classes and a negation are a question answered no
+    question_terms: frozenset[str] = frozenset()
     # a review rule gives way: its hits that overlap another rule's evidence are not reported
     defer: bool = False
 
@@ -93,18 +100,30 @@ class RuleBase:
     def _find_patterns(self, analysis: Analysis) -> list[Evidence]:
         return []
 
+    def _masked(self, analysis: Analysis, start: int, end: int) -> bool:
+        if self.mask_terms and any(t.start < end and start < t.end for t in analysis.terms_of(self.mask_terms)):
+            return True
+        if self.question_terms:
+            s0, s1 = analysis.sentence_at(start)
+            if any(s0 <= t.start < s1 for t in analysis.terms_of(self.question_terms)):
+                return any(s0 <= n0 < s1 for n0, _ in analysis.negated)
+        return False
+
     def _term_allowed(self, analysis: Analysis, start: int, end: int | None = None) -> bool:
         """An allowed form near the hit: in its clause and within :data:`ALLOW_REACH` words (notes
-        dictated without punctuation are one long clause; a "clinic" forty words away is no deferral)."""
-        if self.mask_terms and end is not None:
-            if any(t.start < end and start < t.end for t in analysis.terms_of(self.mask_terms)):
-                return True
+        dictated without punctuation are one long clause; a "clinic" forty words away is no deferral).
+        A negated one does not count: "no need to wait for the doctor" defers nothing."""
+        if end is not None and self._masked(analysis, start, end):
+            return True
         if not self.allow_terms:
             return False
         c0, c1 = analysis.clause_at(start)
         at = analysis.token_index(start)
         return any(
-            c0 <= t.start < c1 and abs(t.first - at) <= ALLOW_REACH for t in analysis.terms_of(self.allow_terms)
+            c0 <= t.start < c1
+            and abs(t.first - at) <= ALLOW_REACH
+            and "negated" not in analysis.contexts(t.start, t.end)
+            for t in analysis.terms_of(self.allow_terms)
         )
 
     def _find_terms(self, analysis: Analysis) -> list[Evidence]:
@@ -167,9 +186,13 @@ class RuleBase:
             ]
             if not near:
                 return None
-            chosen.append(min(near, key=lambda t: abs(t.first - anchor.first)))
+            # the nearest, and after the cue when there is a choice: "his meds ... told him to stop the Seroquel"
+            chosen.append(min(near, key=lambda t: (abs(t.first - anchor.first) + (3 if t.first < anchor.first else 0))))
         start, end = min(t.start for t in chosen), max(t.end for t in chosen)
-        if any(self._term_allowed(analysis, t.start, t.end) for t in chosen) or _allowed_by(
+        judged = chosen if act.allow_on == "all" else chosen[: 1 + len(cues)]
+        if any(self._masked(analysis, t.start, t.end) for t in chosen):
+            return None
+        if any(self._term_allowed(analysis, t.start, t.end) for t in judged) or _allowed_by(
             getattr(self, "allow", ()), analysis, start, end
         ):
             return None

@@ -264,6 +264,7 @@ def _check_vocabulary_names(spec: RuleFileSpec, origin: Origin, default: str) ->
         check(("content", rule_id, "terms"), rule.terms)
         check(("content", rule_id, "allow_terms"), rule.allow_terms)
         check(("content", rule_id, "mask_terms"), rule.mask_terms)
+        check(("content", rule_id, "question_terms"), rule.question_terms)
         for a, act in enumerate(rule.acts):
             for g, group in enumerate(act.cues):
                 check(("content", rule_id, "acts", a, "cues", g), group)
@@ -382,11 +383,13 @@ def _compile_rule(
                 scope=a.scope,
                 reach=a.reach or a.window,
                 ordered=a.ordered,
+                allow_on=a.allow_on,
             )
             for a in rule.acts
         ),
         "allow_terms": frozenset(rule.allow_terms),
         "mask_terms": frozenset(rule.mask_terms),
+        "question_terms": frozenset(rule.question_terms),
         "defer": rule.defer,
     }
 

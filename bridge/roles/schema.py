@@ -97,6 +97,7 @@ class ActSpec(_Spec):
     scope: Literal["clause", "sentence"] = "clause"
     reach: Annotated[int, Field(ge=1, le=60)] | None = None  # to an object; default: window
     ordered: bool = False
+    allow_on: Literal["cues", "all"] = "cues"
 
 
 class VocabularySpec(_Spec):
@@ -132,6 +133,7 @@ class _RuleSpec(_Spec):
     acts: list[ActSpec] = Field(default_factory=list)
     allow_terms: list[VocabName] = Field(default_factory=list)
     mask_terms: list[VocabName] = Field(default_factory=list)
+    question_terms: list[VocabName] = Field(default_factory=list)
     defer: bool = False
 
 
