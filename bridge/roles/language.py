@@ -35,7 +35,7 @@ _ABBREV = frozenset(
 _NEXT_CHAR = re.compile(r"\s*(\S)")
 # a dictated note says "period" where the sentence ends ("... in the closet period she said ...")
 _SENTENCE_END = re.compile(
-    r"[.!?]+[\"\u201d\u2019)\]]*(?=\s)|\n\s*\n|\n(?=\s*[-*\u2022\d])|(?<=\s)period\b(?!\s+of\b)(?=\s|$)"
+    r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s)|\n\s*\n|\n(?=\s*[-*\u2022\d])|(?<=\s)period\b(?!\s+of\b)(?=\s|$)"
 )
 
 
