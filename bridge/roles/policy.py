@@ -145,7 +145,7 @@ class Policy:
                 )
             disclosure = privacy.check_disclosure(
                 audience=facts.audience,
-                sud_related=facts.sud_related,
+                sud_related=facts.sud_related or bool(self.sud_content(analysis)),
                 participant_id=facts.participant_id,
                 recipient=facts.recipient,
                 consents=facts.consents,
@@ -172,6 +172,19 @@ class Policy:
         evaluated.extend(evaluated_s)
         return Decision.of(violations, evaluated, satisfied, billing=summary, disclosure=sent)
 
+    def sud_content(self, text: str | Analysis) -> tuple[str, ...]:
+        """The SUD terms in a note (``[privacy] sud_terms``), outside negation: what makes it
+        SUD-related for Part 2 labels and consent whatever the author's flag says."""
+        analysis = text if isinstance(text, Analysis) else self.analyze(text)
+        classes = frozenset(self.spec.privacy.sud_terms)
+        return tuple(
+            dict.fromkeys(
+                t.entry
+                for t in analysis.terms_of(classes)
+                if "negated" not in analysis.contexts(t.start, t.end)
+            )
+        )
+
     # --- disclosure ----------------------------------------------------------------------------
 
     def check_disclosure(
@@ -186,7 +199,7 @@ class Policy:
             raise InputError("audience", "required to decide a disclosure")
         return privacy.check_disclosure(
             audience=note.audience,
-            sud_related=note.sud_related,
+            sud_related=note.sud_related or bool(self.sud_content(note.text)),
             participant_id=note.participant_id,
             recipient=recipient,
             consents=consents,

@@ -43,6 +43,9 @@ FIRES: list[tuple[str, str, str]] = [
     ("content.mental-status", "Psychomotor slowing, restricted affect.", "Psychomotor slowing"),
     ("content.clinical-review", "Skipping the evening seroquel might help him sleep.", "Skipping the evening seroquel"),
     ("content.clinical-review", "Wise mind came up again today.", "Wise mind"),
+    ("content.risk-review", "She feels completely hopeless lately.", "hopeless"),
+    ("content.risk-review", "Neighbor says the kids are neglected most weekends.", "kids are neglected"),
+    ("content.risk-review", "He texted goodbye and said sorry for everything.", "goodbye and said sorry for everything"),
     ("content.medication-change", "Told her to cut her dose to 8 mg.", "Told her to cut her dose to 8 mg"),
     (
         "content.medication-change",
@@ -167,6 +170,9 @@ NEAR_MISSES: list[tuple[str, str]] = [
     ("content.mental-status", "She is very driven about her job search."),
     ("content.clinical-review", "He said he has been skipping his meds; encouraged him to tell his psychiatrist."),
     ("content.clinical-review", "She goes to DBT at the clinic on Mondays."),
+    ("content.risk-review", "She denied feeling hopeless."),  # negated
+    ("content.risk-review", "Her brother died of an overdose years ago and she misses him."),  # grief, history
+    ("content.risk-review", "He went deer hunting with his rifle and his dad last weekend."),  # no second sign
 ]
 
 

@@ -27,9 +27,49 @@ def test_corpus_is_large_and_labeled() -> None:
         assert data["text"].strip(), f.name
 
 
-def test_every_block_worthy_note_is_blocked(report: Report) -> None:
-    missed = [o.file for o in report.outcomes if o.expected == "block" and o.got != "block"]
+def _first_corpus(report: Report) -> Report:
+    """The notes of the first landing (tuning and held-out-1..5): every one still decided as labeled."""
+    return Report([o for o in report.outcomes if o.subset == "tuning" or o.subset.startswith("held-out-")])
+
+
+def test_every_block_worthy_note_of_the_first_corpus_is_blocked(report: Report) -> None:
+    missed = [o.file for o in _first_corpus(report).outcomes if o.expected == "block" and o.got != "block"]
     assert not missed
+
+
+def _share(pair: tuple[int, int]) -> float:
+    n, d = pair
+    assert d > 0
+    return n / d
+
+
+def test_blind_batches_meet_the_targets_of_issue_11(report: Report) -> None:
+    """Regression on blind-1..6 (tuned on after their first runs, which first_runs.json keeps)."""
+    blind = Report([o for o in report.outcomes if o.subset.startswith("blind-")])
+    assert len(blind.outcomes) >= 300
+    t = blind.targets()
+    assert _share(t["risk held"]) >= 0.98, t
+    assert _share(t["block-worthy caught"]) >= 0.97, t
+    assert _share(t["block-worthy blocked"]) >= 0.85, t
+    assert _share(t["clean blocked"]) <= 0.02, t
+    assert _share(t["clean held"]) <= 0.08, t
+
+
+def test_frozen_batch_is_labeled_and_kept_apart() -> None:
+    """The frozen batch is for reporting only: labeled, blind, and never in the tuning corpus."""
+    frozen = sorted((CORPUS.parent / "corpus-frozen").glob("*.json"))
+    assert len(frozen) >= 60
+    names = {f.name for f in CORPUS.glob("*.json")}
+    for f in frozen:
+        expect = json.loads(f.read_text())["expect"]
+        assert expect["set"] == "frozen-final" and expect["family"] and f.name not in names
+
+
+def test_first_runs_cover_every_blind_batch() -> None:
+    runs = json.loads((CORPUS.parent / "first_runs.json").read_text())["runs"]
+    covered = {s for run in runs for s in run["sets"]}
+    sets = {json.loads(f.read_text())["expect"].get("set") for f in CORPUS.glob("blind-*.json")}
+    assert sets <= covered and "frozen-final" in covered
 
 
 def test_at_most_one_clean_note_in_twenty_is_flagged(report: Report) -> None:
