@@ -27,9 +27,10 @@ Every kind, and the ``vocabulary`` kind that has nothing else, can also fire on 
              within ``window`` words of the first, and every ``objects`` group has a term in the same
              sentence or the one before, within ``reach`` words of the first cue (after it, when
              ``ordered``): "told him" + "double up" + a medication name. An allowed form near its
-             cues (or, with ``allow_on = "all"``, near any of its words) lets the act pass. Cues are judged in context
-             (``unless``); objects are not: "she said she ran out of her Seroquel, so I told her to
-             take two tonight" names the drug in reported speech and advises in the peer's own.
+             cues (or, with ``allow_on = "all"``, near any of its words) lets the act pass. Cues
+             are judged in context (``unless``); objects are not: "she said she ran out of her
+             Seroquel, so I told her to take two tonight" names the drug in reported speech and
+             advises in the peer's own.
 - ``allow_terms``  a term of these classes in the same clause makes the hit an allowed form
              ("ask her prescriber about ...", "as prescribed").
 - ``mask_terms``   a hit overlapping a term of these classes is none ("gonna kill me" is an idiom).
@@ -47,7 +48,6 @@ from dataclasses import dataclass
 from bridge.roles.decision import Evidence, Severity
 from bridge.roles.language import Analysis
 from bridge.roles.vocabulary import TermHit
-
 
 ALLOW_REACH = 8  # words between a hit and the allowed form that excuses it
 
@@ -101,7 +101,9 @@ class RuleBase:
         return []
 
     def _masked(self, analysis: Analysis, start: int, end: int) -> bool:
-        if self.mask_terms and any(t.start < end and start < t.end for t in analysis.terms_of(self.mask_terms)):
+        if self.mask_terms and any(
+            t.start < end and start < t.end for t in analysis.terms_of(self.mask_terms)
+        ):
             return True
         if self.question_terms:
             s0, s1 = analysis.sentence_at(start)
@@ -186,8 +188,10 @@ class RuleBase:
             ]
             if not near:
                 return None
-            # the nearest, and after the cue when there is a choice: "his meds ... told him to stop the Seroquel"
-            chosen.append(min(near, key=lambda t: (abs(t.first - anchor.first) + (3 if t.first < anchor.first else 0))))
+            # the nearest, after the cue when there is a choice ("his meds ... told him to stop the Seroquel")
+            chosen.append(
+                min(near, key=lambda t: abs(t.first - anchor.first) + (3 if t.first < anchor.first else 0))
+            )
         start, end = min(t.start for t in chosen), max(t.end for t in chosen)
         judged = chosen if act.allow_on == "all" else chosen[: 1 + len(cues)]
         if any(self._masked(analysis, t.start, t.end) for t in chosen):

@@ -236,7 +236,9 @@ def recorded(report: Report, first_runs: Path) -> list[tuple[str, str, Report]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bridge.roles.evaluate", description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", action="append", help="corpus folder (repeatable; default tests/roles/corpus)")
+    ap.add_argument(
+        "--corpus", action="append", help="corpus folder (repeatable; default tests/roles/corpus)"
+    )
     ap.add_argument("--rules", default="config/rules")
     ap.add_argument("--first-runs", default=str(DEFAULT_FIRST_RUNS), help="recorded first-run verdicts")
     ap.add_argument("-v", "--verbose", action="store_true", help="list every mismatch")

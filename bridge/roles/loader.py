@@ -257,8 +257,12 @@ def _check_vocabulary_names(spec: RuleFileSpec, origin: Origin, default: str) ->
     def check(key: tuple[str | int, ...], names: list[str]) -> None:
         for i, name in enumerate(names):
             if name not in known:
-                raise _fail((*key, i), f"unknown vocabulary {name!r} (known: {', '.join(sorted(known))})",
-                            origin, default)
+                raise _fail(
+                    (*key, i),
+                    f"unknown vocabulary {name!r} (known: {', '.join(sorted(known))})",
+                    origin,
+                    default,
+                )
 
     for rule_id, rule in spec.content.items():
         check(("content", rule_id, "terms"), rule.terms)
@@ -273,7 +277,9 @@ def _check_vocabulary_names(spec: RuleFileSpec, origin: Origin, default: str) ->
     check(("privacy", "sud_terms"), spec.privacy.sud_terms)
 
 
-def _read_terms(file: Path, key: tuple[str | int, ...], origin: Origin, default: str) -> list[tuple[str, str]]:
+def _read_terms(
+    file: Path, key: tuple[str | int, ...], origin: Origin, default: str
+) -> list[tuple[str, str]]:
     try:
         stat = file.stat()
     except OSError as exc:

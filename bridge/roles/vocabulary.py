@@ -20,9 +20,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from typing import NamedTuple
 
-import snowballstemmer
+import snowballstemmer  # type: ignore[import-untyped]  # pure Python, no stubs
 
 GAP = 3  # words a ``*`` in an entry may skip
 FUZZY_MIN = 7  # shortest entry (letters) a misspelling is matched against
@@ -31,17 +31,24 @@ _TOKEN = re.compile(r"[A-Za-z0-9]+")
 _STEMMER = snowballstemmer.stemmer("english")
 
 
-@lru_cache(maxsize=200_000)
+_STEMS: dict[str, str] = {}
+_STEMS_MAX = 200_000
+
+
 def stem(word: str) -> str:
     """Snowball stem of a lower-case word (cached: notes reuse a small working vocabulary)."""
-    return str(_STEMMER.stemWord(word))
+    found = _STEMS.get(word)
+    if found is None:
+        if len(_STEMS) >= _STEMS_MAX:
+            _STEMS.clear()
+        found = _STEMS[word] = str(_STEMMER.stemWord(word))
+    return found
 
 
 _BREAK = re.compile(r"[.!?;:\n]")
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
     start: int
     end: int
     lower: str
@@ -50,13 +57,19 @@ class Token:
 
 
 def tokenize(text: str) -> tuple[Token, ...]:
-    out = []
+    out: list[Token] = []
     prev = 0
+    stems, brk_search = _STEMS, _BREAK.search
     for m in _TOKEN.finditer(text):
+        start, end = m.span()
         low = m.group().lower()
-        brk = bool(out) and _BREAK.search(text, prev, m.start()) is not None
-        out.append(Token(m.start(), m.end(), low, stem(low), brk))
-        prev = m.end()
+        st = stems.get(low) or stem(low)
+        out.append(
+            Token(
+                start, end, low, st, bool(out) and start > prev and brk_search(text, prev, start) is not None
+            )
+        )
+        prev = end
     return tuple(out)
 
 
@@ -68,8 +81,7 @@ def entry_words(term: str) -> tuple[str, ...]:
     return tuple(words)
 
 
-@dataclass(frozen=True, slots=True)
-class TermHit:
+class TermHit(NamedTuple):
     """One vocabulary term found in a note: its class, the entry it stands for, and its offsets."""
 
     vocabulary: str
@@ -91,10 +103,11 @@ class _Entry:
 class Vocabulary:
     """Every vocabulary class of a rule set, compiled into first-word indexes."""
 
-    __slots__ = ("_fuzzy", "_index", "classes", "sizes")
+    __slots__ = ("_firsts", "_fuzzy", "_index", "classes", "sizes")
 
     def __init__(self) -> None:
-        self._index: dict[tuple[bool, str], list[_Entry]] = {}
+        self._index: dict[tuple[bool, str, str], list[_Entry]] = {}  # (stemmed, first, second or "" or "*")
+        self._firsts: set[tuple[bool, str]] = set()
         self._fuzzy: dict[str, list[tuple[str, str, str]]] = {}  # deletion key -> (word, class, entry)
         self.classes: set[str] = set()
         self.sizes: dict[str, int] = {}
@@ -115,9 +128,13 @@ class Vocabulary:
             if not words or words[0] == "*":
                 continue
             keys = tuple(w if w == "*" or not stemmed else stem(w) for w in words)
-            self._index.setdefault((stemmed, keys[0]), []).append(
+            # keyed on the first two words: a note's common first words ("he", "to") have many
+            # entries, and only those whose second word follows are worth trying
+            second = keys[1] if len(keys) > 1 else ""
+            self._index.setdefault((stemmed, keys[0], second), []).append(
                 _Entry(vocabulary, entry, keys[1:], stemmed)
             )
+            self._firsts.add((stemmed, keys[0]))
             count += 1
             if fuzzy and len(words) == 1 and len(words[0]) >= FUZZY_MIN and words[0].isalpha():
                 for key in {words[0]} | _deletions(words[0]):
@@ -127,17 +144,23 @@ class Vocabulary:
     def find(self, tokens: Sequence[Token]) -> list[TermHit]:
         """Every term of every class in ``tokens``; for one class, overlapping hits keep the longest."""
         hits: list[TermHit] = []
-        index = self._index
+        index, firsts = self._index, self._firsts
+        n = len(tokens)
         for i, tok in enumerate(tokens):
-            for candidates in (index.get((False, tok.lower)), index.get((True, tok.stem))):
-                if not candidates:
+            nxt = tokens[i + 1] if i + 1 < n and not tokens[i + 1].after_break else None
+            for stemmed, key in ((False, tok.lower), (True, tok.stem)):
+                if (stemmed, key) not in firsts:
                     continue
-                for e in candidates:
-                    last = _match_rest(tokens, i, e)
-                    if last is not None:
-                        hits.append(TermHit(e.vocabulary, e.entry, tok.start, tokens[last].end, i, last))
+                seconds = ["", "*"]
+                if nxt is not None:
+                    seconds.append(nxt.stem if stemmed else nxt.lower)
+                for second in seconds:
+                    for e in index.get((stemmed, key, second), ()):
+                        last = _match_rest(tokens, i, e)
+                        if last is not None:
+                            hits.append(TermHit(e.vocabulary, e.entry, tok.start, tokens[last].end, i, last))
             if self._fuzzy and len(tok.lower) >= FUZZY_MIN - 1 and tok.lower.isalpha():
-                if (False, tok.lower) not in index and (True, tok.stem) not in index:
+                if (False, tok.lower) not in firsts and (True, tok.stem) not in firsts:
                     hits.extend(self._near_miss(tok, i))
         return _longest(hits)
 
@@ -199,6 +222,11 @@ def _one_edit(a: str, b: str) -> bool:
         diff = [k for k in range(len(a)) if a[k] != b[k]]
         if len(diff) == 1:
             return True
-        return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+        return (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and a[diff[0]] == b[diff[1]]
+            and a[diff[1]] == b[diff[0]]
+        )
     short, long_ = (a, b) if len(a) < len(b) else (b, a)
     return any(long_[:k] + long_[k + 1 :] == short for k in range(len(long_)))

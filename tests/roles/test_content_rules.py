@@ -23,29 +23,81 @@ FIRES: list[tuple[str, str, str]] = [
     ),
     ("content.diagnostic-language", "I think she has bipolar disorder.", "I think she has bipolar disorder"),
     ("content.diagnostic-language", "He likely has PTSD from his deployment.", "likely has PTSD"),
-    ("content.diagnostic-language", "Symptoms consistent with major depression.", "Symptoms consistent with major depression"),
-    ("content.diagnostic-language", "Participant was diagnosed with schizophrenia.", "diagnosed with schizophrenia"),
+    (
+        "content.diagnostic-language",
+        "Symptoms consistent with major depression.",
+        "Symptoms consistent with major depression",
+    ),
+    (
+        "content.diagnostic-language",
+        "Participant was diagnosed with schizophrenia.",
+        "diagnosed with schizophrenia",
+    ),
     # acts on vocabularies: a frame + a diagnosis name the patterns never listed
     ("content.diagnostic-language", "Pt def has ADHD combined type.", "def has ADHD combined type"),
-    ("content.diagnostic-language", "He has schizoaffective disorder and OCD.", "has schizoaffective disorder"),
+    (
+        "content.diagnostic-language",
+        "He has schizoaffective disorder and OCD.",
+        "has schizoaffective disorder",
+    ),
     ("content.diagnostic-language", "Assessment: anhedonia, early remission.", "Assessment: anhedonia"),
-    ("content.medication-change", "Said it's fine to double up on his seroquil tonight.", "Said it's fine to double up on his seroquil"),
-    ("content.medication-change", "Gave him a couple of my Klonopin to get through the weekend.", "Gave him a couple of my Klonopin"),
-    ("content.medication-change", "Suggested she try melatonin on top of her trazodone.", "Suggested she try melatonin on top of"),
-    ("content.screen-interpretation", "His A1c is 9.8, I told him that puts him in the diabetic range.", "A1c is 9.8, I told him that puts him in the diabetic range"),
-    ("content.screen-interpretation", "Viral load 48. I reassured him this means he's undetectable.", "Viral load 48. I reassured him this means he's undetectable"),
+    (
+        "content.medication-change",
+        "Said it's fine to double up on his seroquil tonight.",
+        "Said it's fine to double up on his seroquil",
+    ),
+    (
+        "content.medication-change",
+        "Gave him a couple of my Klonopin to get through the weekend.",
+        "Gave him a couple of my Klonopin",
+    ),
+    (
+        "content.medication-change",
+        "Suggested she try melatonin on top of her trazodone.",
+        "Suggested she try melatonin on top of",
+    ),
+    (
+        "content.screen-interpretation",
+        "His A1c is 9.8, I told him that puts him in the diabetic range.",
+        "A1c is 9.8, I told him that puts him in the diabetic range",
+    ),
+    (
+        "content.screen-interpretation",
+        "Viral load 48. I reassured him this means he's undetectable.",
+        "Viral load 48. I reassured him this means he's undetectable",
+    ),
     ("content.therapy-claim", "Did two rounds of EMDR bilateral tapping with her.", "Did two rounds of EMDR"),
     ("content.therapy-claim", "We completed a CBT thought record together.", "We completed a CBT"),
-    ("content.risk-of-harm", "He said his family would be better off without him.", "be better off without him"),
-    ("content.risk-of-harm", "She has been giving away her things and tying up loose ends.", "giving away her things"),
+    (
+        "content.risk-of-harm",
+        "He said his family would be better off without him.",
+        "be better off without him",
+    ),
+    (
+        "content.risk-of-harm",
+        "She has been giving away her things and tying up loose ends.",
+        "giving away her things",
+    ),
     ("content.risk-of-harm", "He has access to his brother's handgun.", "access to his brother's handgun"),
-    ("content.risk-of-harm", "Her boyfriend put his hands around her neck on Sunday.", "hands around her neck"),
+    (
+        "content.risk-of-harm",
+        "Her boyfriend put his hands around her neck on Sunday.",
+        "hands around her neck",
+    ),
     ("content.mental-status", "Psychomotor slowing, restricted affect.", "Psychomotor slowing"),
-    ("content.clinical-review", "Skipping the evening seroquel might help him sleep.", "Skipping the evening seroquel"),
+    (
+        "content.clinical-review",
+        "Skipping the evening seroquel might help him sleep.",
+        "Skipping the evening seroquel",
+    ),
     ("content.clinical-review", "Wise mind came up again today.", "Wise mind"),
     ("content.risk-review", "She feels completely hopeless lately.", "hopeless"),
     ("content.risk-review", "Neighbor says the kids are neglected most weekends.", "kids are neglected"),
-    ("content.risk-review", "He texted goodbye and said sorry for everything.", "goodbye and said sorry for everything"),
+    (
+        "content.risk-review",
+        "He texted goodbye and said sorry for everything.",
+        "goodbye and said sorry for everything",
+    ),
     ("content.medication-change", "Told her to cut her dose to 8 mg.", "Told her to cut her dose to 8 mg"),
     (
         "content.medication-change",
@@ -95,7 +147,11 @@ FIRES: list[tuple[str, str, str]] = [
         "During today's therapy session we covered triggers.",
         "today's therapy session we",
     ),
-    ("content.therapy-claim", "Writer counseled her on coping skills.", "Writer counseled her on coping skills"),
+    (
+        "content.therapy-claim",
+        "Writer counseled her on coping skills.",
+        "Writer counseled her on coping skills",
+    ),
     ("content.risk-of-harm", "She said she wants to kill herself.", "wants to kill herself"),
     ("content.risk-of-harm", "He reported passive SI this week.", "SI"),
     ("content.risk-of-harm", "She said she doesn't want to wake up anymore.", "doesn't want to wake up"),
@@ -156,10 +212,19 @@ NEAR_MISSES: list[tuple[str, str]] = [
     ("content.stigmatizing-language", 'He said "I am an addict and I am proud of my recovery."'),
     ("content.medication-change", "He asked me if he should stop taking his Zoloft now that he feels good."),
     ("content.medication-change", "Told her to change pharmacies so her meds are ready sooner."),
-    ("content.medication-change", "Gave her two Narcan kits and showed her how to use them."),  # harm reduction
+    (
+        "content.medication-change",
+        "Gave her two Narcan kits and showed her how to use them.",
+    ),  # harm reduction
     ("content.diagnostic-language", "She has a PTSD support group on Tuesdays."),
-    ("content.diagnostic-language", "He talked about his anxiety before court."),  # lay word, no diagnosing frame
-    ("content.screen-interpretation", "Her counselor went over her tox screen with her and it showed benzos."),
+    (
+        "content.diagnostic-language",
+        "He talked about his anxiety before court.",
+    ),  # lay word, no diagnosing frame
+    (
+        "content.screen-interpretation",
+        "Her counselor went over her tox screen with her and it showed benzos.",
+    ),
     ("content.screen-interpretation", "She is worried her labs will show she has been drinking."),
     ("content.therapy-claim", "Pt going to DBT grp at the clinic Tues; I'll text a reminder."),
     ("content.therapy-claim", "Helped them find the free financial counseling program at the credit union."),
@@ -168,11 +233,20 @@ NEAR_MISSES: list[tuple[str, str]] = [
     ("content.risk-of-harm", "He jumped off the bus at the wrong stop."),
     ("content.mental-status", "He said his therapist noted a flat affect."),  # reported
     ("content.mental-status", "She is very driven about her job search."),
-    ("content.clinical-review", "He said he has been skipping his meds; encouraged him to tell his psychiatrist."),
+    (
+        "content.clinical-review",
+        "He said he has been skipping his meds; encouraged him to tell his psychiatrist.",
+    ),
     ("content.clinical-review", "She goes to DBT at the clinic on Mondays."),
     ("content.risk-review", "She denied feeling hopeless."),  # negated
-    ("content.risk-review", "Her brother died of an overdose years ago and she misses him."),  # grief, history
-    ("content.risk-review", "He went deer hunting with his rifle and his dad last weekend."),  # no second sign
+    (
+        "content.risk-review",
+        "Her brother died of an overdose years ago and she misses him.",
+    ),  # grief, history
+    (
+        "content.risk-review",
+        "He went deer hunting with his rifle and his dad last weekend.",
+    ),  # no second sign
 ]
 
 

@@ -22,7 +22,11 @@ CASES: dict[str, tuple[str, str, str]] = {
     "medication-common": ("He ran out of quetiapene.", "quetiapine", "He was serious about it."),
     "medication-generic": ("Her pills are at home.", "pill", "Her pillows are at home."),
     "substance": ("He used fentanyl Friday.", "fentanyl", "He went to the library Friday."),
-    "condition": ("Talked about schizoaffective disorder.", "F25 schizoaffective disorder", "Talked about school."),
+    "condition": (
+        "Talked about schizoaffective disorder.",
+        "F25 schizoaffective disorder",
+        "Talked about school.",
+    ),
     "condition-lay": ("She mentioned paranoia.", "paranoia", "She mentioned parades."),
     "diagnosis-statement": ("In early remission.", "in early remission", "Early for the remittance."),
     "diagnose-strong": ("This is textbook burnout.", "textbook", "This is a text."),
@@ -79,7 +83,9 @@ def test_every_vocabulary_has_a_case(policy: Policy) -> None:
 
 
 @pytest.mark.parametrize(("cls", "case"), CASES.items(), ids=list(CASES))
-def test_vocabulary_finds_its_term_and_passes_a_near_miss(policy: Policy, cls: str, case: tuple[str, str, str]) -> None:
+def test_vocabulary_finds_its_term_and_passes_a_near_miss(
+    policy: Policy, cls: str, case: tuple[str, str, str]
+) -> None:
     text, entry, near_miss = case
     assert entry in entries(policy, text, cls)
     assert entries(policy, near_miss, cls) == []
@@ -93,7 +99,11 @@ def test_every_vocabulary_names_its_source(policy: Policy) -> None:
 
 
 def test_medication_brands_resolve_to_their_generic_name(policy: Policy) -> None:
-    for brand, generic in [("Seroquel", "quetiapine"), ("Sublocade", "buprenorphine"), ("Antabuse", "disulfiram")]:
+    for brand, generic in [
+        ("Seroquel", "quetiapine"),
+        ("Sublocade", "buprenorphine"),
+        ("Antabuse", "disulfiram"),
+    ]:
         assert entries(policy, f"about {brand} today", "medication") == [generic]
 
 
@@ -116,9 +126,9 @@ def test_misspellings_one_edit_away_only_for_fuzzy_classes() -> None:
 
 
 def test_sud_content_comes_from_the_text_not_the_flag(policy: Policy) -> None:
-    assert "fentanyl" in policy.sud_content("She has not used fentanyl since her OTP intake.") or policy.sud_content(
-        "She went to her OTP intake."
-    )
+    assert "fentanyl" in policy.sud_content(
+        "She has not used fentanyl since her OTP intake."
+    ) or policy.sud_content("She went to her OTP intake.")
     assert policy.sud_content("Helped him apply for a library card.") == ()
     assert policy.sud_content("He denies any alcohol.") == ()  # negated
 
@@ -154,7 +164,10 @@ def test_a_rule_naming_an_unknown_vocabulary_names_the_key(rules: Path) -> None:
     )
     with pytest.raises(RuleFileError) as info:
         load_policy(rules, "XX")
-    assert info.value.key == "content.risk-of-harm.terms[0]" and "unknown vocabulary 'risky'" in info.value.reason
+    assert (
+        info.value.key == "content.risk-of-harm.terms[0]"
+        and "unknown vocabulary 'risky'" in info.value.reason
+    )
 
 
 def test_a_missing_vocabulary_file_names_the_file(rules: Path) -> None:
@@ -166,7 +179,8 @@ def test_a_missing_vocabulary_file_names_the_file(rules: Path) -> None:
 
 def test_an_overlay_adds_terms_without_replacing_the_files(rules: Path) -> None:
     (rules / "xx.toml").write_text(
-        '[meta]\ndescription = "t"\njurisdiction = "XX"\n[vocabularies.medication]\nadd = ["zorbex => zorbexamide"]\n'
+        '[meta]\ndescription = "t"\njurisdiction = "XX"\n'
+        '[vocabularies.medication]\nadd = ["zorbex => zorbexamide"]\n'
     )
     policy = load_policy(rules, "XX")
     assert entries(policy, "about zorbex now", "medication") == ["zorbexamide"]
