@@ -142,7 +142,7 @@ class Vocabulary:
         self.sizes[vocabulary] = self.sizes.get(vocabulary, 0) + count
 
     def find(self, tokens: Sequence[Token]) -> list[TermHit]:
-        """Every term of every class in ``tokens``; for one class, overlapping hits keep the longest."""
+        """Every term of every class in ``tokens``; a hit inside a longer one of its class is dropped."""
         hits: list[TermHit] = []
         index, firsts = self._index, self._firsts
         n = len(tokens)
@@ -203,8 +203,8 @@ def _longest(hits: list[TermHit]) -> list[TermHit]:
     hits.sort(key=lambda h: (h.vocabulary, h.start, -h.end))
     out: list[TermHit] = []
     for h in hits:
-        if out and out[-1].vocabulary == h.vocabulary and h.start < out[-1].end:
-            continue
+        if out and out[-1].vocabulary == h.vocabulary and h.end <= out[-1].end:
+            continue  # inside a longer hit of its class ("double" inside "double up")
         out.append(h)
     out.sort(key=lambda h: (h.start, h.vocabulary))
     return out

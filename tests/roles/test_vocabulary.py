@@ -53,6 +53,8 @@ CASES: dict[str, tuple[str, str, str]] = {
     "risk-question": ("Asked about thoughts of harm.", "asked * about thoughts of", "Asked about the bus."),
     "risk": ("He has been stockpiling.", "means", "He has been stocking shelves."),
     "risk-means": ("A rope in the trunk.", "rope", "A robe in the trunk."),
+    "risk-intent": ("He is thinking about it.", "thinking about", "He is thankful."),
+    "risk-harm-verb": ("Wants to stab him.", "stab", "Wants to stay."),
     "risk-access": ("He has access to it.", "access to", "He has success."),
     "risk-death": ("Talked of death.", "death", "Talked of debt."),
     "risk-hopeless": ("Feels hopeless.", "hopeless", "Feels hopeful."),
