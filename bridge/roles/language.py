@@ -125,8 +125,27 @@ class Analysis:
     def terms(self) -> tuple[TermHit, ...]:
         return tuple(self.lexicon.vocabulary.find(self.tokens))
 
+    @cached_property
+    def _terms_by_class(self) -> dict[str, list[TermHit]]:
+        by: dict[str, list[TermHit]] = {}
+        for t in self.terms:
+            by.setdefault(t.vocabulary, []).append(t)
+        return by
+
+    @cached_property
+    def _terms_memo(self) -> dict[frozenset[str], list[TermHit]]:
+        return {}
+
     def terms_of(self, classes: frozenset[str]) -> list[TermHit]:
-        return [t for t in self.terms if t.vocabulary in classes]
+        """The terms of these classes, in text order (memoised: rules ask for the same sets)."""
+        memo = self._terms_memo
+        found = memo.get(classes)
+        if found is None:
+            by = self._terms_by_class
+            lists = [by[c] for c in classes if c in by]
+            found = lists[0] if len(lists) == 1 else sorted((t for lst in lists for t in lst), key=_start)
+            memo[classes] = found
+        return found
 
     @cached_property
     def _token_starts(self) -> list[int]:
@@ -208,6 +227,10 @@ class Analysis:
             if len(out) >= limit:
                 break
         return out
+
+
+def _start(t: TermHit) -> int:
+    return t.start
 
 
 def _last_word(text: str, end: int) -> str:
