@@ -103,11 +103,12 @@ class _Entry:
 class Vocabulary:
     """Every vocabulary class of a rule set, compiled into first-word indexes."""
 
-    __slots__ = ("_firsts", "_fuzzy", "_index", "classes", "sizes")
+    __slots__ = ("_firsts", "_fuzzy", "_index", "_near_cache", "classes", "sizes")
 
     def __init__(self) -> None:
         self._index: dict[tuple[bool, str, str], list[_Entry]] = {}  # (stemmed, first, second or "" or "*")
         self._firsts: set[tuple[bool, str]] = set()
+        self._near_cache: dict[str, tuple[tuple[str, str], ...]] = {}
         self._fuzzy: dict[str, list[tuple[str, str, str]]] = {}  # deletion key -> (word, class, entry)
         self.classes: set[str] = set()
         self.sizes: dict[str, int] = {}
@@ -165,14 +166,18 @@ class Vocabulary:
         return _longest(hits)
 
     def _near_miss(self, tok: Token, i: int) -> list[TermHit]:
-        out = []
-        seen: set[tuple[str, str]] = set()
-        for key in (tok.lower, *_deletions(tok.lower)):
-            for word, vocabulary, entry in self._fuzzy.get(key, ()):
-                if (vocabulary, entry) not in seen and _one_edit(tok.lower, word):
-                    seen.add((vocabulary, entry))
-                    out.append(TermHit(vocabulary, entry, tok.start, tok.end, i, i))
-        return out
+        matches = self._near_cache.get(tok.lower)
+        if matches is None:
+            found: dict[tuple[str, str], None] = {}
+            for key in (tok.lower, *_deletions(tok.lower)):
+                for word, vocabulary, entry in self._fuzzy.get(key, ()):
+                    if _one_edit(tok.lower, word):
+                        found[(vocabulary, entry)] = None
+            matches = tuple(found)
+            if len(self._near_cache) >= 100_000:
+                self._near_cache.clear()
+            self._near_cache[tok.lower] = matches  # most words of a note are seen again and again
+        return [TermHit(vocabulary, entry, tok.start, tok.end, i, i) for vocabulary, entry in matches]
 
 
 def _match_rest(tokens: Sequence[Token], i: int, e: _Entry) -> int | None:
