@@ -50,6 +50,7 @@ CASES: dict[str, tuple[str, str, str]] = {
     "person-question": ("She is worried.", "worried", "She is wary."),
     "person-acting": ("He skipped it.", "he skipped", "I skipped it."),
     "lived-experience": ("In my addiction I lied.", "in my addiction", "In my addition I erred."),
+    "risk-history": ("Lost his friend to suicide years ago.", "years ago", "Lost his friend at the fair."),
     "risk-question": ("Asked about thoughts of harm.", "asked * about thoughts of", "Asked about the bus."),
     "risk": ("He has been stockpiling.", "means", "He has been stocking shelves."),
     "risk-means": ("A rope in the trunk.", "rope", "A robe in the trunk."),
