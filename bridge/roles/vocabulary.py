@@ -103,11 +103,13 @@ class _Entry:
 class Vocabulary:
     """Every vocabulary class of a rule set, compiled into first-word indexes."""
 
-    __slots__ = ("_firsts", "_fuzzy", "_index", "_near_cache", "classes", "sizes")
+    __slots__ = ("_firsts", "_fuzzy", "_index", "_near_cache", "_single", "classes", "sizes")
 
     def __init__(self) -> None:
-        self._index: dict[tuple[bool, str, str], list[_Entry]] = {}  # (stemmed, first, second or "" or "*")
-        self._firsts: set[tuple[bool, str]] = set()
+        # one-word entries by their word; longer ones by their first two words ("*" for a gap)
+        self._single: dict[tuple[bool, str], list[tuple[str, str]]] = {}
+        self._index: dict[tuple[bool, str, str], list[_Entry]] = {}
+        self._firsts: set[tuple[bool, str]] = set()  # first words of the longer entries
         self._near_cache: dict[str, tuple[tuple[str, str], ...]] = {}
         self._fuzzy: dict[str, list[tuple[str, str, str]]] = {}  # deletion key -> (word, class, entry)
         self.classes: set[str] = set()
@@ -129,13 +131,15 @@ class Vocabulary:
             if not words or words[0] == "*":
                 continue
             keys = tuple(w if w == "*" or not stemmed else stem(w) for w in words)
-            # keyed on the first two words: a note's common first words ("he", "to") have many
-            # entries, and only those whose second word follows are worth trying
-            second = keys[1] if len(keys) > 1 else ""
-            self._index.setdefault((stemmed, keys[0], second), []).append(
-                _Entry(vocabulary, entry, keys[1:], stemmed)
-            )
-            self._firsts.add((stemmed, keys[0]))
+            if len(keys) == 1:
+                self._single.setdefault((stemmed, keys[0]), []).append((vocabulary, entry))
+            else:
+                # keyed on the first two words: a note's common first words ("he", "to") start many
+                # entries, and only those whose second word follows are worth trying
+                self._index.setdefault((stemmed, keys[0], keys[1]), []).append(
+                    _Entry(vocabulary, entry, keys[1:], stemmed)
+                )
+                self._firsts.add((stemmed, keys[0]))
             count += 1
             if fuzzy and len(words) == 1 and len(words[0]) >= FUZZY_MIN and words[0].isalpha():
                 for key in {words[0]} | _deletions(words[0]):
@@ -145,24 +149,25 @@ class Vocabulary:
     def find(self, tokens: Sequence[Token]) -> list[TermHit]:
         """Every term of every class in ``tokens``; a hit inside a longer one of its class is dropped."""
         hits: list[TermHit] = []
-        index, firsts = self._index, self._firsts
+        single, index, firsts = self._single, self._index, self._firsts
         n = len(tokens)
         for i, tok in enumerate(tokens):
-            nxt = tokens[i + 1] if i + 1 < n and not tokens[i + 1].after_break else None
+            known = False
             for stemmed, key in ((False, tok.lower), (True, tok.stem)):
+                found = single.get((stemmed, key))
+                if found:
+                    known = True
+                    hits.extend(TermHit(v, e, tok.start, tok.end, i, i) for v, e in found)
                 if (stemmed, key) not in firsts:
                     continue
-                seconds = ["", "*"]
-                if nxt is not None:
-                    seconds.append(nxt.stem if stemmed else nxt.lower)
-                for second in seconds:
+                known = True
+                for second in ("*", _key(tokens, i + 1, n, stemmed)):
                     for e in index.get((stemmed, key, second), ()):
                         last = _match_rest(tokens, i, e)
                         if last is not None:
                             hits.append(TermHit(e.vocabulary, e.entry, tok.start, tokens[last].end, i, last))
-            if self._fuzzy and len(tok.lower) >= FUZZY_MIN - 1 and tok.lower.isalpha():
-                if (False, tok.lower) not in firsts and (True, tok.stem) not in firsts:
-                    hits.extend(self._near_miss(tok, i))
+            if not known and self._fuzzy and len(tok.lower) >= FUZZY_MIN - 1 and tok.lower.isalpha():
+                hits.extend(self._near_miss(tok, i))
         return _longest(hits)
 
     def _near_miss(self, tok: Token, i: int) -> list[TermHit]:
@@ -178,6 +183,13 @@ class Vocabulary:
                 self._near_cache.clear()
             self._near_cache[tok.lower] = matches  # most words of a note are seen again and again
         return [TermHit(vocabulary, entry, tok.start, tok.end, i, i) for vocabulary, entry in matches]
+
+
+def _key(tokens: Sequence[Token], j: int, n: int, stemmed: bool) -> str:
+    """The look-up key of token ``j`` ("" past the end or across a sentence mark)."""
+    if j >= n or tokens[j].after_break:
+        return ""
+    return tokens[j].stem if stemmed else tokens[j].lower
 
 
 def _match_rest(tokens: Sequence[Token], i: int, e: _Entry) -> int | None:
