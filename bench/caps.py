@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/caps.py [--history 20000] [--items 300] [--store sqlite|postgres]
 
-``ExchangeService.submit_encounter`` (TX rules: a rolling-period cap) of ``--items`` sessions, on a
+``ExchangeService.submissions.submit_encounter`` (TX rules: a rolling-period cap) of ``--items`` sessions, on a
 store whose billing ledger holds ``--history`` earlier sessions (spread over 1,000 participants,
 20 of them the ones submitting). Baseline: the same sessions with ``billable = false`` (no ledger
 lookup, no ledger row), in the same kind of fresh store; ``--rounds`` alternating rounds (the
@@ -24,7 +24,8 @@ from bridge import samples
 from bridge.config import settings_from_dict
 from bridge.exchange.directory import InMemoryDirectory
 from bridge.exchange.inbound import InboundSettings
-from bridge.exchange.service import Actor, ExchangeService
+from bridge.exchange.views import Actor
+from bridge.exchange.wiring import ExchangeService
 from bridge.roles.loader import load_policy
 from bridge.store import open_store
 from bridge.store.testing import drop_schema, pg_url, temp_schema_name
@@ -93,7 +94,7 @@ async def _run(kind: str, billable: bool, history: int, items: int, workdir: Pat
             )
         began = time.perf_counter()
         for enc in sessions:
-            await svc.submit_encounter(enc, actor=PEER)
+            await svc.submissions.submit_encounter(enc, actor=PEER)
         return items / (time.perf_counter() - began)
     finally:
         await svc.close()

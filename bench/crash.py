@@ -163,7 +163,7 @@ async def open_service(plan: dict[str, Any], *, idle_poll: float = 0.1) -> Any:
     from bridge.config import settings_from_dict
     from bridge.exchange.inbound import InboundSettings
     from bridge.exchange.outbound import OutboundSettings
-    from bridge.exchange.service import ExchangeService
+    from bridge.exchange.wiring import ExchangeService
     from bridge.roles import load_policy
 
     directory, recs = records(plan)
@@ -186,7 +186,7 @@ async def open_service(plan: dict[str, Any], *, idle_poll: float = 0.1) -> Any:
 
 
 async def child(plan: dict[str, Any], ack_file: Path, acked: set[str], submit: bool) -> int:
-    from bridge.exchange.service import Actor
+    from bridge.exchange.views import Actor
 
     svc, recs = await open_service(plan)
     actor = Actor(name="bench-app", role="peer-specialist", organization="harbor-recovery")
@@ -201,9 +201,9 @@ async def child(plan: dict[str, Any], ack_file: Path, acked: set[str], submit: b
                 continue
             rec = recs[item["id"]]
             if item["kind"] == "encounter":
-                await svc.submit_encounter(rec, actor=actor, idempotency_key=item["id"])
+                await svc.submissions.submit_encounter(rec, actor=actor, idempotency_key=item["id"])
             else:
-                await svc.submit_note(rec, actor=actor, idempotency_key=item["id"])
+                await svc.submissions.submit_note(rec, actor=actor, idempotency_key=item["id"])
             acks.write(item["id"] + "\n")
             acks.flush()  # the 202 reached the client only once this line is written
 

@@ -83,7 +83,7 @@ async def raw_round(base_url: str, plan: dict[str, Any], conc: int) -> float:
     bundles = []
     for item in plan["items"]:
         fake = SimpleNamespace(payload={"encounter": _json(recs[item["id"]])}, endpoint="clinic")
-        bundles.append(json.dumps(await svc.prepare(fake, datetime.now(UTC))).encode())  # type: ignore[arg-type]
+        bundles.append(json.dumps(await svc.delivery.prepare(fake, datetime.now(UTC))).encode())  # type: ignore[arg-type]
     await svc.close()
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for b in bundles:
@@ -104,7 +104,7 @@ async def raw_round(base_url: str, plan: dict[str, Any], conc: int) -> float:
 
 async def outbox_round(plan: dict[str, Any]) -> float:
     """Items/s from the first submit to the last delivery, through the service and the outbox."""
-    from bridge.exchange.service import Actor
+    from bridge.exchange.views import Actor
 
     svc, recs = await open_service(plan, idle_poll=0.05)
     actor = Actor(name="bench", role="peer-specialist", organization="harbor-recovery")
@@ -113,7 +113,7 @@ async def outbox_round(plan: dict[str, Any]) -> float:
 
     async def submit(item: dict[str, str]) -> None:
         async with sem:
-            await svc.submit_encounter(recs[item["id"]], actor=actor)
+            await svc.submissions.submit_encounter(recs[item["id"]], actor=actor)
 
     t0 = time.perf_counter()
     await asyncio.gather(*(submit(i) for i in plan["items"]))
@@ -284,7 +284,8 @@ async def outage_run(
 ) -> dict[str, Any]:
     from bridge.config import settings_from_dict
     from bridge.exchange.directory import InMemoryDirectory  # noqa: F401 - records() builds it
-    from bridge.exchange.service import Actor, ExchangeService
+    from bridge.exchange.views import Actor
+    from bridge.exchange.wiring import ExchangeService
     from bridge.roles import load_policy
 
     directory, recs = records(plan)
@@ -314,7 +315,7 @@ async def outage_run(
     async def load() -> None:
         for k, item in enumerate(plan["items"]):
             await asyncio.sleep(max(0.0, t0 + k / rate - loop.time()))
-            await svc.submit_encounter(recs[item["id"]], actor=actor)
+            await svc.submissions.submit_encounter(recs[item["id"]], actor=actor)
 
     submitter = asyncio.create_task(load())
     while True:
@@ -380,7 +381,7 @@ async def referral_run(ehr: Any, count: int) -> list[float]:
     from bridge.config import settings_from_dict
     from bridge.exchange.directory import InMemoryDirectory
     from bridge.exchange.inbound import InboundSettings
-    from bridge.exchange.service import ExchangeService
+    from bridge.exchange.wiring import ExchangeService
     from bridge.roles import load_policy
     from bridge.sandbox import free_port
 
@@ -401,7 +402,7 @@ async def referral_run(ehr: Any, count: int) -> list[float]:
 
     async def notify(request: web.Request) -> web.Response:  # the web layer's part, reduced
         raw = await request.read()
-        await holder["svc"].handle_notification(json.loads(raw) if raw.strip() else None)
+        await holder["svc"].inbound.handle_notification(json.loads(raw) if raw.strip() else None)
         return web.json_response({"status": "received"})
 
     app = web.Application()
@@ -416,7 +417,7 @@ async def referral_run(ehr: Any, count: int) -> list[float]:
         inbound=InboundSettings(notify_url=f"http://127.0.0.1:{port}/fhir/notify", heartbeat_seconds=30),
     )
     holder["svc"] = svc
-    owner = await svc.organization_ref("clinic")
+    owner = await svc.intake.organization_ref("clinic")
     await svc.inbound.subscribe("clinic")
     while await svc.inbound.subscription_status("clinic") != "active":  # noqa: ASYNC110 - the EHR's state
         await asyncio.sleep(0.05)

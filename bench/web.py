@@ -34,13 +34,14 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bridge.web.exchange_service import open_exchange_service
+
 from bridge.config import settings_from_dict
 from bridge.demo import IdentityProvider, make_people, rules_dir
 from bridge.domain import PeerNote, Role, parse
 from bridge.exchange.directory import InMemoryDirectory
 from bridge.sandbox import free_port
 from bridge.web.app import create_app
-from bridge.web.exchange_service import open_exchange_service
 from bridge.web.keys import SERVICE
 from bridge.web.principal import Principal
 
@@ -132,7 +133,7 @@ async def main(requests: int, concurrency: int) -> None:
                 assert r.status_code == 200, r.text
 
             async def direct() -> None:
-                await service.check_note(parsed, actor=actor)
+                await service.submissions.check_note(parsed, actor=actor)
 
             await _rate(50, concurrency, via_http)  # warm-up: connections, rule caches
             http_rate = await _rate(requests, concurrency, via_http)

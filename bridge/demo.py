@@ -52,7 +52,6 @@ from bridge.mappers import MappingContext, organization_to_fhir, referral_id_for
 from bridge.observability import configure_logging
 from bridge.sandbox import Sandbox, free_port, sandbox
 from bridge.web.app import create_app
-from bridge.web.exchange_service import open_exchange_service
 
 log = logging.getLogger("bridge.demo")
 
@@ -558,11 +557,7 @@ async def run_demo(
         )
         async with httpx.AsyncClient(base_url=ehr.base_url + "/", timeout=30) as client:
             await put_task_topic(client)
-
-        def factory(s: Settings, m: Any) -> Any:
-            return open_exchange_service(s, m, directory=directory)
-
-        app = create_app(settings, service_factory=factory)
+        app = create_app(settings, directory=directory)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -48,8 +48,10 @@ def test_layer_imports_only_lower_layers(package: str) -> None:
         for name in _imports(file):
             if not name.startswith("bridge"):
                 continue
-            ok = name == own or name.startswith(own + ".") or any(
-                name == a or name.startswith(a + ".") for a in ALLOWED[package]
+            ok = (
+                name == own
+                or name.startswith(own + ".")
+                or any(name == a or name.startswith(a + ".") for a in ALLOWED[package])
             )
             assert ok, f"{file.relative_to(ROOT.parent)} imports {name}: not allowed in bridge/{package}"
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -285,8 +286,14 @@ class AsyncFhirClient:
         *,
         base_dir: Path | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        retry_max_seconds: float | None = None,
     ) -> AsyncFhirClient:
-        """The client for ``[endpoints.<name>]``: auth, timeouts, concurrency, rate, retry, breaker."""
+        """The client for ``[endpoints.<name>]``: auth, timeouts, concurrency, rate, retry, breaker.
+        ``retry_max_seconds`` caps the endpoint's in-call retry budget (the outbox passes a share
+        of its lease)."""
+        budget = endpoint.retry_max_seconds
+        if retry_max_seconds is not None:
+            budget = min(budget, retry_max_seconds)
         return cls(
             endpoint.base_url,
             name=name,
@@ -294,7 +301,7 @@ class AsyncFhirClient:
             timeout=endpoint.timeout_seconds,
             max_concurrency=endpoint.max_concurrency,
             rate_limit_per_second=endpoint.rate_limit_per_second,
-            retry=RetryPolicy(max_seconds=endpoint.retry_max_seconds),
+            retry=RetryPolicy(max_seconds=budget),
             breaker=CircuitBreaker(
                 failures=endpoint.breaker_failures,
                 reset_seconds=endpoint.breaker_reset_seconds,
@@ -312,6 +319,21 @@ class AsyncFhirClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def observe(self, on_response: Callable[[float, int], None]) -> None:
+        """Call ``on_response(seconds, status_code)`` after every HTTP exchange this client makes
+        (retries and token requests excluded: one call per response from the endpoint)."""
+
+        async def started(request: httpx.Request) -> None:
+            request.extensions["bridge_started"] = time.perf_counter()
+
+        async def finished(response: httpx.Response) -> None:
+            began = response.request.extensions.get("bridge_started")
+            if isinstance(began, float):
+                on_response(time.perf_counter() - began, response.status_code)
+
+        self._http.event_hooks["request"].append(started)
+        self._http.event_hooks["response"].append(finished)
 
     def status(self) -> ClientStatus:
         return ClientStatus(

@@ -56,6 +56,14 @@ TARGET: dict[ReferralAction, ReferralStatus] = {
     ReferralAction.CANCEL: S.CANCELLED,
 }
 
+# what the API and the inbox page offer a peer (one route and one button each)
+PEER_ACTIONS: tuple[ReferralAction, ...] = (
+    ReferralAction.ACCEPT,
+    ReferralAction.DECLINE,
+    ReferralAction.START,
+    ReferralAction.COMPLETE,
+)
+
 # BSeR business status per action (code, display); None leaves Task.businessStatus as it was.
 # The verified BSeR list has no "in progress" code, so start/hold/resume/fail keep the last one.
 BUSINESS_STATUS: dict[ReferralAction, tuple[str, str] | None] = {

@@ -19,6 +19,8 @@ from enum import StrEnum
 from typing import Any
 
 from bridge.domain import Role
+from bridge.exchange.views import Actor
+from bridge.store.audit import PRACTITIONER
 
 
 class Action(StrEnum):
@@ -141,3 +143,18 @@ def may_see_assignee(principal: Principal, assignee: str | None, *, only_own: bo
     if not only_own or principal.role is not Role.PEER_SPECIALIST or assignee is None:
         return True
     return assignee == principal.practitioner_id
+
+
+def actor_for(principal: Principal, *, source: str | None = None) -> Actor:
+    """The exchange's name for a caller: in the audit log and as the scope of idempotency keys
+    (ids, never names). A peer is named by practitioner id, so "who accepted this referral" reads
+    back from the audit log."""
+    p = principal
+    name = f"{PRACTITIONER}{p.practitioner_id}" if p.practitioner_id else f"{p.via}:{p.subject}"
+    return Actor(
+        name=name,
+        role=p.role.value,
+        organization=p.organization,
+        source=source,
+        practitioner_id=p.practitioner_id,
+    )

@@ -13,7 +13,7 @@ from bridge.config import Settings
 from bridge.exchange.directory import InMemoryDirectory
 from bridge.exchange.inbound import InboundSettings
 from bridge.exchange.outbound import OutboundSettings
-from bridge.exchange.service import ExchangeService
+from bridge.exchange.wiring import ExchangeService
 from bridge.roles import Policy, load_policy
 from bridge.store import Store, open_store
 from bridge.store.testing import drop_schema, pg_url, temp_schema_name

@@ -17,7 +17,7 @@ from bridge.config import Settings, settings_from_dict
 from bridge.domain import Activity, Participant, PeerEncounter, PeerNote
 from bridge.exchange.directory import InMemoryDirectory
 from bridge.exchange.outbound import OutboundSettings
-from bridge.exchange.service import ExchangeService
+from bridge.exchange.wiring import ExchangeService
 from bridge.sandbox import Sandbox
 from bridge.store.testing import require_postgres as require_postgres  # for the tests here
 

@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bridge.web.service import HeldNote, InboxItem, NoteCheck, Submission
+
 from bridge.config import Settings
 from bridge.domain import PeerEncounter, PeerNote, Referral, ReferralStatus, Role
 from bridge.errors import (
@@ -26,7 +28,6 @@ from bridge.errors import (
 from bridge.observability import Metrics
 from bridge.roles import Policy, load_policy
 from bridge.web.principal import Principal
-from bridge.web.service import HeldNote, InboxItem, NoteCheck, Submission
 
 BLOCKED_WORD = "diagnosed with"
 HELD_WORD = "thinking about suicide"  # held until an escalation is recorded

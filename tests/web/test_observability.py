@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from bridge.web.service import NoteCheck
 
 from bridge.config import Settings
 from bridge.domain import PeerNote
@@ -17,7 +18,6 @@ from bridge.observability import JsonFormatter, configure_logging
 from bridge.web import create_app
 from bridge.web.auth import Authenticator
 from bridge.web.principal import Principal
-from bridge.web.service import NoteCheck
 from tests.web import payloads
 from tests.web.conftest import ORG, TokenFactory, bearer
 from tests.web.fakes import FakeService, factory
