@@ -8,7 +8,7 @@ import contextlib
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +168,21 @@ def client(served: tuple[TestClient[Any, Any], ExchangeService]) -> TestClient[A
 def exchange(served: tuple[TestClient[Any, Any], ExchangeService]) -> ExchangeService:
     """The exchange behind ``client`` (the same store and clients)."""
     return served[1]
+
+
+@pytest.fixture
+def notifications(exchange: ExchangeService, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """What reaches the exchange's inbound sync from the notification routes (which then handles
+    it as always)."""
+    seen: list[Any] = []
+    handle = exchange.inbound.handle_notification
+
+    async def recording(body: Mapping[str, Any] | None, **kw: Any) -> Any:
+        seen.append(body)
+        return await handle(body, **kw)
+
+    monkeypatch.setattr(exchange.inbound, "handle_notification", recording)
+    return seen
 
 
 def bearer(token: str) -> dict[str, str]:

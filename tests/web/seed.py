@@ -19,16 +19,22 @@ def peer(practitioner_id: str, role: str = "peer-specialist") -> Actor:
 
 
 async def referral(
-    exchange: ExchangeService, *, accepted_by: str | None = None, started: bool = False, **task: Any
+    exchange: ExchangeService,
+    *,
+    name: tuple[str, str] = ("Avery", "Quinn"),
+    accepted_by: str | None = None,
+    started: bool = False,
+    **task: Any,
 ) -> str:
-    """A new referral in the inbox (its id); ``accepted_by`` a peer (then ``started``)."""
+    """A new referral in the inbox (its id) for a new patient called ``name`` (given, family);
+    ``accepted_by`` a peer (then ``started``)."""
     tag = uuid.uuid4().hex[:10]
     owner = await exchange.intake.organization_ref("clinic")
     async with httpx.AsyncClient(base_url=exchange.clients["clinic"].base_url + "/", timeout=30) as ehr:
         patient = {
             "resourceType": "Patient",
             "identifier": [{"system": samples.MRN_SYSTEM, "value": f"MRN-{tag}"}],
-            "name": [{"family": "Quinn", "given": ["Avery"]}],
+            "name": [{"family": name[1], "given": [name[0]]}],
         }
         patient_id = (await ehr.post("Patient", json=patient)).raise_for_status().json()["id"]
         resources = samples.referral_resources(tag, patient_id=patient_id, owner_ref=owner, **task)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -20,19 +19,6 @@ BLOCKED_WORDS = "cut her dose to 8 mg"
 
 async def _submissions(exchange: ExchangeService) -> int:
     return len(await exchange.submissions.list())
-
-
-def _record_notifications(exchange: ExchangeService, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """What reaches the exchange's inbound sync (which then handles it as always)."""
-    seen: list[Any] = []
-    handle = exchange.inbound.handle_notification
-
-    async def recording(body: Mapping[str, Any] | None, **kw: Any) -> Any:
-        seen.append(body)
-        return await handle(body, **kw)
-
-    monkeypatch.setattr(exchange.inbound, "handle_notification", recording)
-    return seen
 
 
 async def test_health_reports_each_check(
@@ -58,8 +44,8 @@ async def test_health_reports_each_check(
 async def test_metrics_exports_outbox_and_http_series(client: Client, make_token: TokenFactory) -> None:
     await client.post("/api/v1/encounters", json=payloads.encounter(), headers=bearer(make_token()))
     text = await (await client.get("/metrics")).text()
-    # the session the notes document, and this one
-    assert 'bridge_outbox_items{endpoint="clinic",state="queued"} 2.0' in text
+    # this session and the two the notes document
+    assert 'bridge_outbox_items{endpoint="clinic",state="queued"} 3.0' in text
     assert 'bridge_http_requests_total{method="POST",route="/api/v1/encounters",status="202"} 1.0' in text
 
 
@@ -167,10 +153,8 @@ async def test_refused_request_does_not_burn_the_key(client: Client, make_token:
     assert good.status == 202
 
 
-async def test_notification_needs_the_subscription_token(
-    client: Client, exchange: ExchangeService, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seen = _record_notifications(exchange, monkeypatch)
+async def test_notification_needs_the_subscription_token(client: Client, notifications: list[Any]) -> None:
+    seen = notifications
     resp = await client.post("/fhir/notify")
     assert resp.status == 401
     resp = await client.post("/fhir/notify", headers=bearer("wrong"))
@@ -187,10 +171,8 @@ async def test_api_key_authenticates_a_service_account(client: Client) -> None:
     assert resp.status == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-async def test_criteria_subscription_ping_and_payload(
-    client: Client, exchange: ExchangeService, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seen = _record_notifications(exchange, monkeypatch)
+async def test_criteria_subscription_ping_and_payload(client: Client, notifications: list[Any]) -> None:
+    seen = notifications
     resp = await client.post("/fhir/notify", headers=bearer(NOTIFY_TOKEN))
     assert resp.status == 200 and seen == [None]
     task = {"resourceType": "Task", "id": "t-1", "status": "requested"}

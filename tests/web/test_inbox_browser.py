@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Locator, Page, expect
 
-from bridge.domain import ReferralContact, ReferralStatus
+from bridge.domain import ReferralStatus
 from bridge.exchange.wiring import ExchangeService
 from tests.web import payloads, seed
 from tests.web.conftest import CHROMIUM, TokenFactory
@@ -47,8 +47,7 @@ class Inbox:
 
 @pytest.fixture
 async def inbox(client: TestClient[Any, Any], exchange: ExchangeService) -> Inbox:
-    contact = ReferralContact.model_validate({"name": {"given": "Jordan", "family": "Testperson"}})
-    ref_a = await seed.referral(exchange, contact=contact)
+    ref_a = await seed.referral(exchange, name=("Jordan", "Testperson"))
     ref_b = await seed.referral(exchange)
     return Inbox(str(client.make_url("")).rstrip("/"), exchange, ref_a, ref_b)
 
@@ -105,6 +104,7 @@ async def test_note_gets_live_scope_feedback_and_blocked_note_shows_reasons(
     await page.get_by_label("Note id").fill("note-live-1")
     await page.get_by_label("Participant id").last.fill(payloads.PARTICIPANT)
     await page.get_by_label("Session this note is about").fill(payloads.SESSION)
+    await page.get_by_label("Audience").select_option("care-team")  # peer-team notes stay in the bridge
     text = page.get_by_label("Note", exact=True)
     await text.fill("We talked about housing options.")
     feedback = page.locator("#note-feedback")

@@ -22,7 +22,6 @@ from bridge.mappers import MappingContext, organization_to_fhir, referral_id_for
 from bridge.sandbox import Sandbox, free_port
 from bridge.web import create_app
 from tests.web.conftest import NOTIFY_TOKEN, bearer
-from tests.web.fakes import FakeService
 from tests.web.stack import Stack, write_stack
 
 Client = TestClient[Any, Any]
@@ -154,21 +153,21 @@ async def test_criteria_subscription_ping_brings_the_referral_in(
     ],
 )
 async def test_every_framing_of_an_empty_body_is_a_ping(
-    client: Client, service: FakeService, framing: dict[str, Any]
+    client: Client, notifications: list[Any], framing: dict[str, Any]
 ) -> None:
     headers = bearer(NOTIFY_TOKEN) | framing.pop("headers", {})
     resp = await client.post("/fhir/notify", headers=headers, **framing)
     assert resp.status == 200, await resp.text()
-    assert service.notifications == [None]
+    assert notifications == [None]
 
 
 @pytest.mark.parametrize(("body", "status"), [(b"{not json", 400), (b"[1, 2]", 400), (b"null", 400)])
 async def test_a_body_that_is_not_a_json_object_is_still_refused(
-    client: Client, service: FakeService, body: bytes, status: int
+    client: Client, notifications: list[Any], body: bytes, status: int
 ) -> None:
     resp = await client.post("/fhir/notify", headers=bearer(NOTIFY_TOKEN), data=body)
     assert resp.status == status and (await resp.json())["code"] == "malformed_json"
-    assert service.notifications == []
+    assert notifications == []
 
 
 async def test_openapi_documents_the_optional_body(client: Client) -> None:
