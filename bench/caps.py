@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/caps.py [--history 20000] [--items 300] [--store sqlite|postgres]
 
-``ExchangeService.submissions.submit_encounter`` (TX rules: a rolling-period cap) of ``--items`` sessions, on a
+``submissions.submit_encounter`` (TX rules: a rolling-period cap) of ``--items`` sessions, on a
 store whose billing ledger holds ``--history`` earlier sessions (spread over 1,000 participants,
 20 of them the ones submitting). Baseline: the same sessions with ``billable = false`` (no ledger
 lookup, no ledger row), in the same kind of fresh store; ``--rounds`` alternating rounds (the

@@ -19,6 +19,7 @@ from bridge.store.schema import PRACTITIONER, audit_log
 
 __all__ = ["PRACTITIONER", "AuditEntry", "AuditLog"]
 
+
 @dataclass(frozen=True)
 class AuditEntry:
     seq: int
