@@ -31,8 +31,9 @@ class Actor:
 @dataclass(frozen=True)
 class Submission:
     """One queued (or held) piece of outbound work: what ``POST /encounters|/notes`` answers and
-    ``GET /submissions/{id}`` shows. ``warnings`` are the full violations in the answer to the
-    submission itself, the stored ones (rule, severity, message) on a later read."""
+    ``GET /submissions/{id}`` shows. ``warnings`` (severity ``warn``, whatever the state) are the
+    full violations in the answer to the submission itself, the stored ones (rule, severity,
+    message) on a later read; what holds it is ``hold_reasons``."""
 
     id: str
     kind: str
@@ -77,7 +78,7 @@ class Submission:
             created_at=item.created_at,
             updated_at=item.updated_at,
             delivered_at=item.delivered_at,
-            warnings=[dict(w) for w in (warnings or item.warnings or [])],
+            warnings=[dict(w) for w in (warnings or item.warnings or []) if w.get("severity") == "warn"],
             hold_reasons=[dict(v) for v in item.hold or []],
             replayed=replayed,
         )
