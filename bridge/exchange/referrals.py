@@ -13,7 +13,7 @@ from bridge.domain import Referral, ReferralStatus
 from bridge.errors import FhirRequestError, InputError, StateTransitionError
 from bridge.exchange.context import ExchangeContext
 from bridge.exchange.inbound import InboundSync
-from bridge.exchange.task_state import TARGET, ReferralAction, check_transition, parse_action
+from bridge.exchange.task_state import TARGET, ReferralAction, check_action, parse_action
 from bridge.exchange.views import Actor, InboxItem
 from bridge.mappers import task_with_status
 
@@ -79,12 +79,10 @@ class Referrals:
         action re-applied if the state machine still allows it; otherwise StateTransitionError.
         """
         act = parse_action(action) if isinstance(action, str) else action
-        target = TARGET[act]
         when = at or self.ctx.clock()
-        if act is ReferralAction.COMPLETE and not outputs:
-            raise InputError("outputs", "completing a referral needs the Procedure or Encounter delivered")
         referral = (await self.ctx.store.inbox.get(referral_id)).referral
-        check_transition(referral.status, target)  # fail fast on what we already know
+        # fail fast on what we already know; checked again on the Task as the EHR has it
+        target = check_action(referral.status, act, reason=reason, outputs=outputs)
         await self._move_task(referral, act, reason=reason, outputs=outputs, at=when)
         fetched = await self.inbound.fetch_task(referral.endpoint, referral.task_id)
         now = self.ctx.clock()
@@ -117,7 +115,7 @@ class Referrals:
             current = ReferralStatus(str(task.get("status")))
             if current is target and act is not ReferralAction.COMPLETE:
                 return  # already there (our earlier attempt landed, or someone did the same)
-            check_transition(current, target)
+            check_action(current, act, reason=reason, outputs=outputs)
             updated = task_with_status(task, target, now=at, reason=reason, outputs=outputs)
             version = str((task.get("meta") or {}).get("versionId") or "")
             try:

@@ -25,7 +25,7 @@ from multidict import MultiDictProxy
 
 from bridge.domain import Activity, Audience, ContactMethod, PeerEncounter, PeerNote, Setting, parse
 from bridge.errors import AccessError, BridgeError, InputError, NotAuthenticatedError
-from bridge.exchange.task_state import PEER_ACTIONS
+from bridge.exchange.task_state import PEER_ACTIONS, ReferralAction, peer_actions
 from bridge.web.errors import status_for
 from bridge.web.handlers import authorize_supervision, load_referral
 from bridge.web.keys import AUTHENTICATOR, EXCHANGE, SETTINGS
@@ -34,6 +34,9 @@ from bridge.web.principal import Action, Principal, actor_for, has_required_scop
 from bridge.web.requests import SESSION_COOKIE, authorize, form_fields
 
 log = logging.getLogger("bridge.web.inbox")
+
+# the button of each peer action without a form field of its own (decline and complete have one)
+ACTION_LABELS = {ReferralAction.ACCEPT: "Accept", ReferralAction.START: "Start services"}
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -104,6 +107,8 @@ async def _page(
         status=status,
         principal=principal,
         referrals=referrals,
+        actions={r.id: [a.value for a in peer_actions(r.status)] for r in referrals},
+        action_labels={a.value: label for a, label in ACTION_LABELS.items()},
         submissions=submissions,
         held=held,
         can_cosign=can_cosign,
