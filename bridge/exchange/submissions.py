@@ -30,6 +30,9 @@ FUTURE_SKEW = timedelta(minutes=5)
 
 Judge = Callable[[AsyncConnection], Awaitable[Decision]]
 
+# what the supervision queue can supply (a hold resolved by anything else refuses the note)
+SUPERVISION_RESOLVES = frozenset({"cosign", "escalation"})
+
 
 def stored_warnings(violations: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """What a submission keeps of its warnings: rule, severity, message. Never the evidence (the
@@ -81,10 +84,9 @@ class Work:
 
 
 class Submissions:
-    def __init__(self, ctx: ExchangeContext, *, wake: Callable[[str], None], holds: frozenset[str]) -> None:
+    def __init__(self, ctx: ExchangeContext, *, wake: Callable[[str], None]) -> None:
         self.ctx = ctx
         self._wake = wake
-        self._holds = holds  # hold rules the supervision queue resolves (co-sign, escalation)
 
     # --- sessions --------------------------------------------------------------------------------
 
@@ -197,8 +199,8 @@ class Submissions:
         self._check_dates({"written_at": note.written_at})
         decision, endpoint = await self.judge_note(note)
         decision.raise_for_verdict()
-        unresolvable = [v.rule for v in decision.violations if v.severity.value == "hold"]
-        unresolvable = [r for r in unresolvable if r not in self._holds]
+        holds = [v.rule for v in decision.violations if v.severity.value == "hold"]
+        unresolvable = [r for r in holds if self.ctx.policy.satisfied_by(r) not in SUPERVISION_RESOLVES]
         if unresolvable:  # e.g. no Part 2 consent on file: nothing a supervisor can do, refuse as before
             raise PolicyError(
                 f"held by policy until resolved: {', '.join(dict.fromkeys(unresolvable))}",

@@ -189,7 +189,12 @@ class Supervision:
                 except (ForbiddenError, InputError):
                     continue  # someone else's supervisee
             owner = self.ctx.submission(item).organization
-            out.append(HeldNote(item.id, note, item.endpoint, owner, list(item.hold or []), item.created_at))
+            reasons = list(item.hold or [])
+            by = {
+                self.ctx.policy.satisfied_by(str(v["rule"])) for v in reasons if v.get("severity") == "hold"
+            }
+            resolved_by = frozenset(b for b in by if b is not None)
+            out.append(HeldNote(item.id, note, item.endpoint, owner, reasons, item.created_at, resolved_by))
         if out:  # the list shows note text: who saw which held notes is on record
             await self.ctx.audit(
                 actor,

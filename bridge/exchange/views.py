@@ -94,6 +94,8 @@ class HeldNote:
     organization: str
     hold_reasons: Violations
     held_since: datetime
+    # what resolves its holds, as the rules say ("cosign", "escalation"): the forms the page offers
+    resolved_by: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,6 @@ from bridge.roles.permissions import Permission
 from bridge.roles.policy import Policy
 from bridge.store import Store, open_store
 
-# holds the supervision queue resolves: a co-sign, or an escalation recorded (risk of harm, crisis)
-SUPERVISION_HOLDS = frozenset({"supervision.cosign", "content.risk-of-harm", "escalation.crisis-note"})
-
 
 def instance_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -99,7 +96,7 @@ class ExchangeService:
             actor=f"bridge:{self.owner}",
             wanted=self.intake.supporting_references,
         )
-        self.submissions = Submissions(self.ctx, wake=self.worker.wake, holds=SUPERVISION_HOLDS)
+        self.submissions = Submissions(self.ctx, wake=self.worker.wake)
         self.supervision = Supervision(self.ctx, self.submissions, wake=self.worker.wake)
         self.referrals = Referrals(self.ctx, self.inbound)
 
