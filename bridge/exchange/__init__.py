@@ -43,9 +43,9 @@ Read models (views.py): ``Submission`` (one per outbox item: owner organization,
 ``OutboxPayload`` (payload.py); ``delivery.py`` maps it at delivery time for the worker
 (``outbound.py``); ``intake.py`` is what the inbound sync needs (the peer organization's reference
 at each EHR, the minimum-necessary reduction). Pure modules: ``task_state`` (state machine),
-``retry`` (backoff), ``routing`` (which EHR). Participants, peers and consents come from a
-:class:`~bridge.exchange.directory.Directory`. Workers without the web layer:
-``python -m bridge.exchange.run --config … --directory …``.
+``routing`` (which EHR); retries back off by ``bridge.clients.retry.backoff_seconds``.
+Participants, peers and consents come from a :class:`~bridge.exchange.directory.Directory`.
+Workers without the web layer: ``python -m bridge.exchange.run --config … --directory …``.
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ async def test_503_burst_then_conditional_create_lands_once(proxy: FaultProxy, s
         result = await ehr.create_if_none_exist(_patient(key), _query(key))
         assert ehr.status().retries == 3
     assert result.created and proxy.count("POST") == 4
-    # exponential with full jitter: each wait within its doubling ceiling
+    # exponential with equal jitter: each wait within its doubling ceiling
     assert len(sleeps.waits) == 3
     assert all(0 <= w <= 0.5 * 2**i for i, w in enumerate(sleeps.waits))
     assert await _count(proxy, key) == 1
