@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from bridge.clients import AsyncFhirClient
 from bridge.domain import Referral
@@ -147,29 +146,6 @@ def _type_id(ref: str) -> tuple[str, str] | None:
     if len(parts) < 2:
         return None
     return parts[-2], parts[-1]
-
-
-async def _search_raw(
-    client: AsyncFhirClient, resource_type: str, params: Sequence[tuple[str, str]]
-) -> AsyncIterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-    """Pages of (matches, included) as plain JSON: the reduction works on JSON, and a model round
-    trip would cost time and could reshape what the server sent. ``next`` stays inside the base."""
-    path: str | None = f"{resource_type}?{urlencode(list(params))}"
-    while path is not None:
-        bundle = await client.read_raw(path)
-        matches: list[dict[str, Any]] = []
-        included: list[dict[str, Any]] = []
-        for e in bundle.get("entry") or []:
-            res = e.get("resource")
-            if not isinstance(res, dict):
-                continue
-            mode = (e.get("search") or {}).get("mode", "match")
-            if mode == "include":
-                included.append(res)
-            elif mode == "match" and res.get("resourceType") == resource_type:
-                matches.append(res)
-        yield matches, included
-        path = next((lk.get("url") for lk in bundle.get("link") or [] if lk.get("relation") == "next"), None)
 
 
 @dataclass(frozen=True)
@@ -410,10 +386,9 @@ class InboundSync:
 
     async def fetch_task(self, endpoint: str, task_id: str) -> int:
         stored = 0
-        async for tasks, included in _search_raw(
-            self.clients[endpoint], "Task", [("_id", task_id), ("_include", "Task:focus")]
-        ):
-            stored += await self._store_tasks(endpoint, tasks, included)
+        params = [("_id", task_id), ("_include", "Task:focus")]
+        async for page in self.clients[endpoint].pages_raw("Task", params):
+            stored += await self._store_tasks(endpoint, page.matches, page.included)
         return stored
 
     async def _store_tasks(
@@ -519,9 +494,9 @@ class InboundSync:
                 params.append(("_lastUpdated", f"ge{cursor}"))
             stored = 0
             newest = cursor
-            async for tasks, included in _search_raw(client, "Task", params):
-                stored += await self._store_tasks(endpoint, tasks, included)
-                for t in tasks:
+            async for page in client.pages_raw("Task", params):
+                stored += await self._store_tasks(endpoint, page.matches, page.included)
+                for t in page.matches:
                     stamp = (t.get("meta") or {}).get("lastUpdated")
                     if stamp and (
                         newest is None or datetime.fromisoformat(stamp) > datetime.fromisoformat(newest)
