@@ -17,6 +17,12 @@ Per endpoint (R4 Subscriptions Backport IG, http://hl7.org/fhir/uv/subscriptions
    minutes; catch-up polls after a gap are the exception).
 5. Each Task: Task + focus ServiceRequest + Patient basics -> minimum-necessary reduction ->
    :class:`bridge.domain.Referral` -> inbox (de-duplicated on Task version) -> audit ``receive``.
+
+The Subscription resources and the reading of notifications are pure
+(:mod:`bridge.mappers.subscription`). This module is longer than most (~490 lines) because
+:class:`InboundSync` is one state machine per endpoint: subscribing, the watchdog, gap checks and
+polls share that endpoint's subscription state, cursor and poll lock; split, each half would
+reach into the other's state.
 """
 
 from __future__ import annotations
@@ -31,14 +37,17 @@ from typing import Any
 from bridge.clients import AsyncFhirClient
 from bridge.domain import Referral
 from bridge.errors import BridgeError, FhirHttpError, InputError, MappingError
+from bridge.mappers.subscription import (
+    Notification,
+    RestHook,
+    backport_subscription,
+    criteria_subscription,
+    parse_notification,
+    task_criteria,
+)
 
 log = logging.getLogger("bridge.exchange.inbound")
 
-BP = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
-BACKPORT_PROFILE = f"{BP}/backport-subscription"
-EXT_FILTER = f"{BP}/backport-filter-criteria"
-EXT_CONTENT = f"{BP}/backport-payload-content"
-EXT_HEARTBEAT = f"{BP}/backport-heartbeat-period"
 MIN_POLL_SECONDS = 15 * 60.0
 # a Task whose ServiceRequest or Patient answers this is skipped (audited), not retried: the same
 # answer would come back on every poll
@@ -59,18 +68,6 @@ def _no_supporting(task: Mapping[str, Any], service_request: Mapping[str, Any]) 
 
 
 @dataclass(frozen=True)
-class Notification:
-    """A parsed rest-hook notification."""
-
-    kind: str  # handshake | heartbeat | event-notification | query-status | ping (R4 criteria, empty)
-    subscription: str | None = None  # the Subscription's reference as the server wrote it
-    events_since_start: int | None = None
-    event_numbers: tuple[int, ...] = ()
-    focus: tuple[str, ...] = ()  # "Task/123" (relative or absolute)
-    resources: tuple[Mapping[str, Any], ...] = ()  # full-resource payloads, or an R4 PUT body
-
-
-@dataclass(frozen=True)
 class NotificationResult:
     endpoint: str | None
     kind: str
@@ -86,59 +83,6 @@ class _SubState:
     seen: int = 0  # highest events-since-subscription-start accounted for
     last_contact: datetime | None = None
     gap_check: asyncio.Task[None] | None = None
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def parse_notification(body: Mapping[str, Any] | None) -> Notification:
-    """Read a backport notification Bundle, an R4 criteria payload (a resource), or an empty ping."""
-    if not body:
-        return Notification(kind="ping")
-    if body.get("resourceType") != "Bundle" or body.get("type") != "history":
-        if isinstance(body.get("resourceType"), str) and body.get("id"):
-            return Notification(
-                kind="event-notification", resources=(body,), focus=(f"{body['resourceType']}/{body['id']}",)
-            )
-        raise InputError("notification", "not a Subscriptions Backport notification Bundle")
-    entries = body.get("entry") or []
-    first = (entries[0].get("resource") if entries else None) or {}
-    if first.get("resourceType") != "Parameters":
-        raise InputError("notification.entry.0", "the first entry must be a Parameters (SubscriptionStatus)")
-    kind: str | None = None
-    subscription = None
-    since: int | None = None
-    numbers: list[int] = []
-    focus: list[str] = []
-    for p in first.get("parameter") or []:
-        name = p.get("name")
-        if name == "type":
-            kind = p.get("valueCode")
-        elif name == "subscription":
-            subscription = (p.get("valueReference") or {}).get("reference")
-        elif name in ("events-since-subscription-start", "eventsSinceSubscriptionStart"):
-            since = _int(p.get("valueString", p.get("valueInteger64", p.get("valueUnsignedInt"))))
-        elif name in ("notification-event", "notificationEvent"):
-            for part in p.get("part") or []:
-                pname = part.get("name")
-                if pname in ("event-number", "eventNumber"):
-                    n = _int(
-                        part.get("valueString", part.get("valueInteger64", part.get("valueUnsignedInt")))
-                    )
-                    if n is not None:
-                        numbers.append(n)
-                elif pname == "focus":
-                    ref = (part.get("valueReference") or {}).get("reference")
-                    if ref:
-                        focus.append(ref)
-    if not kind:
-        raise InputError("notification.type", "missing")
-    resources = tuple(e["resource"] for e in entries[1:] if isinstance(e.get("resource"), dict))
-    return Notification(kind, subscription, since, tuple(numbers), tuple(focus), resources)
 
 
 def _type_id(ref: str) -> tuple[str, str] | None:
@@ -196,37 +140,16 @@ class InboundSync:
         client = self.clients[endpoint]
         owner = await self.owner_for(endpoint)
         caps = await client.capabilities(refresh=True)
-        criteria = f"Task?owner={owner}"
-        channel: dict[str, Any] = {"type": "rest-hook", "endpoint": self.settings.notify_url}
-        if self.settings.notify_token:
-            channel["header"] = [f"Authorization: Bearer {self.settings.notify_token}"]
+        criteria = task_criteria(owner)
         topic = caps.task_topic
+        channel = RestHook(self.settings.notify_url, self.settings.notify_token)
         if topic:
-            sub: dict[str, Any] = {
-                "resourceType": "Subscription",
-                "meta": {"profile": [BACKPORT_PROFILE]},
-                "status": "requested",
-                "reason": "Peer Bridge: referrals owned by the peer organization",
-                "criteria": topic,
-                "_criteria": {"extension": [{"url": EXT_FILTER, "valueString": criteria}]},
-                "channel": {
-                    **channel,
-                    "payload": "application/fhir+json",
-                    "_payload": {"extension": [{"url": EXT_CONTENT, "valueCode": "id-only"}]},
-                    "extension": [
-                        {"url": EXT_HEARTBEAT, "valueUnsignedInt": self.settings.heartbeat_seconds}
-                    ],
-                },
-            }
+            sub = backport_subscription(
+                topic, criteria, channel, heartbeat_seconds=self.settings.heartbeat_seconds
+            )
             kind = "backport"
         elif caps.can_create("Subscription"):
-            sub = {
-                "resourceType": "Subscription",
-                "status": "requested",
-                "reason": "Peer Bridge: referrals owned by the peer organization",
-                "criteria": criteria,
-                "channel": channel,  # no payload: an empty ping, then we poll (nothing to trust in it)
-            }
+            sub = criteria_subscription(criteria, channel)
             kind = "criteria"
         else:
             return state
@@ -565,10 +488,4 @@ class InboundSync:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-__all__ = [
-    "InboundSettings",
-    "InboundSync",
-    "Notification",
-    "NotificationResult",
-    "parse_notification",
-]
+__all__ = ["InboundSettings", "InboundSync", "NotificationResult"]

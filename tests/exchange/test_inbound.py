@@ -17,7 +17,7 @@ import pytest
 
 from bridge.domain import ReferralStatus
 from bridge.errors import InputError, StateTransitionError
-from bridge.exchange.inbound import InboundSettings, parse_notification
+from bridge.exchange.inbound import InboundSettings
 from bridge.exchange.views import Actor
 from bridge.exchange.wiring import ExchangeService
 from bridge.sandbox import Sandbox
@@ -264,22 +264,6 @@ async def test_event_count_gap_triggers_a_catch_up_poll(setup: Setup) -> None:
     await sub.gap_check
     assert await _in_inbox(s.store, task_id)
     assert sub.seen >= 5
-
-
-def test_parse_notification_errors_name_the_field() -> None:
-    with pytest.raises(InputError) as exc:
-        parse_notification(
-            {
-                "resourceType": "Bundle",
-                "type": "history",
-                "entry": [{"resource": {"resourceType": "Patient"}}],
-            }
-        )
-    assert exc.value.field == "notification.entry.0"
-    with pytest.raises(InputError):
-        parse_notification({"resourceType": "Bundle", "type": "searchset"})
-    assert parse_notification(None).kind == "ping"
-    assert parse_notification({"resourceType": "Task", "id": "t1"}).focus == ("Task/t1",)
 
 
 async def test_criteria_subscription_fallback_pings_then_polls(
