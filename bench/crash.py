@@ -37,10 +37,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bridge import samples  # noqa: E402
-from bridge.samples import MRN_SYSTEM as MRN  # noqa: E402
-from bridge.samples import ORG_SYSTEM  # noqa: E402
-from bridge.sandbox import Sandbox, sandbox  # noqa: E402
+from bridge_dev import samples  # noqa: E402
+from bridge_dev.samples import MRN_SYSTEM as MRN  # noqa: E402
+from bridge_dev.samples import ORG_SYSTEM  # noqa: E402
+from bridge_dev.sandbox import Sandbox, sandbox  # noqa: E402
 
 # --- the plan (written by the parent, read by every child) ----------------------------------------
 
@@ -274,7 +274,7 @@ def spawn(plan_file: Path, ack_file: Path, log: Path, *, submit: bool = True) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from bridge.store.testing import drop_schema, pg_url, temp_schema_name
+    from bridge_dev.stores import drop_schema, pg_url, temp_schema_name
 
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="bench-crash-"))

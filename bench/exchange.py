@@ -45,10 +45,9 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
+from bridge_dev import samples  # noqa: E402
+from bridge_dev.sandbox import sandbox  # noqa: E402
 from crash import create_patients, make_plan, open_service, records, settings_dict, verify  # noqa: E402
-
-from bridge import samples  # noqa: E402
-from bridge.sandbox import sandbox  # noqa: E402
 
 
 def encounter_plan(
@@ -127,7 +126,7 @@ async def outbox_round(plan: dict[str, Any]) -> float:
 
 
 def throughput(args: argparse.Namespace) -> int:
-    from bridge.store.testing import drop_schema, pg_url, temp_schema_name
+    from bridge_dev.stores import drop_schema, pg_url, temp_schema_name
 
     work = Path(tempfile.mkdtemp(prefix="bench-exchange-"))
     raw_rates: list[float] = []
@@ -231,7 +230,7 @@ async def share_round(plan: dict[str, Any], processes: int, conc: int, work: Pat
 
 
 def share(args: argparse.Namespace) -> int:
-    from bridge.store.testing import drop_schema, pg_url, temp_schema_name
+    from bridge_dev.stores import drop_schema, pg_url, temp_schema_name
 
     work = Path(tempfile.mkdtemp(prefix="bench-share-"))
     results = {}
@@ -377,13 +376,13 @@ def outage(args: argparse.Namespace) -> int:
 
 async def referral_run(ehr: Any, count: int) -> list[float]:
     from aiohttp import web
+    from bridge_dev.sandbox import free_port
 
     from bridge.config import settings_from_dict
     from bridge.exchange.directory import InMemoryDirectory
     from bridge.exchange.inbound import InboundSettings
     from bridge.exchange.wiring import ExchangeService
     from bridge.roles import load_policy
-    from bridge.sandbox import free_port
 
     async with httpx.AsyncClient(base_url=ehr.base_url, timeout=30) as http:  # the clinician's side
         (await http.put("Basic/topic-referral-task", json=samples.task_topic())).raise_for_status()

@@ -35,12 +35,12 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bridge.web.exchange_service import open_exchange_service
+from bridge_dev.demo import IdentityProvider, make_people, rules_dir
+from bridge_dev.sandbox import free_port
 
 from bridge.config import settings_from_dict
-from bridge.demo import IdentityProvider, make_people, rules_dir
 from bridge.domain import PeerNote, Role, parse
 from bridge.exchange.directory import InMemoryDirectory
-from bridge.sandbox import free_port
 from bridge.web.app import create_app
 from bridge.web.keys import SERVICE
 from bridge.web.principal import Principal

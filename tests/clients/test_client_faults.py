@@ -161,7 +161,7 @@ async def test_plain_create_is_not_resent_after_a_lost_answer(proxy: FaultProxy,
 
 
 async def test_plain_create_is_resent_when_the_connection_was_never_made(sleeps: Sleeps) -> None:
-    from bridge.sandbox import free_port
+    from bridge_dev.sandbox import free_port
 
     async with AsyncFhirClient(
         f"http://127.0.0.1:{free_port()}/fhir", retry=RetryPolicy(max_attempts=3, sleep=sleeps)

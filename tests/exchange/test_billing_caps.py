@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from bridge_dev.sandbox import Sandbox
 
 from bridge.domain import Participant, PeerEncounter
 from bridge.exchange.context import utc_now
@@ -18,7 +19,6 @@ from bridge.exchange.inbound import InboundSettings
 from bridge.exchange.views import Actor
 from bridge.exchange.wiring import ExchangeService
 from bridge.roles.loader import load_policy
-from bridge.sandbox import Sandbox
 from bridge.store import Store
 
 from .support import FAST, RULES, World, settings_for

@@ -8,13 +8,13 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
+from bridge_dev.sandbox import Sandbox
 
 from bridge.config import Settings
 from bridge.domain import CertificationLevel, HumanName, PeerNote, PeerWorker, Role
 from bridge.errors import ForbiddenError, InputError, NotFoundInStoreError, NotHeldError, PolicyError
 from bridge.exchange.views import Actor
 from bridge.exchange.wiring import ExchangeService
-from bridge.sandbox import Sandbox
 from bridge.store import Store
 
 from .support import ServiceFactory, World, count, settings_for

@@ -7,11 +7,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from bridge_dev.sandbox import Sandbox
 
 from bridge.errors import PolicyError
 from bridge.roles import Policy
 from bridge.roles.checks import Checks
-from bridge.sandbox import Sandbox
 from bridge.store import Store
 
 from .support import ServiceFactory

@@ -14,13 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
+from bridge_dev.sandbox import Sandbox
 
 from bridge.domain import ReferralStatus
 from bridge.errors import InputError, StateTransitionError
 from bridge.exchange.inbound import InboundSettings
 from bridge.exchange.views import Actor
 from bridge.exchange.wiring import ExchangeService
-from bridge.sandbox import Sandbox
 from bridge.store import Store
 
 from .support import (

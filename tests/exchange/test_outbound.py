@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from bridge_dev import samples
+from bridge_dev.sandbox import Sandbox
 
-from bridge import samples
 from bridge.domain import Audience
 from bridge.errors import IdempotencyConflictError, InputError, PolicyError
 from bridge.exchange.views import Actor
-from bridge.sandbox import Sandbox
 from bridge.store import OutboxState, Store
 
 from .support import ServiceFactory, World, count, settings_for
@@ -147,7 +147,7 @@ async def test_permanent_refusal_is_dead_lettered_with_the_outcome(
 async def test_unreachable_ehr_is_retried_then_dead_lettered(
     sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
 ) -> None:
-    from bridge.sandbox import free_port
+    from bridge_dev.sandbox import free_port
 
     w = World(sandbox_ehr)
     p = w.participant()
@@ -175,7 +175,7 @@ async def test_cosigned_note_replaces_the_ehr_copy(
 ) -> None:
     from datetime import datetime
 
-    from bridge import samples
+    from bridge_dev import samples
 
     w = World(sandbox_ehr)
     p = w.participant()

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from bridge_dev.sandbox import Sandbox
 
 from bridge.domain import ReferralStatus
 from bridge.exchange.inbound import InboundSettings
 from bridge.mappers.codes import LOCAL_REFERRAL_INPUT
-from bridge.sandbox import Sandbox
 from bridge.store import Store
 
 from .support import ServiceFactory, World, settings_for

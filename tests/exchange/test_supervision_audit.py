@@ -5,9 +5,9 @@ escalation is in the audit log with who tried, which submission and the rule tha
 from __future__ import annotations
 
 import pytest
+from bridge_dev.sandbox import Sandbox
 
 from bridge.errors import ForbiddenError
-from bridge.sandbox import Sandbox
 from bridge.store import Store
 
 from .support import ServiceFactory

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from bridge_dev import samples
 from sqlalchemy import delete
 
-from bridge import samples
 from bridge.store import Store
 from bridge.store.migrations import migrate
 from bridge.store.schema import schema_migrations

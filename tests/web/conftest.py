@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from bridge_dev import samples
+from bridge_dev.sandbox import Sandbox
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
-from bridge import samples
 from bridge.config import Settings, settings_from_dict
 from bridge.domain import Role
 from bridge.exchange.directory import InMemoryDirectory
 from bridge.exchange.wiring import ExchangeService, running_exchange
-from bridge.sandbox import Sandbox
 from bridge.web import create_app
 from bridge.web.auth import Authenticator
 from tests.web import payloads

@@ -7,8 +7,8 @@ import uuid
 from typing import Any
 
 import httpx
+from bridge_dev import samples
 
-from bridge import samples
 from bridge.exchange.views import Actor
 from bridge.exchange.wiring import ExchangeService
 from bridge.mappers import referral_id_for

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-from bridge.sandbox import Sandbox
+from bridge_dev.sandbox import Sandbox
 
 RULES = Path(__file__).resolve().parents[2] / "config" / "rules"
 MRN = "urn:oid:1.2.3.4.5.1"

@@ -22,13 +22,13 @@ import pytest
 import pytest_asyncio
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
+from bridge_dev.demo import peer_organization_ref, place_referral
+from bridge_dev.sandbox import Sandbox
 from joserfc.jwk import ECKey
 
 from bridge.config import load_settings
-from bridge.demo import peer_organization_ref, place_referral
 from bridge.domain import Role
 from bridge.mappers import referral_id_for
-from bridge.sandbox import Sandbox
 from bridge.store import OutboxState, Store, open_store
 from bridge.web import create_app
 from tests.web.conftest import ORG, OTHER_ORG, TokenFactory, bearer

@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from bridge_dev.sandbox import Sandbox
 from playwright.async_api import Page, expect
 
 from bridge.config import load_settings
-from bridge.sandbox import Sandbox
 from bridge.store import open_store
 from bridge.web import create_app
 from tests.web.conftest import CHROMIUM, OTHER_ORG, TokenFactory, bearer

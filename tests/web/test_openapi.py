@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+from bridge_dev.sandbox import Sandbox
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -19,7 +20,6 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from bridge.config import load_settings
-from bridge.sandbox import Sandbox
 from bridge.web import create_app
 from bridge.web.auth import Authenticator
 from bridge.web.openapi import build_openapi

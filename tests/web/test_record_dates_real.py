@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from bridge_dev.sandbox import Sandbox
 
 from bridge.config import load_settings
-from bridge.sandbox import Sandbox
 from bridge.web import create_app
 from tests.web.payloads import note
 from tests.web.stack import Stack, encounter_for, write_stack

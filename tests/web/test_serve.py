@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from bridge_dev.sandbox import Sandbox, free_port
 
-from bridge.sandbox import Sandbox, free_port
 from bridge.store import open_store
 from tests.web.stack import Stack, encounter_for, write_stack
 

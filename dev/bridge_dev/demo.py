@@ -37,7 +37,6 @@ from aiohttp import web
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
-from bridge import samples
 from bridge.config import Settings, settings_from_dict
 from bridge.domain import (
     ConsentRecord,
@@ -50,8 +49,9 @@ from bridge.errors import BridgeError, ExchangeError
 from bridge.exchange.directory import InMemoryDirectory
 from bridge.mappers import MappingContext, organization_to_fhir, referral_id_for
 from bridge.observability import configure_logging
-from bridge.sandbox import Sandbox, free_port, sandbox
 from bridge.web.app import create_app
+from bridge_dev import samples
+from bridge_dev.sandbox import Sandbox, free_port, sandbox
 
 log = logging.getLogger("bridge.demo")
 
@@ -594,11 +594,3 @@ def demo(args: argparse.Namespace) -> int:
     export = Path(args.export) if args.export else None
     asyncio.run(run_demo(out=sys.stdout, keep_running=args.keep_running, export=export))
     return 0
-
-
-def register_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("demo", help="play the whole story against a sandbox EHR (SQLite, free ports)")
-    p.add_argument("--keep-running", action="store_true", help="leave the EHR and the bridge up afterwards")
-    p.add_argument("--export", metavar="DIR", default=None, help="write the EHR's resources as NDJSON here")
-    p.add_argument("-v", "--verbose", action="store_true", help="show the bridge's JSON logs on stderr")
-    p.set_defaults(handler=demo)
