@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml dev/pyproject.toml
 browser:
 	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
-test: install browser
+# the linters first (seconds), then the suite: CI runs this
+test: install browser lint
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: install

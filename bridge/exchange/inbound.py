@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,6 +45,7 @@ from bridge.mappers.subscription import (
     parse_notification,
     task_criteria,
 )
+from bridge.store import Store
 
 log = logging.getLogger("bridge.exchange.inbound")
 
@@ -108,11 +109,11 @@ class InboundSync:
 
     def __init__(
         self,
-        store: Any,  # bridge.store.Store (Any: avoids a cycle in type-only imports for tests)
+        store: Store,
         clients: Mapping[str, AsyncFhirClient],
         reduce: Reduce,
         *,
-        owner_for: Callable[[str], Any],  # async: endpoint -> "Organization/<id>" at that EHR
+        owner_for: Callable[[str], Awaitable[str]],  # endpoint -> "Organization/<id>" at that EHR
         clock: Clock,
         settings: InboundSettings,
         actor: str = "bridge",

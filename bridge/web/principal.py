@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Protocol
 
 from bridge.domain import Role
 from bridge.exchange.views import Actor
@@ -87,8 +87,20 @@ POLICY_GRANTS: dict[Action, tuple[tuple[str, str], ...]] = {
     Action.VIEW_INBOX: (("read", "referral"),),
 }
 
-# ``Policy.permits``: (role, verb, record) -> an object with ``allowed``, ``rule``, ``reason``
-Permits = Callable[[Role, str, str], Any]
+
+class Grant(Protocol):
+    """What the rule files answer for one (role, verb, record) (``bridge.roles.Permission``)."""
+
+    @property
+    def allowed(self) -> bool: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+
+
+# ``Policy.permits``: (role, verb, record) -> the grant that decided
+Permits = Callable[[Role, str, str], Grant]
 
 
 @dataclass(frozen=True, slots=True)
