@@ -20,9 +20,6 @@ import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
-from bridge_dev import samples
-from bridge_dev.stores import drop_schema, pg_url, temp_schema_name
-
 from bridge.config import settings_from_dict
 from bridge.exchange.directory import InMemoryDirectory
 from bridge.exchange.inbound import InboundSettings
@@ -30,6 +27,8 @@ from bridge.exchange.views import Actor
 from bridge.exchange.wiring import ExchangeService
 from bridge.roles.loader import load_policy
 from bridge.store import open_store
+from bridge_dev import samples
+from bridge_dev.stores import drop_schema, pg_url, temp_schema_name
 
 RULES = Path(__file__).resolve().parents[1] / "config" / "rules"
 NOW = datetime(2026, 11, 26, 21, 0, tzinfo=UTC)

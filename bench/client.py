@@ -31,10 +31,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-from bridge_dev.sandbox import sandbox
 from fhirpy import AsyncFHIRClient
 
 from bridge.clients import AsyncFhirClient
+from bridge_dev.sandbox import sandbox
 
 SYSTEM = "urn:uuid:0d5b7e7c-bench-client"
 Create = Callable[[dict[str, Any], str], Awaitable[None]]

@@ -45,9 +45,10 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
+from crash import create_patients, make_plan, open_service, records, settings_dict, verify  # noqa: E402
+
 from bridge_dev import samples  # noqa: E402
 from bridge_dev.sandbox import sandbox  # noqa: E402
-from crash import create_patients, make_plan, open_service, records, settings_dict, verify  # noqa: E402
 
 
 def encounter_plan(
@@ -376,13 +377,13 @@ def outage(args: argparse.Namespace) -> int:
 
 async def referral_run(ehr: Any, count: int) -> list[float]:
     from aiohttp import web
-    from bridge_dev.sandbox import free_port
 
     from bridge.config import settings_from_dict
     from bridge.exchange.directory import InMemoryDirectory
     from bridge.exchange.inbound import InboundSettings
     from bridge.exchange.wiring import ExchangeService
     from bridge.roles import load_policy
+    from bridge_dev.sandbox import free_port
 
     async with httpx.AsyncClient(base_url=ehr.base_url, timeout=30) as http:  # the clinician's side
         (await http.put("Basic/topic-referral-task", json=samples.task_topic())).raise_for_status()

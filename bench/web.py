@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -34,16 +35,15 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bridge.web.exchange_service import open_exchange_service
-from bridge_dev.demo import IdentityProvider, make_people, rules_dir
-from bridge_dev.sandbox import free_port
-
-from bridge.config import settings_from_dict
+from bridge.config import Settings, settings_from_dict
 from bridge.domain import PeerNote, Role, parse
 from bridge.exchange.directory import InMemoryDirectory
+from bridge.exchange.views import Actor
+from bridge.exchange.wiring import ExchangeService, running_exchange
 from bridge.web.app import create_app
-from bridge.web.keys import SERVICE
-from bridge.web.principal import Principal
+from bridge.web.keys import EXCHANGE
+from bridge_dev.demo import IdentityProvider, make_people, rules_dir
+from bridge_dev.sandbox import free_port
 
 
 async def _rate(n: int, concurrency: int, one: Callable[[], Awaitable[Any]]) -> float:
@@ -88,10 +88,10 @@ async def main(requests: int, concurrency: int) -> None:
     )
     directory = InMemoryDirectory([people.participant], [people.peer, people.supervisor], [people.consent])
 
-    def factory(s: Any, m: Any) -> Any:
-        return open_exchange_service(s, m, directory=directory, start_workers=False)
+    def factory(s: Settings) -> contextlib.AbstractAsyncContextManager[ExchangeService]:
+        return running_exchange(s, directory=directory, start_workers=False)
 
-    app = create_app(settings, service_factory=factory)
+    app = create_app(settings, exchange_factory=factory)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
@@ -121,8 +121,8 @@ async def main(requests: int, concurrency: int) -> None:
     }
     body = json.dumps(note).encode()
     parsed = parse(PeerNote, note)
-    actor = Principal("bench", Role.PEER_SPECIALIST, "harbor-recovery", people.peer.id)
-    service = app[SERVICE]
+    actor = Actor(f"practitioner:{people.peer.id}", Role.PEER_SPECIALIST.value, "harbor-recovery")
+    exchange = app[EXCHANGE]
     limits = httpx.Limits(max_connections=concurrency)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as api:
@@ -133,7 +133,7 @@ async def main(requests: int, concurrency: int) -> None:
                 assert r.status_code == 200, r.text
 
             async def direct() -> None:
-                await service.submissions.check_note(parsed, actor=actor)
+                await exchange.submissions.check_note(parsed, actor=actor)
 
             await _rate(50, concurrency, via_http)  # warm-up: connections, rule caches
             http_rate = await _rate(requests, concurrency, via_http)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from bridge_dev.sandbox import Sandbox, sandbox
 
 IN_CI = os.environ.get("CI", "").lower() == "true"

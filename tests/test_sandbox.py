@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import httpx
+
 from bridge_dev.sandbox import Sandbox
 
 

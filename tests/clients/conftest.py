@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
 from bridge_dev.sandbox import Sandbox
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from bridge_dev.sandbox import Sandbox
-
 from bridge.clients import AsyncFhirClient
+from bridge_dev.sandbox import Sandbox
 
 SYSTEM = "urn:uuid:5b8e1c9e-paging-tests"
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bridge_dev.stores import drop_schema, pg_url, temp_schema_name
 
 from bridge.config import Settings
 from bridge.exchange.directory import InMemoryDirectory
@@ -17,6 +16,7 @@ from bridge.exchange.outbound import OutboundSettings
 from bridge.exchange.wiring import ExchangeService
 from bridge.roles import Policy, load_policy
 from bridge.store import Store, open_store
+from bridge_dev.stores import drop_schema, pg_url, temp_schema_name
 
 from .support import FAST, RULES, ServiceFactory, require_postgres
 

@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bridge_dev import samples
-from bridge_dev.sandbox import Sandbox
-from bridge_dev.stores import require_postgres as require_postgres  # for the tests here
 
 from bridge.config import Settings, settings_from_dict
 from bridge.domain import Activity, Participant, PeerEncounter, PeerNote
 from bridge.exchange.directory import InMemoryDirectory
 from bridge.exchange.outbound import OutboundSettings
 from bridge.exchange.wiring import ExchangeService
+from bridge_dev import samples
+from bridge_dev.sandbox import Sandbox
+from bridge_dev.stores import require_postgres as require_postgres  # for the tests here
 
 RULES = Path(__file__).resolve().parents[2] / "config" / "rules"
 
@@ -154,6 +154,7 @@ class Listener:
 
     async def start(self) -> Listener:
         from aiohttp import web
+
         from bridge_dev.sandbox import free_port
 
         async def notify(request: web.Request) -> web.Response:

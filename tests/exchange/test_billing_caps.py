@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from bridge_dev.sandbox import Sandbox
 
 from bridge.domain import Participant, PeerEncounter
 from bridge.exchange.context import utc_now
@@ -20,6 +19,7 @@ from bridge.exchange.views import Actor
 from bridge.exchange.wiring import ExchangeService
 from bridge.roles.loader import load_policy
 from bridge.store import Store
+from bridge_dev.sandbox import Sandbox
 
 from .support import FAST, RULES, World, settings_for
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 
-from bridge_dev.sandbox import Sandbox
-
 from bridge.exchange.views import Actor
 from bridge.store import OutboxState, Store
+from bridge_dev.sandbox import Sandbox
 
 from .support import ServiceFactory, World, settings_for
 

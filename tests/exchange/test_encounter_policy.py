@@ -8,12 +8,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from bridge_dev.sandbox import Sandbox
 
 from bridge.domain import Endorsement, Referral, ReferralStatus
 from bridge.errors import ScopeViolationError
 from bridge.exchange.views import Actor
 from bridge.store import Store
+from bridge_dev.sandbox import Sandbox
 
 from .support import ServiceFactory, World, settings_for
 

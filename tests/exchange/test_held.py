@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
-from bridge_dev.sandbox import Sandbox
 
 from bridge.config import Settings
 from bridge.domain import CertificationLevel, HumanName, PeerNote, PeerWorker, Role
@@ -16,6 +15,7 @@ from bridge.errors import ForbiddenError, InputError, NotFoundInStoreError, NotH
 from bridge.exchange.views import Actor
 from bridge.exchange.wiring import ExchangeService
 from bridge.store import Store
+from bridge_dev.sandbox import Sandbox
 
 from .support import ServiceFactory, World, count, settings_for
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from bridge_dev.sandbox import Sandbox
 
 from bridge.errors import PolicyError
 from bridge.roles import Policy
 from bridge.roles.checks import Checks
 from bridge.store import Store
+from bridge_dev.sandbox import Sandbox
 
 from .support import ServiceFactory
 from .test_held import _held_note, held_world

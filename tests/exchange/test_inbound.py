@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from bridge_dev.sandbox import Sandbox
 
 from bridge.domain import ReferralStatus
 from bridge.errors import InputError, StateTransitionError
@@ -22,6 +21,7 @@ from bridge.exchange.inbound import InboundSettings
 from bridge.exchange.views import Actor
 from bridge.exchange.wiring import ExchangeService
 from bridge.store import Store
+from bridge_dev.sandbox import Sandbox
 
 from .support import (
     Listener,

@@ -4,10 +4,10 @@ audited; it does not stop the poll, so the referrals after it still reach the in
 from __future__ import annotations
 
 import httpx
-from bridge_dev.sandbox import Sandbox
 
 from bridge.exchange.inbound import InboundSettings
 from bridge.store import Store
+from bridge_dev.sandbox import Sandbox
 
 from .support import ServiceFactory, World, create_patient, create_referral, settings_for
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from bridge_dev.sandbox import Sandbox
-
 from bridge.exchange.views import Actor
 from bridge.store import OutboxState, Store
+from bridge_dev.sandbox import Sandbox
 
 from .support import FAST, ServiceFactory, World, count, settings_for
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from bridge_dev import samples
-from bridge_dev.sandbox import Sandbox
 
 from bridge.domain import Audience
 from bridge.errors import IdempotencyConflictError, InputError, PolicyError
 from bridge.exchange.views import Actor
 from bridge.store import OutboxState, Store
+from bridge_dev import samples
+from bridge_dev.sandbox import Sandbox
 
 from .support import ServiceFactory, World, count, settings_for
 

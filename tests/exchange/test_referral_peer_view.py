@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bridge_dev.sandbox import Sandbox
 
 from bridge.domain import ReferralStatus
 from bridge.exchange.inbound import InboundSettings
 from bridge.mappers.codes import LOCAL_REFERRAL_INPUT
 from bridge.store import Store
+from bridge_dev.sandbox import Sandbox
 
 from .support import ServiceFactory, World, settings_for
 

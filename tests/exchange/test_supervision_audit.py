@@ -5,10 +5,10 @@ escalation is in the audit log with who tried, which submission and the rule tha
 from __future__ import annotations
 
 import pytest
-from bridge_dev.sandbox import Sandbox
 
 from bridge.errors import ForbiddenError
 from bridge.store import Store
+from bridge_dev.sandbox import Sandbox
 
 from .support import ServiceFactory
 from .test_held import COSIGN_AT, _held_note, held_world

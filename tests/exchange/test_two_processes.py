@@ -14,13 +14,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from bridge_dev import samples
-from bridge_dev.sandbox import Sandbox
-from bridge_dev.stores import drop_schema, pg_url, temp_schema_name
 
 from bridge.exchange.run import start_worker
 from bridge.exchange.views import Actor
 from bridge.store import OutboxState, Store, open_store
+from bridge_dev import samples
+from bridge_dev.sandbox import Sandbox
+from bridge_dev.stores import drop_schema, pg_url, temp_schema_name
 
 from .support import ServiceFactory, World, count, require_postgres, settings_for
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bridge.mappers import MappingContext, build_submission_bundle
 from bridge_dev.samples import (
     CENTRAL,
     MRN_SYSTEM,
@@ -21,8 +22,6 @@ from bridge_dev.samples import (
     referral,
     supervisor,
 )
-
-from bridge.mappers import MappingContext, build_submission_bundle
 
 __all__ = [
     "CENTRAL",

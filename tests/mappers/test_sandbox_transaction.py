@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from bridge_dev.sandbox import Sandbox
 
 from bridge.domain import Participant, ReferralStatus
 from bridge.mappers import (
@@ -16,6 +15,7 @@ from bridge.mappers import (
     referral_to_fhir,
     task_with_status,
 )
+from bridge_dev.sandbox import Sandbox
 
 from . import samples as s
 

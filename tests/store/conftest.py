@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from bridge_dev.stores import drop_schema, pg_url, require_postgres, temp_schema_name
 
 from bridge.store import Store, open_store
+from bridge_dev.stores import drop_schema, pg_url, require_postgres, temp_schema_name
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

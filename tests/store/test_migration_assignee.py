@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bridge_dev import samples
 from sqlalchemy import delete
 
 from bridge.store import Store
 from bridge.store.migrations import migrate
 from bridge.store.schema import schema_migrations
+from bridge_dev import samples
 
 AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 

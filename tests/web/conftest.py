@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from bridge_dev import samples
-from bridge_dev.sandbox import Sandbox
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
@@ -25,6 +23,8 @@ from bridge.exchange.directory import InMemoryDirectory
 from bridge.exchange.wiring import ExchangeService, running_exchange
 from bridge.web import create_app
 from bridge.web.auth import Authenticator
+from bridge_dev import samples
+from bridge_dev.sandbox import Sandbox
 from tests.web import payloads
 
 ORG = "harbor-recovery"

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from aiohttp import web
+
 from bridge_dev.sandbox import free_port
 
 

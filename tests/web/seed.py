@@ -7,11 +7,11 @@ import uuid
 from typing import Any
 
 import httpx
-from bridge_dev import samples
 
 from bridge.exchange.views import Actor
 from bridge.exchange.wiring import ExchangeService
 from bridge.mappers import referral_id_for
+from bridge_dev import samples
 
 
 def peer(practitioner_id: str, role: str = "peer-specialist") -> Actor:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from bridge_dev.sandbox import Sandbox
 
 RULES = Path(__file__).resolve().parents[2] / "config" / "rules"

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from bridge_dev.sandbox import Sandbox
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 
 from bridge.config import settings_from_dict
 from bridge.errors import ConfigError, NotAuthenticatedError
 from bridge.web.auth import Authenticator
+from bridge_dev.sandbox import Sandbox
 from tests.web.conftest import API_KEYS, AUDIENCE, ISSUER, ORG, TokenFactory, bearer, directory, settings_dict
 
 Client = TestClient[Any, Any]
@@ -127,9 +127,9 @@ async def test_jwks_url_is_fetched_at_start_up(
 
 async def test_unreachable_jwks_url_fails_start_up_naming_the_key(env: None) -> None:
     from aiohttp.test_utils import TestServer
-    from bridge_dev.sandbox import free_port
 
     from bridge.web import create_app
+    from bridge_dev.sandbox import free_port
 
     settings = settings_from_dict(settings_dict(jwks_url=f"http://127.0.0.1:{free_port()}/jwks.json"))
     app = create_app(settings, directory=directory())

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from bridge_dev.sandbox import Sandbox
 
 from bridge.config import settings_from_dict
 from bridge.domain import Role
 from bridge.roles import load_policy
 from bridge.web.principal import Action, Principal, has_required_scope
 from bridge.web.routes import ROUTES
+from bridge_dev.sandbox import Sandbox
 from tests.web import payloads, seed
 from tests.web.conftest import ORG, OTHER_ORG, RULES, TokenFactory, bearer, open_app, settings_dict
 

@@ -22,8 +22,6 @@ import pytest
 import pytest_asyncio
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
-from bridge_dev.demo import peer_organization_ref, place_referral
-from bridge_dev.sandbox import Sandbox
 from joserfc.jwk import ECKey
 
 from bridge.config import load_settings
@@ -31,6 +29,8 @@ from bridge.domain import Role
 from bridge.mappers import referral_id_for
 from bridge.store import OutboxState, Store, open_store
 from bridge.web import create_app
+from bridge_dev.demo import peer_organization_ref, place_referral
+from bridge_dev.sandbox import Sandbox
 from tests.web.conftest import ORG, OTHER_ORG, TokenFactory, bearer
 from tests.web.stack import Stack, encounter_for, write_stack
 from tests.web.test_authorization_matrix import EXPECTED_ROLES

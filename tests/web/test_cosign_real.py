@@ -16,12 +16,12 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from bridge_dev.sandbox import Sandbox
 from playwright.async_api import Page, expect
 
 from bridge.config import load_settings
 from bridge.store import open_store
 from bridge.web import create_app
+from bridge_dev.sandbox import Sandbox
 from tests.web.conftest import CHROMIUM, OTHER_ORG, TokenFactory, bearer
 from tests.web.stack import Stack, encounter_for, write_stack
 

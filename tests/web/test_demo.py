@@ -12,10 +12,10 @@ import logging
 from pathlib import Path
 
 import pytest
-from bridge_dev.demo import STORY_TEXTS, run_demo
 from fhir.resources.R4B import get_fhir_model_class
 
 from bridge.observability import configure_logging
+from bridge_dev.demo import STORY_TEXTS, run_demo
 
 
 @pytest.fixture

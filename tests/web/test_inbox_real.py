@@ -13,13 +13,13 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp.test_utils import TestServer
-from bridge_dev.demo import peer_organization_ref, place_referral
-from bridge_dev.sandbox import Sandbox
 from playwright.async_api import Page, expect
 
 from bridge.config import load_settings
 from bridge.mappers import referral_id_for
 from bridge.web import create_app
+from bridge_dev.demo import peer_organization_ref, place_referral
+from bridge_dev.sandbox import Sandbox
 from tests.web.conftest import CHROMIUM, TokenFactory
 from tests.web.stack import Stack, write_stack
 

@@ -15,12 +15,12 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from bridge_dev.sandbox import Sandbox, free_port
 
 from bridge.config import load_settings
 from bridge.domain import Referral, ReferralStatus
 from bridge.mappers import MappingContext, organization_to_fhir, referral_id_for, referral_to_fhir
 from bridge.web import create_app
+from bridge_dev.sandbox import Sandbox, free_port
 from tests.web.conftest import NOTIFY_TOKEN, bearer
 from tests.web.stack import Stack, write_stack
 

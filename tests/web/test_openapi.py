@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from bridge_dev.sandbox import Sandbox
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -23,6 +22,7 @@ from bridge.config import load_settings
 from bridge.web import create_app
 from bridge.web.auth import Authenticator
 from bridge.web.openapi import build_openapi
+from bridge_dev.sandbox import Sandbox
 from tests.web.conftest import TokenFactory, bearer
 from tests.web.live import serve_in_thread
 from tests.web.stack import write_stack

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from bridge_dev.sandbox import Sandbox
 
 from bridge.config import load_settings
 from bridge.web import create_app
+from bridge_dev.sandbox import Sandbox
 from tests.web.payloads import note
 from tests.web.stack import Stack, encounter_for, write_stack
 

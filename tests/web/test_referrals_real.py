@@ -14,13 +14,13 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from bridge_dev.demo import peer_organization_ref, place_referral
-from bridge_dev.sandbox import Sandbox
 
 from bridge.config import load_settings
 from bridge.mappers import referral_id_for
 from bridge.store import open_store
 from bridge.web import create_app
+from bridge_dev.demo import peer_organization_ref, place_referral
+from bridge_dev.sandbox import Sandbox
 from tests.web.conftest import TokenFactory, bearer
 from tests.web.stack import Stack, write_stack
 

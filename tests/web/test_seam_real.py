@@ -18,12 +18,12 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from bridge_dev.demo import peer_organization_ref, place_referral
-from bridge_dev.sandbox import Sandbox
 
 from bridge.config import load_settings
 from bridge.store import open_store
 from bridge.web import create_app
+from bridge_dev.demo import peer_organization_ref, place_referral
+from bridge_dev.sandbox import Sandbox
 from tests.web.conftest import ORG, OTHER_ORG, TokenFactory, bearer
 from tests.web.stack import Stack, encounter_for, write_stack
 
