@@ -1,16 +1,24 @@
-"""A real bridge configuration for tests: the session's sandbox EHR, a SQLite file, the rule files,
-a directory of made-up people (unique ids per call: the sandbox is shared)."""
+"""The real stack for web tests, one builder: a bridge configuration (the session's sandbox EHR, a
+SQLite file, the rule files, a directory of made-up people with unique ids per call: the sandbox is
+shared) written by :func:`write_stack`, and :func:`serve`, the app over it as ``bridge serve``
+builds it (settings from the file, secrets and the directory from the environment)."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from bridge.config import Settings, load_settings
+from bridge.web import create_app
 from bridge_dev.sandbox import Sandbox
 
 RULES = Path(__file__).resolve().parents[2] / "config" / "rules"
@@ -26,6 +34,59 @@ class Stack:
     peer_id: str
     env: dict[str, str]
     patient_id: str = ""
+
+
+@contextmanager
+def environment(stack: Stack, **extra: str) -> Iterator[Settings]:
+    """The stack's settings, with its secrets and directory in the environment meanwhile."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {**stack.env, "BRIDGE_DIRECTORY": str(stack.directory), **extra}.items():
+            mp.setenv(key, value)
+        yield load_settings(stack.config)
+
+
+@asynccontextmanager
+async def serve(stack: Stack, *, port: int | None = None, **env: str) -> AsyncIterator[TestClient[Any, Any]]:
+    """The bridge ``stack`` describes, serving (workers running) until the block ends."""
+    with environment(stack, **env) as settings:
+        async with TestClient(TestServer(create_app(settings), host="127.0.0.1", port=port)) as client:
+            yield client
+
+
+def add_peer(
+    stack: Stack, pid: str, *, role: str = "peer-specialist", level: str = "certified", **extra: Any
+) -> str:
+    """Another worker of the stack's organization in its directory (``pid``)."""
+    data = json.loads(stack.directory.read_text())
+    data["peers"].append(
+        {
+            "id": pid,
+            "name": {"given": "Test", "family": "Worker"},
+            "credential": "CPRS",
+            "certification_level": level,
+            "organization_id": "harbor-recovery",
+            "role": role,
+            **extra,
+        }
+    )
+    stack.directory.write_text(json.dumps(data))
+    return pid
+
+
+async def place_referrals(stack: Stack, ehr: Sandbox, n: int = 1) -> list[str]:
+    """What a clinic does before the bridge looks: ``n`` referrals (Task ids) for the stack's
+    patient, owned by its organization at the EHR (the bridge's start-up poll finds them)."""
+    from bridge_dev.demo import peer_organization_ref, place_referral
+
+    with environment(stack) as settings:
+        async with httpx.AsyncClient(base_url=ehr.base_url + "/", timeout=30) as client:
+            owner = await peer_organization_ref(client, settings)
+            return [
+                await place_referral(
+                    client, tag=uuid.uuid4().hex[:8], patient_id=stack.patient_id, owner_ref=owner
+                )
+                for _ in range(n)
+            ]
 
 
 def toml_str(value: str) -> str:

@@ -9,37 +9,19 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from bridge.config import load_settings
 from bridge.store import open_store
-from bridge.web import create_app
-from bridge_dev.demo import peer_organization_ref, place_referral
 from bridge_dev.sandbox import Sandbox
 from tests.web.conftest import ORG, OTHER_ORG, TokenFactory, bearer
-from tests.web.stack import Stack, encounter_for, write_stack
+from tests.web.stack import Stack, add_peer, encounter_for, place_referrals, serve, write_stack
 
 Client = TestClient[Any, Any]
-
-
-@asynccontextmanager
-async def serving(stack: Stack) -> AsyncIterator[Client]:
-    """The bridge ``stack`` describes, as ``bridge serve`` builds it (directory from the env)."""
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in stack.env.items():
-            mp.setenv(key, value)
-        mp.setenv("BRIDGE_DIRECTORY", str(stack.directory))
-        settings = load_settings(stack.config)
-        async with TestClient(TestServer(create_app(settings), host="127.0.0.1")) as client:
-            yield client
 
 
 def _stack(ehr: Sandbox, workdir: Path, jwks: dict[str, Any]) -> Stack:
@@ -66,7 +48,7 @@ async def test_items_carry_their_owning_organization(
     theirs = _stack(sandbox_ehr, tmp_path / "theirs", jwks)
     config = ours.config.read_text().replace(ORG, OTHER_ORG)
     theirs.config.write_text(config.replace(str(ours.directory), str(theirs.directory)))
-    async with serving(ours) as ours_client, serving(theirs) as theirs_client:
+    async with serve(ours) as ours_client, serve(theirs) as theirs_client:
         peer = make_token(organization=OTHER_ORG, practitioner_id=theirs.peer_id)
         resp = await theirs_client.post(
             "/api/v1/encounters", json=encounter_for(theirs), headers=bearer(peer)
@@ -89,14 +71,8 @@ async def test_list_views_are_audited_as_the_caller(
     sandbox_ehr: Sandbox, tmp_path: Path, jwks: dict[str, Any], make_token: TokenFactory
 ) -> None:
     stack = _stack(sandbox_ehr, tmp_path, jwks)
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in stack.env.items():
-            mp.setenv(key, value)
-        settings = load_settings(stack.config)
-    async with httpx.AsyncClient(base_url=sandbox_ehr.base_url + "/", timeout=30) as ehr:
-        owner = await peer_organization_ref(ehr, settings)
-        await place_referral(ehr, tag=uuid.uuid4().hex[:8], patient_id=stack.patient_id, owner_ref=owner)
-    async with serving(stack) as client:
+    await place_referrals(stack, sandbox_ehr)
+    async with serve(stack) as client:
         peer = bearer(make_token(practitioner_id=stack.peer_id))
 
         async def listed() -> list[Any]:
@@ -117,7 +93,7 @@ async def test_delivered_at_is_shown(
     sandbox_ehr: Sandbox, tmp_path: Path, jwks: dict[str, Any], make_token: TokenFactory
 ) -> None:
     stack = _stack(sandbox_ehr, tmp_path, jwks)
-    async with serving(stack) as client:
+    async with serve(stack) as client:
         peer = bearer(make_token(practitioner_id=stack.peer_id))
         resp = await client.post("/api/v1/encounters", json=encounter_for(stack), headers=peer)
         assert resp.status == 202, await resp.text()
@@ -139,20 +115,9 @@ async def test_warnings_on_held_notes_are_kept(
     """A provisional peer whose supervision is overdue: the note waits for a co-sign (hold) and
     the overdue supervision is a warning, in the 202 and in the submission's view."""
     stack = _stack(sandbox_ehr, tmp_path, jwks)
-    people = json.loads(stack.directory.read_text())
-    prov = f"prov-{uuid.uuid4().hex[:6]}"
-    people["peers"].append(
-        {
-            "id": prov,
-            "name": {"given": "Test", "family": "Worker"},
-            "credential": "CPRS",
-            "certification_level": "provisional",
-            "organization_id": ORG,
-            "last_supervision": (date.today() - timedelta(days=60)).isoformat(),
-        }
-    )
-    stack.directory.write_text(json.dumps(people))
-    async with serving(stack) as client:
+    overdue = (date.today() - timedelta(days=60)).isoformat()
+    prov = add_peer(stack, f"prov-{uuid.uuid4().hex[:6]}", level="provisional", last_supervision=overdue)
+    async with serve(stack) as client:
         author = bearer(make_token(practitioner_id=prov))
         session = {**encounter_for(stack), "peer_id": prov}
         assert (await client.post("/api/v1/encounters", json=session, headers=author)).status == 202
