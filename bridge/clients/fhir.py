@@ -9,6 +9,10 @@ Resources come back as ``fhir.resources.R4B`` models; one the models reject is a
 Every request goes through: circuit breaker -> optional rate limit -> concurrency slot -> httpx
 (auth inside) -> status mapping; the whole of that is retried by :class:`RetryPolicy` when the
 request is idempotent. See ``bridge/clients/__init__.py`` for the public API.
+
+Longer than the rest (~730 lines) on purpose: it is one class over one endpoint, and every
+interaction shares the request pipeline above (breaker, slots, retries, status mapping); auth,
+limits, retry policy, capabilities and status mapping already live in modules of their own.
 """
 
 from __future__ import annotations
