@@ -68,17 +68,13 @@ class ExchangeService:
         inbound: InboundSettings | None = None,
         concurrency: Mapping[str, int] | None = None,
     ) -> None:
-        self.settings = settings
-        self.store = store
-        self.clients = dict(clients)
-        self.policy = policy
-        self.owner = owner or instance_name()
-        self.clock = clock
-        self.ctx = ExchangeContext(settings, store, directory, policy, self.clients, clock, self.owner)
+        self.ctx = ExchangeContext(
+            settings, store, directory, policy, dict(clients), clock, owner or instance_name()
+        )
         self.delivery = Delivery(self.ctx)
         self.worker = OutboundWorker(
             store,
-            self.clients,
+            self.ctx.clients,
             self.delivery.prepare,
             owner=self.owner,
             clock=clock,
@@ -88,7 +84,7 @@ class ExchangeService:
         self.intake = Intake(self.ctx)
         self.inbound = InboundSync(
             store,
-            self.clients,
+            self.ctx.clients,
             self.intake.reduce_referral,
             owner_for=self.intake.organization_ref,
             clock=clock,
@@ -100,9 +96,34 @@ class ExchangeService:
         self.supervision = Supervision(self.ctx, self.submissions, wake=self.worker.wake)
         self.referrals = Referrals(self.ctx, self.inbound)
 
+    # what every job shares, held once by the context
+    @property
+    def settings(self) -> Settings:
+        return self.ctx.settings
+
+    @property
+    def store(self) -> Store:
+        return self.ctx.store
+
+    @property
+    def clients(self) -> Mapping[str, AsyncFhirClient]:
+        return self.ctx.clients
+
     @property
     def directory(self) -> Directory:
         return self.ctx.directory
+
+    @property
+    def policy(self) -> Policy:
+        return self.ctx.policy
+
+    @property
+    def clock(self) -> Clock:
+        return self.ctx.clock
+
+    @property
+    def owner(self) -> str:
+        return self.ctx.owner
 
     # --- lifecycle -------------------------------------------------------------------------------
 
