@@ -28,6 +28,7 @@ from bridge.exchange.wiring import ExchangeService
 from bridge.roles.loader import load_policy
 from bridge.store import open_store
 from bridge_dev import samples
+from bridge_dev.stack import bridge_config
 from bridge_dev.stores import drop_schema, pg_url, temp_schema_name
 
 RULES = Path(__file__).resolve().parents[1] / "config" / "rules"
@@ -43,13 +44,7 @@ async def _run(kind: str, billable: bool, history: int, items: int, workdir: Pat
     store = await open_store(url, schema=schema)
     peer = samples.certified_peer("peer-b")
     people = [samples.participant(f"pt-{i}", f"MRN-{i}") for i in range(SUBMITTERS)]
-    settings = settings_from_dict(
-        {
-            "organization": samples.organization(),
-            "endpoints": {"clinic": {"base_url": "http://127.0.0.1:9/fhir"}},
-            "default_endpoint": "clinic",
-        }
-    )
+    settings = settings_from_dict(bridge_config("http://127.0.0.1:9/fhir"))
     svc = await ExchangeService.open(
         settings,
         directory=InMemoryDirectory(peers=[peer], participants=people),

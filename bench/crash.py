@@ -110,19 +110,20 @@ def create_patients(base_url: str, plan: dict[str, Any]) -> None:
 
 
 def settings_dict(plan: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "organization": samples.organization(f"org-{plan['run']}", "Harbor Recovery"),
-        "endpoints": {
-            "clinic": {
-                "base_url": plan["base_url"],
-                "max_concurrency": plan["concurrency"],
-                "retry_max_seconds": 1,
-                "breaker_failures": 1000,  # the bench measures the outbox, not our breaker
-            }
+    from bridge_dev.stack import bridge_config
+
+    return bridge_config(
+        plan["base_url"],
+        org=f"org-{plan['run']}",
+        org_name="Harbor Recovery",
+        store_url=plan["store_url"],
+        endpoint={
+            "max_concurrency": plan["concurrency"],
+            "retry_max_seconds": 1,
+            "breaker_failures": 1000,  # the bench measures the outbox, not our breaker
         },
-        "default_endpoint": "clinic",
-        "store": {"url": plan["store_url"], "lease_seconds": plan["lease"]},
-    }
+        store={"lease_seconds": plan["lease"]},
+    )
 
 
 def records(plan: dict[str, Any]) -> tuple[Any, dict[str, Any]]:

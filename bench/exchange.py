@@ -49,6 +49,7 @@ from crash import create_patients, make_plan, open_service, records, settings_di
 
 from bridge_dev import samples  # noqa: E402
 from bridge_dev.sandbox import sandbox  # noqa: E402
+from bridge_dev.stack import bridge_config  # noqa: E402
 
 
 def encounter_plan(
@@ -390,12 +391,12 @@ async def referral_run(ehr: Any, count: int) -> list[float]:
     run = f"ref{int(time.time())}"
     work = Path(tempfile.mkdtemp(prefix="bench-referral-"))
     settings = settings_from_dict(
-        {
-            "organization": samples.organization(f"org-{run}", "Harbor Recovery"),
-            "endpoints": {"clinic": {"base_url": ehr.base_url}},
-            "default_endpoint": "clinic",
-            "store": {"url": f"sqlite+aiosqlite:///{work / 'b.db'}"},
-        }
+        bridge_config(
+            ehr.base_url,
+            org=f"org-{run}",
+            org_name="Harbor Recovery",
+            store_url=f"sqlite+aiosqlite:///{work / 'b.db'}",
+        )
     )
     holder: dict[str, Any] = {}
     port = free_port()

@@ -44,6 +44,7 @@ from bridge.web.app import create_app
 from bridge.web.keys import EXCHANGE
 from bridge_dev.demo import IdentityProvider, make_people, rules_dir
 from bridge_dev.sandbox import free_port
+from bridge_dev.stack import bridge_config
 
 
 async def _rate(n: int, concurrency: int, one: Callable[[], Awaitable[Any]]) -> float:
@@ -68,24 +69,18 @@ async def main(requests: int, concurrency: int) -> None:
     from datetime import UTC, datetime
 
     people = make_people("bench", datetime.now(UTC))
-    settings = settings_from_dict(
-        {
-            "organization": {
-                "id": "harbor-recovery",
-                "name": "Harbor",
-                "identifier_system": "https://h.test/id",
-            },
-            "endpoints": {"clinic": {"base_url": "http://127.0.0.1:9/fhir", "subscribe": False}},
-            "default_endpoint": "clinic",
-            "store": {"url": f"sqlite+aiosqlite:///{work / 'bridge.db'}"},
-            "rules": {"dir": str(rules_dir()), "jurisdiction": "TX"},
-            "api_auth": {
-                "issuer": "https://idp.harbor-recovery.example.org",
-                "audience": "peer-bridge",
-                "jwks_file": str(idp.jwks_file),
-            },
-        }
+    cfg = bridge_config(
+        "http://127.0.0.1:9/fhir",
+        store_url=f"sqlite+aiosqlite:///{work / 'bridge.db'}",
+        endpoint={"subscribe": False},
+        rules={"dir": str(rules_dir())},
+        api_auth={
+            "issuer": "https://idp.harbor-recovery.example.org",
+            "audience": "peer-bridge",
+            "jwks_file": str(idp.jwks_file),
+        },
     )
+    settings = settings_from_dict(cfg)
     directory = InMemoryDirectory([people.participant], [people.peer, people.supervisor], [people.consent])
 
     def factory(s: Settings) -> contextlib.AbstractAsyncContextManager[ExchangeService]:

@@ -52,6 +52,7 @@ from bridge.observability import configure_logging
 from bridge.web.app import create_app
 from bridge_dev import samples
 from bridge_dev.sandbox import Sandbox, free_port, sandbox
+from bridge_dev.stack import bridge_config
 
 log = logging.getLogger("bridge.demo")
 
@@ -198,32 +199,26 @@ def make_people(tag: str, now: datetime) -> People:
 
 
 def demo_settings(ehr: Sandbox, workdir: Path, port: int, idp: IdentityProvider) -> Settings:
-    return settings_from_dict(
-        {
-            "organization": samples.organization(ORG_ID),
-            "endpoints": {
-                "clinic": {
-                    "base_url": ehr.base_url,
-                    "patient_identifier_system": MRN_SYSTEM,
-                    "poll_interval_seconds": 2,  # the fallback if a notification is lost
-                    "retry_max_seconds": 20,
-                }
-            },
-            "default_endpoint": "clinic",
-            "server": {
-                "host": "127.0.0.1",
-                "port": port,
-                "public_url": f"http://127.0.0.1:{port}",
-                "notification_token_env": "BRIDGE_DEMO_NOTIFY_TOKEN",
-            },
-            "store": {"url": f"sqlite+aiosqlite:///{workdir / 'bridge.db'}"},
-            "outbox": {"base_backoff_seconds": 0.5, "max_backoff_seconds": 5},
-            "rules": {"dir": str(rules_dir()), "jurisdiction": "TX"},
-            "api_auth": {"issuer": ISSUER, "audience": AUDIENCE, "jwks_file": str(idp.jwks_file)},
+    cfg = bridge_config(
+        ehr.base_url,
+        org=ORG_ID,
+        store_url=f"sqlite+aiosqlite:///{workdir / 'bridge.db'}",
+        endpoint={
+            "patient_identifier_system": MRN_SYSTEM,
+            "poll_interval_seconds": 2,  # the fallback if a notification is lost
+            "retry_max_seconds": 20,
         },
-        source="(demo)",
-        base_dir=str(workdir),
+        rules={"dir": str(rules_dir())},
+        server={
+            "host": "127.0.0.1",
+            "port": port,
+            "public_url": f"http://127.0.0.1:{port}",
+            "notification_token_env": "BRIDGE_DEMO_NOTIFY_TOKEN",
+        },
+        outbox={"base_backoff_seconds": 0.5, "max_backoff_seconds": 5},
+        api_auth={"issuer": ISSUER, "audience": AUDIENCE, "jwks_file": str(idp.jwks_file)},
     )
+    return settings_from_dict(cfg, source="(demo)", base_dir=str(workdir))
 
 
 # --- the clinic's side: what the EHR's own users and systems do -------------------------------------

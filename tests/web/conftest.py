@@ -25,6 +25,7 @@ from bridge.web import create_app
 from bridge.web.auth import Authenticator
 from bridge_dev import samples
 from bridge_dev.sandbox import Sandbox
+from bridge_dev.stack import RULES_DIR, bridge_config
 from tests.web import payloads
 
 ORG = "harbor-recovery"
@@ -77,21 +78,21 @@ def make_token(idp_key: ECKey) -> TokenFactory:
     return make
 
 
-RULES = Path(__file__).resolve().parents[2] / "config" / "rules"
+RULES = RULES_DIR
 
 
 def settings_dict(
     base_url: str = "http://127.0.0.1:9/fhir", store: Path | None = None, **api_auth: Any
 ) -> dict[str, Any]:
-    return {
-        "organization": {"id": ORG, "name": "Harbor", "identifier_system": "https://harbor.test/id"},
-        "endpoints": {"clinic": {"base_url": base_url, "subscribe": False}},
-        "default_endpoint": "clinic",
-        "store": {"url": f"sqlite+aiosqlite:///{store}" if store else "sqlite+aiosqlite:///:memory:"},
+    return bridge_config(
+        base_url,
+        org=ORG,
+        store_url=f"sqlite+aiosqlite:///{store}" if store else "sqlite+aiosqlite:///:memory:",
+        endpoint={"subscribe": False},
         # the payloads have fixed dates (2026-03): keep them inside the accepted window
-        "rules": {"dir": str(RULES), "jurisdiction": "TX", "oldest_record_days": 36500},
-        "server": {"notification_token_env": "BRIDGE_TEST_NOTIFY_TOKEN"},
-        "api_auth": {
+        rules={"oldest_record_days": 36500},
+        server={"notification_token_env": "BRIDGE_TEST_NOTIFY_TOKEN"},
+        api_auth={
             "issuer": ISSUER,
             "audience": AUDIENCE,
             "api_keys": [
@@ -105,7 +106,7 @@ def settings_dict(
             ],
             **api_auth,
         },
-    }
+    )
 
 
 @pytest.fixture

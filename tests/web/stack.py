@@ -20,8 +20,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from bridge.config import Settings, load_settings
 from bridge.web import create_app
 from bridge_dev.sandbox import Sandbox
+from bridge_dev.stack import bridge_config, to_toml
 
-RULES = Path(__file__).resolve().parents[2] / "config" / "rules"
 MRN = "urn:oid:1.2.3.4.5.1"
 
 
@@ -89,10 +89,6 @@ async def place_referrals(stack: Stack, ehr: Sandbox, n: int = 1) -> list[str]:
             ]
 
 
-def toml_str(value: str) -> str:
-    return json.dumps(value)  # a JSON string is a valid TOML basic string
-
-
 def write_stack(
     ehr: Sandbox,
     workdir: Path,
@@ -130,50 +126,31 @@ def write_stack(
         timeout=30,
     ).raise_for_status()
     store_file = workdir / "bridge.db"
-    api_auth = [f"issuer = {toml_str(issuer)}", f"audience = {toml_str(audience)}"]
+    api_auth: dict[str, Any] = {"issuer": issuer, "audience": audience}
     if jwks_file is not None:
-        api_auth.append(f"jwks_file = {toml_str(str(jwks_file))}")
+        api_auth["jwks_file"] = str(jwks_file)
     if peers_see_only_own:
-        api_auth.append("peers_see_only_own = true")
+        api_auth["peers_see_only_own"] = True
+    keys = [
+        ("peer-app", "BRIDGE_TEST_PEER_KEY", "peer-specialist"),
+        ("ops", "BRIDGE_TEST_OPS_KEY", "integrator"),
+    ]
+    api_auth["api_keys"] = [
+        {"name": name, "key_env": env, "role": role, "organization": "harbor-recovery"}
+        for name, env, role in keys
+    ]
     config = workdir / "bridge.toml"
-    config.write_text(
-        "\n".join(
-            [
-                'default_endpoint = "clinic"',
-                "[organization]",
-                'id = "harbor-recovery"',
-                'name = "Harbor Recovery"',
-                'identifier_system = "https://harbor-recovery.example.org/fhir/id"',
-                "[endpoints.clinic]",
-                f"base_url = {toml_str(ehr.base_url)}",
-                f"patient_identifier_system = {toml_str(MRN)}",
-                "subscribe = false",
-                "[server]",
-                'host = "127.0.0.1"',
-                f"port = {port}",
-                "[store]",
-                f"url = {toml_str('sqlite+aiosqlite:///' + str(store_file))}",
-                "[rules]",
-                f"dir = {toml_str(str(RULES))}",
-                'jurisdiction = "TX"',
-                # the payloads here have fixed dates (2026-03): keep them inside the accepted window
-                "oldest_record_days = 36500",
-                "[api_auth]",
-                *api_auth,
-                "[[api_auth.api_keys]]",
-                'name = "peer-app"',
-                'key_env = "BRIDGE_TEST_PEER_KEY"',
-                'role = "peer-specialist"',
-                'organization = "harbor-recovery"',
-                "[[api_auth.api_keys]]",
-                'name = "ops"',
-                'key_env = "BRIDGE_TEST_OPS_KEY"',
-                'role = "integrator"',
-                'organization = "harbor-recovery"',
-            ]
-        )
-        + "\n"
+    cfg = bridge_config(
+        ehr.base_url,
+        org_name="Harbor Recovery",
+        store_url=f"sqlite+aiosqlite:///{store_file}",
+        endpoint={"patient_identifier_system": MRN, "subscribe": False},
+        # the payloads here have fixed dates (2026-03): keep them inside the accepted window
+        rules={"oldest_record_days": 36500},
+        server={"host": "127.0.0.1", "port": port},
+        api_auth=api_auth,
     )
+    config.write_text(to_toml(cfg))
     env = {"BRIDGE_TEST_PEER_KEY": f"peer-key-{tag}", "BRIDGE_TEST_OPS_KEY": f"ops-key-{tag}"}
     return Stack(
         config, directory, store_file, participant["id"], peer["id"], env, patient_id=created.json()["id"]
