@@ -8,24 +8,27 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# the bridge with its dev tools, and its development kit (dev/: samples, sandbox EHR, demo), which
+# is a distribution of its own so the runtime package never ships it
+$(STAMP): pyproject.toml dev/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -e ./dev
 	touch $(STAMP)
 
 # Browser tests drive Debian's chromium through Playwright (never `playwright install`: no downloads)
 browser:
 	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
-test: install browser
+# the linters first (seconds), then the suite: CI runs this
+test: install browser lint
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: install
 	$(VENV)/bin/bridge demo $(DEMO_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check bridge tests bench
+	$(VENV)/bin/ruff check bridge dev tests bench
 	$(VENV)/bin/mypy
 
 bench: install

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/caps.py [--history 20000] [--items 300] [--store sqlite|postgres]
 
-``ExchangeService.submit_encounter`` (TX rules: a rolling-period cap) of ``--items`` sessions, on a
+``submissions.submit_encounter`` (TX rules: a rolling-period cap) of ``--items`` sessions, on a
 store whose billing ledger holds ``--history`` earlier sessions (spread over 1,000 participants,
 20 of them the ones submitting). Baseline: the same sessions with ``billable = false`` (no ledger
 lookup, no ledger row), in the same kind of fresh store; ``--rounds`` alternating rounds (the
@@ -20,14 +20,16 @@ import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
-from bridge import samples
 from bridge.config import settings_from_dict
 from bridge.exchange.directory import InMemoryDirectory
 from bridge.exchange.inbound import InboundSettings
-from bridge.exchange.service import Actor, ExchangeService
+from bridge.exchange.views import Actor
+from bridge.exchange.wiring import ExchangeService
 from bridge.roles.loader import load_policy
 from bridge.store import open_store
-from bridge.store.testing import drop_schema, pg_url, temp_schema_name
+from bridge_dev import samples
+from bridge_dev.stack import bridge_config
+from bridge_dev.stores import drop_schema, pg_url, temp_schema_name
 
 RULES = Path(__file__).resolve().parents[1] / "config" / "rules"
 NOW = datetime(2026, 11, 26, 21, 0, tzinfo=UTC)
@@ -42,13 +44,7 @@ async def _run(kind: str, billable: bool, history: int, items: int, workdir: Pat
     store = await open_store(url, schema=schema)
     peer = samples.certified_peer("peer-b")
     people = [samples.participant(f"pt-{i}", f"MRN-{i}") for i in range(SUBMITTERS)]
-    settings = settings_from_dict(
-        {
-            "organization": samples.organization(),
-            "endpoints": {"clinic": {"base_url": "http://127.0.0.1:9/fhir"}},
-            "default_endpoint": "clinic",
-        }
-    )
+    settings = settings_from_dict(bridge_config("http://127.0.0.1:9/fhir"))
     svc = await ExchangeService.open(
         settings,
         directory=InMemoryDirectory(peers=[peer], participants=people),
@@ -93,7 +89,7 @@ async def _run(kind: str, billable: bool, history: int, items: int, workdir: Pat
             )
         began = time.perf_counter()
         for enc in sessions:
-            await svc.submit_encounter(enc, actor=PEER)
+            await svc.submissions.submit_encounter(enc, actor=PEER)
         return items / (time.perf_counter() - began)
     finally:
         await svc.close()

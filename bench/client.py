@@ -34,7 +34,7 @@ import httpx
 from fhirpy import AsyncFHIRClient
 
 from bridge.clients import AsyncFhirClient
-from bridge.sandbox import sandbox
+from bridge_dev.sandbox import sandbox
 
 SYSTEM = "urn:uuid:0d5b7e7c-bench-client"
 Create = Callable[[dict[str, Any], str], Awaitable[None]]

@@ -37,10 +37,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bridge import samples  # noqa: E402
-from bridge.samples import MRN_SYSTEM as MRN  # noqa: E402
-from bridge.samples import ORG_SYSTEM  # noqa: E402
-from bridge.sandbox import Sandbox, sandbox  # noqa: E402
+from bridge_dev import samples  # noqa: E402
+from bridge_dev.samples import MRN_SYSTEM as MRN  # noqa: E402
+from bridge_dev.samples import ORG_SYSTEM  # noqa: E402
+from bridge_dev.sandbox import Sandbox, sandbox  # noqa: E402
 
 # --- the plan (written by the parent, read by every child) ----------------------------------------
 
@@ -110,19 +110,20 @@ def create_patients(base_url: str, plan: dict[str, Any]) -> None:
 
 
 def settings_dict(plan: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "organization": samples.organization(f"org-{plan['run']}", "Harbor Recovery"),
-        "endpoints": {
-            "clinic": {
-                "base_url": plan["base_url"],
-                "max_concurrency": plan["concurrency"],
-                "retry_max_seconds": 1,
-                "breaker_failures": 1000,  # the bench measures the outbox, not our breaker
-            }
+    from bridge_dev.stack import bridge_config
+
+    return bridge_config(
+        plan["base_url"],
+        org=f"org-{plan['run']}",
+        org_name="Harbor Recovery",
+        store_url=plan["store_url"],
+        endpoint={
+            "max_concurrency": plan["concurrency"],
+            "retry_max_seconds": 1,
+            "breaker_failures": 1000,  # the bench measures the outbox, not our breaker
         },
-        "default_endpoint": "clinic",
-        "store": {"url": plan["store_url"], "lease_seconds": plan["lease"]},
-    }
+        store={"lease_seconds": plan["lease"]},
+    )
 
 
 def records(plan: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -163,7 +164,7 @@ async def open_service(plan: dict[str, Any], *, idle_poll: float = 0.1) -> Any:
     from bridge.config import settings_from_dict
     from bridge.exchange.inbound import InboundSettings
     from bridge.exchange.outbound import OutboundSettings
-    from bridge.exchange.service import ExchangeService
+    from bridge.exchange.wiring import ExchangeService
     from bridge.roles import load_policy
 
     directory, recs = records(plan)
@@ -186,7 +187,7 @@ async def open_service(plan: dict[str, Any], *, idle_poll: float = 0.1) -> Any:
 
 
 async def child(plan: dict[str, Any], ack_file: Path, acked: set[str], submit: bool) -> int:
-    from bridge.exchange.service import Actor
+    from bridge.exchange.views import Actor
 
     svc, recs = await open_service(plan)
     actor = Actor(name="bench-app", role="peer-specialist", organization="harbor-recovery")
@@ -201,9 +202,9 @@ async def child(plan: dict[str, Any], ack_file: Path, acked: set[str], submit: b
                 continue
             rec = recs[item["id"]]
             if item["kind"] == "encounter":
-                await svc.submit_encounter(rec, actor=actor, idempotency_key=item["id"])
+                await svc.submissions.submit_encounter(rec, actor=actor, idempotency_key=item["id"])
             else:
-                await svc.submit_note(rec, actor=actor, idempotency_key=item["id"])
+                await svc.submissions.submit_note(rec, actor=actor, idempotency_key=item["id"])
             acks.write(item["id"] + "\n")
             acks.flush()  # the 202 reached the client only once this line is written
 
@@ -274,7 +275,7 @@ def spawn(plan_file: Path, ack_file: Path, log: Path, *, submit: bool = True) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from bridge.store.testing import drop_schema, pg_url, temp_schema_name
+    from bridge_dev.stores import drop_schema, pg_url, temp_schema_name
 
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="bench-crash-"))

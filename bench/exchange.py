@@ -47,8 +47,9 @@ sys.path.insert(0, str(BENCH.parent))
 
 from crash import create_patients, make_plan, open_service, records, settings_dict, verify  # noqa: E402
 
-from bridge import samples  # noqa: E402
-from bridge.sandbox import sandbox  # noqa: E402
+from bridge_dev import samples  # noqa: E402
+from bridge_dev.sandbox import sandbox  # noqa: E402
+from bridge_dev.stack import bridge_config  # noqa: E402
 
 
 def encounter_plan(
@@ -83,7 +84,7 @@ async def raw_round(base_url: str, plan: dict[str, Any], conc: int) -> float:
     bundles = []
     for item in plan["items"]:
         fake = SimpleNamespace(payload={"encounter": _json(recs[item["id"]])}, endpoint="clinic")
-        bundles.append(json.dumps(await svc.prepare(fake, datetime.now(UTC))).encode())  # type: ignore[arg-type]
+        bundles.append(json.dumps(await svc.delivery.prepare(fake, datetime.now(UTC))).encode())  # type: ignore[arg-type]
     await svc.close()
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for b in bundles:
@@ -104,7 +105,7 @@ async def raw_round(base_url: str, plan: dict[str, Any], conc: int) -> float:
 
 async def outbox_round(plan: dict[str, Any]) -> float:
     """Items/s from the first submit to the last delivery, through the service and the outbox."""
-    from bridge.exchange.service import Actor
+    from bridge.exchange.views import Actor
 
     svc, recs = await open_service(plan, idle_poll=0.05)
     actor = Actor(name="bench", role="peer-specialist", organization="harbor-recovery")
@@ -113,7 +114,7 @@ async def outbox_round(plan: dict[str, Any]) -> float:
 
     async def submit(item: dict[str, str]) -> None:
         async with sem:
-            await svc.submit_encounter(recs[item["id"]], actor=actor)
+            await svc.submissions.submit_encounter(recs[item["id"]], actor=actor)
 
     t0 = time.perf_counter()
     await asyncio.gather(*(submit(i) for i in plan["items"]))
@@ -127,7 +128,7 @@ async def outbox_round(plan: dict[str, Any]) -> float:
 
 
 def throughput(args: argparse.Namespace) -> int:
-    from bridge.store.testing import drop_schema, pg_url, temp_schema_name
+    from bridge_dev.stores import drop_schema, pg_url, temp_schema_name
 
     work = Path(tempfile.mkdtemp(prefix="bench-exchange-"))
     raw_rates: list[float] = []
@@ -231,7 +232,7 @@ async def share_round(plan: dict[str, Any], processes: int, conc: int, work: Pat
 
 
 def share(args: argparse.Namespace) -> int:
-    from bridge.store.testing import drop_schema, pg_url, temp_schema_name
+    from bridge_dev.stores import drop_schema, pg_url, temp_schema_name
 
     work = Path(tempfile.mkdtemp(prefix="bench-share-"))
     results = {}
@@ -284,7 +285,8 @@ async def outage_run(
 ) -> dict[str, Any]:
     from bridge.config import settings_from_dict
     from bridge.exchange.directory import InMemoryDirectory  # noqa: F401 - records() builds it
-    from bridge.exchange.service import Actor, ExchangeService
+    from bridge.exchange.views import Actor
+    from bridge.exchange.wiring import ExchangeService
     from bridge.roles import load_policy
 
     directory, recs = records(plan)
@@ -314,7 +316,7 @@ async def outage_run(
     async def load() -> None:
         for k, item in enumerate(plan["items"]):
             await asyncio.sleep(max(0.0, t0 + k / rate - loop.time()))
-            await svc.submit_encounter(recs[item["id"]], actor=actor)
+            await svc.submissions.submit_encounter(recs[item["id"]], actor=actor)
 
     submitter = asyncio.create_task(load())
     while True:
@@ -380,28 +382,28 @@ async def referral_run(ehr: Any, count: int) -> list[float]:
     from bridge.config import settings_from_dict
     from bridge.exchange.directory import InMemoryDirectory
     from bridge.exchange.inbound import InboundSettings
-    from bridge.exchange.service import ExchangeService
+    from bridge.exchange.wiring import ExchangeService
     from bridge.roles import load_policy
-    from bridge.sandbox import free_port
+    from bridge_dev.sandbox import free_port
 
     async with httpx.AsyncClient(base_url=ehr.base_url, timeout=30) as http:  # the clinician's side
         (await http.put("Basic/topic-referral-task", json=samples.task_topic())).raise_for_status()
     run = f"ref{int(time.time())}"
     work = Path(tempfile.mkdtemp(prefix="bench-referral-"))
     settings = settings_from_dict(
-        {
-            "organization": samples.organization(f"org-{run}", "Harbor Recovery"),
-            "endpoints": {"clinic": {"base_url": ehr.base_url}},
-            "default_endpoint": "clinic",
-            "store": {"url": f"sqlite+aiosqlite:///{work / 'b.db'}"},
-        }
+        bridge_config(
+            ehr.base_url,
+            org=f"org-{run}",
+            org_name="Harbor Recovery",
+            store_url=f"sqlite+aiosqlite:///{work / 'b.db'}",
+        )
     )
     holder: dict[str, Any] = {}
     port = free_port()
 
     async def notify(request: web.Request) -> web.Response:  # the web layer's part, reduced
         raw = await request.read()
-        await holder["svc"].handle_notification(json.loads(raw) if raw.strip() else None)
+        await holder["svc"].inbound.handle_notification(json.loads(raw) if raw.strip() else None)
         return web.json_response({"status": "received"})
 
     app = web.Application()
@@ -416,7 +418,7 @@ async def referral_run(ehr: Any, count: int) -> list[float]:
         inbound=InboundSettings(notify_url=f"http://127.0.0.1:{port}/fhir/notify", heartbeat_seconds=30),
     )
     holder["svc"] = svc
-    owner = await svc.organization_ref("clinic")
+    owner = await svc.intake.organization_ref("clinic")
     await svc.inbound.subscribe("clinic")
     while await svc.inbound.subscription_status("clinic") != "active":  # noqa: ASYNC110 - the EHR's state
         await asyncio.sleep(0.05)

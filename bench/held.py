@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bridge.store import OutboxState, Store, open_store
-from bridge.store.testing import drop_schema, pg_url, temp_schema_name
+from bridge_dev.stores import drop_schema, pg_url, temp_schema_name
 
 NOW = datetime(2026, 11, 26, 21, 0, tzinfo=UTC)
 REASON = {"rule": "supervision.cosign", "severity": "hold", "message": "needs a co-sign", "evidence": None}

@@ -12,9 +12,9 @@ import json
 import time
 from datetime import datetime, timedelta
 
-from bridge import samples
 from bridge.domain import PeerEncounter, PeerNote
 from bridge.mappers import MappingContext, build_submission_bundle, patient_reference_for
+from bridge_dev import samples
 
 
 def _work(n: int) -> list[tuple[PeerEncounter, PeerNote]]:

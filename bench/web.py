@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -34,15 +35,16 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bridge.config import settings_from_dict
-from bridge.demo import IdentityProvider, make_people, rules_dir
+from bridge.config import Settings, settings_from_dict
 from bridge.domain import PeerNote, Role, parse
 from bridge.exchange.directory import InMemoryDirectory
-from bridge.sandbox import free_port
+from bridge.exchange.views import Actor
+from bridge.exchange.wiring import ExchangeService, running_exchange
 from bridge.web.app import create_app
-from bridge.web.exchange_service import open_exchange_service
-from bridge.web.keys import SERVICE
-from bridge.web.principal import Principal
+from bridge.web.keys import EXCHANGE
+from bridge_dev.demo import IdentityProvider, make_people, rules_dir
+from bridge_dev.sandbox import free_port
+from bridge_dev.stack import bridge_config
 
 
 async def _rate(n: int, concurrency: int, one: Callable[[], Awaitable[Any]]) -> float:
@@ -67,30 +69,24 @@ async def main(requests: int, concurrency: int) -> None:
     from datetime import UTC, datetime
 
     people = make_people("bench", datetime.now(UTC))
-    settings = settings_from_dict(
-        {
-            "organization": {
-                "id": "harbor-recovery",
-                "name": "Harbor",
-                "identifier_system": "https://h.test/id",
-            },
-            "endpoints": {"clinic": {"base_url": "http://127.0.0.1:9/fhir", "subscribe": False}},
-            "default_endpoint": "clinic",
-            "store": {"url": f"sqlite+aiosqlite:///{work / 'bridge.db'}"},
-            "rules": {"dir": str(rules_dir()), "jurisdiction": "TX"},
-            "api_auth": {
-                "issuer": "https://idp.harbor-recovery.example.org",
-                "audience": "peer-bridge",
-                "jwks_file": str(idp.jwks_file),
-            },
-        }
+    cfg = bridge_config(
+        "http://127.0.0.1:9/fhir",
+        store_url=f"sqlite+aiosqlite:///{work / 'bridge.db'}",
+        endpoint={"subscribe": False},
+        rules={"dir": str(rules_dir())},
+        api_auth={
+            "issuer": "https://idp.harbor-recovery.example.org",
+            "audience": "peer-bridge",
+            "jwks_file": str(idp.jwks_file),
+        },
     )
+    settings = settings_from_dict(cfg)
     directory = InMemoryDirectory([people.participant], [people.peer, people.supervisor], [people.consent])
 
-    def factory(s: Any, m: Any) -> Any:
-        return open_exchange_service(s, m, directory=directory, start_workers=False)
+    def factory(s: Settings) -> contextlib.AbstractAsyncContextManager[ExchangeService]:
+        return running_exchange(s, directory=directory, start_workers=False)
 
-    app = create_app(settings, service_factory=factory)
+    app = create_app(settings, exchange_factory=factory)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
@@ -120,8 +116,8 @@ async def main(requests: int, concurrency: int) -> None:
     }
     body = json.dumps(note).encode()
     parsed = parse(PeerNote, note)
-    actor = Principal("bench", Role.PEER_SPECIALIST, "harbor-recovery", people.peer.id)
-    service = app[SERVICE]
+    actor = Actor(f"practitioner:{people.peer.id}", Role.PEER_SPECIALIST.value, "harbor-recovery")
+    exchange = app[EXCHANGE]
     limits = httpx.Limits(max_connections=concurrency)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as api:
@@ -132,7 +128,7 @@ async def main(requests: int, concurrency: int) -> None:
                 assert r.status_code == 200, r.text
 
             async def direct() -> None:
-                await service.check_note(parsed, actor=actor)
+                await exchange.submissions.check_note(parsed, actor=actor)
 
             await _rate(50, concurrency, via_http)  # warm-up: connections, rule caches
             http_rate = await _rate(requests, concurrency, via_http)

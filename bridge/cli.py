@@ -72,7 +72,27 @@ from bridge.web.command import register_serve  # noqa: E402 - same pattern as ab
 
 _COMMANDS.append(register_serve)
 
-from bridge.demo import register_demo  # noqa: E402 - same pattern as above
+
+def _demo(args: argparse.Namespace) -> int:
+    # the demo is development kit (sandbox EHR, made-up people): loaded only when asked for, so
+    # nothing else in the bridge, `bridge serve` included, ever imports it
+    try:
+        from bridge_dev.demo import demo
+    except ModuleNotFoundError:
+        print(
+            "bridge demo: runs from the repository (make demo installs its development kit)", file=sys.stderr
+        )
+        return 2
+    return demo(args)
+
+
+def register_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("demo", help="play the whole story against a sandbox EHR (SQLite, free ports)")
+    p.add_argument("--keep-running", action="store_true", help="leave the EHR and the bridge up afterwards")
+    p.add_argument("--export", metavar="DIR", default=None, help="write the EHR's resources as NDJSON here")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the bridge's JSON logs on stderr")
+    p.set_defaults(handler=_demo)
+
 
 _COMMANDS.append(register_demo)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.sandbox import Sandbox, sandbox
+from bridge_dev.sandbox import Sandbox, sandbox
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

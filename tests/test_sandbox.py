@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import httpx
 
-from bridge.sandbox import Sandbox
+from bridge_dev.sandbox import Sandbox
 
 
 def test_sandbox_ehr_answers_metadata(sandbox_ehr: Sandbox) -> None:

@@ -18,6 +18,7 @@ Public API (stable; the exchange layer builds on it)::
         page.matches, page.included, page.invalid, page.next_url
         async for page in ehr.pages("Task", {...}): ...   # follows next inside the base URL only
         everything = await ehr.search_all("Task", {...})  # all pages merged
+        async for raw in ehr.pages_raw("Task", {...}): ...  # the same pages as plain JSON
         await ehr.read("Patient", "123"); await ehr.vread("Patient", "123", "2")
         ehr.status()                                 # ClientStatus: breaker state, in flight, retries
 
@@ -46,6 +47,7 @@ from bridge.clients.fhir import (
     ClientStatus,
     EntryResult,
     InvalidEntry,
+    RawPage,
     SearchPage,
     WriteResult,
     is_idempotent_bundle,
@@ -67,6 +69,7 @@ __all__ = [
     "Finding",
     "InvalidEntry",
     "RateLimiter",
+    "RawPage",
     "ResourceSupport",
     "RetryPolicy",
     "SearchPage",

@@ -9,13 +9,18 @@ Resources come back as ``fhir.resources.R4B`` models; one the models reject is a
 Every request goes through: circuit breaker -> optional rate limit -> concurrency slot -> httpx
 (auth inside) -> status mapping; the whole of that is retried by :class:`RetryPolicy` when the
 request is idempotent. See ``bridge/clients/__init__.py`` for the public API.
+
+Longer than the rest (~730 lines) on purpose: it is one class over one endpoint, and every
+interaction shares the request pipeline above (breaker, slots, retries, status mapping); auth,
+limits, retry policy, capabilities and status mapping already live in modules of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -70,6 +75,16 @@ class SearchPage:
     total: int | None
     next_url: str | None
     raw_outcomes: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RawPage:
+    """One page of a search as the server sent it (plain JSON, no model round trip): for callers
+    that reduce what they read, where validating would cost time and could reshape it."""
+
+    matches: list[dict[str, Any]]
+    included: list[dict[str, Any]]
+    next_url: str | None
 
 
 @dataclass(frozen=True)
@@ -232,6 +247,14 @@ def is_idempotent_bundle(bundle: Mapping[str, Any]) -> bool:
     return True
 
 
+def _entries(bundle: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(search mode, resource) of each entry that carries a resource; mode defaults to match."""
+    for entry in bundle.get("entry") or []:
+        data = entry.get("resource")
+        if isinstance(data, dict):
+            yield (entry.get("search") or {}).get("mode", "match"), data
+
+
 # --- the client ----------------------------------------------------------------------------------
 
 
@@ -285,8 +308,14 @@ class AsyncFhirClient:
         *,
         base_dir: Path | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        retry_max_seconds: float | None = None,
     ) -> AsyncFhirClient:
-        """The client for ``[endpoints.<name>]``: auth, timeouts, concurrency, rate, retry, breaker."""
+        """The client for ``[endpoints.<name>]``: auth, timeouts, concurrency, rate, retry, breaker.
+        ``retry_max_seconds`` caps the endpoint's in-call retry budget (the outbox passes a share
+        of its lease)."""
+        budget = endpoint.retry_max_seconds
+        if retry_max_seconds is not None:
+            budget = min(budget, retry_max_seconds)
         return cls(
             endpoint.base_url,
             name=name,
@@ -294,7 +323,7 @@ class AsyncFhirClient:
             timeout=endpoint.timeout_seconds,
             max_concurrency=endpoint.max_concurrency,
             rate_limit_per_second=endpoint.rate_limit_per_second,
-            retry=RetryPolicy(max_seconds=endpoint.retry_max_seconds),
+            retry=RetryPolicy(max_seconds=budget),
             breaker=CircuitBreaker(
                 failures=endpoint.breaker_failures,
                 reset_seconds=endpoint.breaker_reset_seconds,
@@ -312,6 +341,21 @@ class AsyncFhirClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def observe(self, on_response: Callable[[float, int], None]) -> None:
+        """Call ``on_response(seconds, status_code)`` after every HTTP exchange this client makes
+        (retries and token requests excluded: one call per response from the endpoint)."""
+
+        async def started(request: httpx.Request) -> None:
+            request.extensions["bridge_started"] = time.perf_counter()
+
+        async def finished(response: httpx.Response) -> None:
+            began = response.request.extensions.get("bridge_started")
+            if isinstance(began, float):
+                on_response(time.perf_counter() - began, response.status_code)
+
+        self._http.event_hooks["request"].append(started)
+        self._http.event_hooks["response"].append(finished)
 
     def status(self) -> ClientStatus:
         return ClientStatus(
@@ -480,19 +524,47 @@ class AsyncFhirClient:
             total = page.total if page.total is not None else total
         return SearchPage(matches, included, invalid, total, None, outcomes)
 
-    async def _page(self, path: str) -> SearchPage:
+    async def pages_raw(
+        self, resource_type: str, params: SearchParams | None = None
+    ) -> AsyncIterator[RawPage]:
+        """Every page of a search as plain JSON (:class:`RawPage`): matches of ``resource_type``
+        apart from included resources, following ``next`` links (only inside the base URL)."""
+        query = _query(params or [])
+        path: str | None = f"{resource_type}?{query}" if query else resource_type
+        while path is not None:
+            bundle, path = await self._bundle_page(path)
+            matches: list[dict[str, Any]] = []
+            included: list[dict[str, Any]] = []
+            for mode, data in _entries(bundle):
+                if mode == "include":
+                    included.append(data)
+                elif mode == "match" and data.get("resourceType") == resource_type:
+                    matches.append(data)
+            yield RawPage(matches, included, path)
+
+    async def _bundle_page(self, path: str) -> tuple[dict[str, Any], str | None]:
+        """One search answer and its ``next`` link (refused when it leaves the base URL)."""
         bundle = self._body(await self.request("GET", path, idempotent=True))
         if bundle.get("resourceType") != "Bundle":
             raise InvalidResourceError(f"{self.name or self.base_url}: search answer is not a Bundle")
+        next_url = next(
+            (lk.get("url") for lk in bundle.get("link") or [] if lk.get("relation") == "next"), None
+        )
+        if next_url is not None and not self._inside_base(str(next_url)):
+            # a next link elsewhere could leak our token to another host: refuse, loudly
+            raise PermanentError(
+                f"{self.name or self.base_url}: search 'next' link points outside the base URL",
+                endpoint=self.name,
+            )
+        return bundle, None if next_url is None else str(next_url)
+
+    async def _page(self, path: str) -> SearchPage:
+        bundle, next_url = await self._bundle_page(path)
         matches: list[Resource] = []
         included: list[Resource] = []
         invalid: list[InvalidEntry] = []
         outcomes: list[dict[str, Any]] = []
-        for entry in bundle.get("entry", []):
-            data = entry.get("resource")
-            if not isinstance(data, dict):
-                continue
-            mode = (entry.get("search") or {}).get("mode", "match")
+        for mode, data in _entries(bundle):
             if mode == "outcome":
                 outcomes.append(data)
                 continue
@@ -502,15 +574,6 @@ class AsyncFhirClient:
                 invalid.append(InvalidEntry(data.get("resourceType"), data.get("id"), exc.message))
                 continue
             (included if mode == "include" else matches).append(model)
-        next_url = next(
-            (lk.get("url") for lk in bundle.get("link", []) if lk.get("relation") == "next"), None
-        )
-        if next_url is not None and not self._inside_base(str(next_url)):
-            # a next link elsewhere could leak our token to another host: refuse, loudly
-            raise PermanentError(
-                f"{self.name or self.base_url}: search 'next' link points outside the base URL",
-                endpoint=self.name,
-            )
         total = bundle.get("total")
         return SearchPage(
             matches, included, invalid, total if isinstance(total, int) else None, next_url, outcomes

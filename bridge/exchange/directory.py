@@ -10,12 +10,20 @@ from a JSON file with ``participants``, ``peers`` and ``consents`` lists of doma
 from __future__ import annotations
 
 import json
+import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from bridge.config import Settings
 from bridge.domain import ConsentRecord, Participant, PeerWorker, parse
 from bridge.errors import ConfigError, InputError
+
+log = logging.getLogger("bridge.exchange")
+
+DIRECTORY_ENV = "BRIDGE_DIRECTORY"
+DEFAULT_DIRECTORY = "directory.json"  # next to the config file
 
 
 class Directory(Protocol):
@@ -95,3 +103,13 @@ class InMemoryDirectory:
                 except InputError as exc:
                     raise ConfigError(f"{key}.{i}.{exc.field}", exc.reason, source=str(file)) from None
         return out
+
+
+def load_directory(settings: Settings) -> Directory:
+    """Participants, peers and consents: ``$BRIDGE_DIRECTORY`` or ``directory.json`` by the config."""
+    path = os.environ.get(DIRECTORY_ENV)
+    file = Path(path) if path else settings.path(DEFAULT_DIRECTORY)
+    if file.exists():
+        return InMemoryDirectory.from_file(file)
+    log.warning("no participant directory file; every submission will name an unknown participant")
+    return InMemoryDirectory()

@@ -17,29 +17,38 @@ Per endpoint (R4 Subscriptions Backport IG, http://hl7.org/fhir/uv/subscriptions
    minutes; catch-up polls after a gap are the exception).
 5. Each Task: Task + focus ServiceRequest + Patient basics -> minimum-necessary reduction ->
    :class:`bridge.domain.Referral` -> inbox (de-duplicated on Task version) -> audit ``receive``.
+
+The Subscription resources and the reading of notifications are pure
+(:mod:`bridge.mappers.subscription`). This module is longer than most (~490 lines) because
+:class:`InboundSync` is one state machine per endpoint: subscribing, the watchdog, gap checks and
+polls share that endpoint's subscription state, cursor and poll lock; split, each half would
+reach into the other's state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from bridge.clients import AsyncFhirClient
 from bridge.domain import Referral
 from bridge.errors import BridgeError, FhirHttpError, InputError, MappingError
+from bridge.mappers.subscription import (
+    Notification,
+    RestHook,
+    backport_subscription,
+    criteria_subscription,
+    parse_notification,
+    task_criteria,
+)
+from bridge.store import Store
 
 log = logging.getLogger("bridge.exchange.inbound")
 
-BP = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
-BACKPORT_PROFILE = f"{BP}/backport-subscription"
-EXT_FILTER = f"{BP}/backport-filter-criteria"
-EXT_CONTENT = f"{BP}/backport-payload-content"
-EXT_HEARTBEAT = f"{BP}/backport-heartbeat-period"
 MIN_POLL_SECONDS = 15 * 60.0
 # a Task whose ServiceRequest or Patient answers this is skipped (audited), not retried: the same
 # answer would come back on every poll
@@ -60,18 +69,6 @@ def _no_supporting(task: Mapping[str, Any], service_request: Mapping[str, Any]) 
 
 
 @dataclass(frozen=True)
-class Notification:
-    """A parsed rest-hook notification."""
-
-    kind: str  # handshake | heartbeat | event-notification | query-status | ping (R4 criteria, empty)
-    subscription: str | None = None  # the Subscription's reference as the server wrote it
-    events_since_start: int | None = None
-    event_numbers: tuple[int, ...] = ()
-    focus: tuple[str, ...] = ()  # "Task/123" (relative or absolute)
-    resources: tuple[Mapping[str, Any], ...] = ()  # full-resource payloads, or an R4 PUT body
-
-
-@dataclass(frozen=True)
 class NotificationResult:
     endpoint: str | None
     kind: str
@@ -89,87 +86,11 @@ class _SubState:
     gap_check: asyncio.Task[None] | None = None
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def parse_notification(body: Mapping[str, Any] | None) -> Notification:
-    """Read a backport notification Bundle, an R4 criteria payload (a resource), or an empty ping."""
-    if not body:
-        return Notification(kind="ping")
-    if body.get("resourceType") != "Bundle" or body.get("type") != "history":
-        if isinstance(body.get("resourceType"), str) and body.get("id"):
-            return Notification(
-                kind="event-notification", resources=(body,), focus=(f"{body['resourceType']}/{body['id']}",)
-            )
-        raise InputError("notification", "not a Subscriptions Backport notification Bundle")
-    entries = body.get("entry") or []
-    first = (entries[0].get("resource") if entries else None) or {}
-    if first.get("resourceType") != "Parameters":
-        raise InputError("notification.entry.0", "the first entry must be a Parameters (SubscriptionStatus)")
-    kind: str | None = None
-    subscription = None
-    since: int | None = None
-    numbers: list[int] = []
-    focus: list[str] = []
-    for p in first.get("parameter") or []:
-        name = p.get("name")
-        if name == "type":
-            kind = p.get("valueCode")
-        elif name == "subscription":
-            subscription = (p.get("valueReference") or {}).get("reference")
-        elif name in ("events-since-subscription-start", "eventsSinceSubscriptionStart"):
-            since = _int(p.get("valueString", p.get("valueInteger64", p.get("valueUnsignedInt"))))
-        elif name in ("notification-event", "notificationEvent"):
-            for part in p.get("part") or []:
-                pname = part.get("name")
-                if pname in ("event-number", "eventNumber"):
-                    n = _int(
-                        part.get("valueString", part.get("valueInteger64", part.get("valueUnsignedInt")))
-                    )
-                    if n is not None:
-                        numbers.append(n)
-                elif pname == "focus":
-                    ref = (part.get("valueReference") or {}).get("reference")
-                    if ref:
-                        focus.append(ref)
-    if not kind:
-        raise InputError("notification.type", "missing")
-    resources = tuple(e["resource"] for e in entries[1:] if isinstance(e.get("resource"), dict))
-    return Notification(kind, subscription, since, tuple(numbers), tuple(focus), resources)
-
-
 def _type_id(ref: str) -> tuple[str, str] | None:
     parts = ref.split("/_history")[0].rstrip("/").split("/")
     if len(parts) < 2:
         return None
     return parts[-2], parts[-1]
-
-
-async def _search_raw(
-    client: AsyncFhirClient, resource_type: str, params: Sequence[tuple[str, str]]
-) -> AsyncIterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-    """Pages of (matches, included) as plain JSON: the reduction works on JSON, and a model round
-    trip would cost time and could reshape what the server sent. ``next`` stays inside the base."""
-    path: str | None = f"{resource_type}?{urlencode(list(params))}"
-    while path is not None:
-        bundle = await client.read_raw(path)
-        matches: list[dict[str, Any]] = []
-        included: list[dict[str, Any]] = []
-        for e in bundle.get("entry") or []:
-            res = e.get("resource")
-            if not isinstance(res, dict):
-                continue
-            mode = (e.get("search") or {}).get("mode", "match")
-            if mode == "include":
-                included.append(res)
-            elif mode == "match" and res.get("resourceType") == resource_type:
-                matches.append(res)
-        yield matches, included
-        path = next((lk.get("url") for lk in bundle.get("link") or [] if lk.get("relation") == "next"), None)
 
 
 @dataclass(frozen=True)
@@ -188,11 +109,11 @@ class InboundSync:
 
     def __init__(
         self,
-        store: Any,  # bridge.store.Store (Any: avoids a cycle in type-only imports for tests)
+        store: Store,
         clients: Mapping[str, AsyncFhirClient],
         reduce: Reduce,
         *,
-        owner_for: Callable[[str], Any],  # async: endpoint -> "Organization/<id>" at that EHR
+        owner_for: Callable[[str], Awaitable[str]],  # endpoint -> "Organization/<id>" at that EHR
         clock: Clock,
         settings: InboundSettings,
         actor: str = "bridge",
@@ -220,37 +141,16 @@ class InboundSync:
         client = self.clients[endpoint]
         owner = await self.owner_for(endpoint)
         caps = await client.capabilities(refresh=True)
-        criteria = f"Task?owner={owner}"
-        channel: dict[str, Any] = {"type": "rest-hook", "endpoint": self.settings.notify_url}
-        if self.settings.notify_token:
-            channel["header"] = [f"Authorization: Bearer {self.settings.notify_token}"]
+        criteria = task_criteria(owner)
         topic = caps.task_topic
+        channel = RestHook(self.settings.notify_url, self.settings.notify_token)
         if topic:
-            sub: dict[str, Any] = {
-                "resourceType": "Subscription",
-                "meta": {"profile": [BACKPORT_PROFILE]},
-                "status": "requested",
-                "reason": "Peer Bridge: referrals owned by the peer organization",
-                "criteria": topic,
-                "_criteria": {"extension": [{"url": EXT_FILTER, "valueString": criteria}]},
-                "channel": {
-                    **channel,
-                    "payload": "application/fhir+json",
-                    "_payload": {"extension": [{"url": EXT_CONTENT, "valueCode": "id-only"}]},
-                    "extension": [
-                        {"url": EXT_HEARTBEAT, "valueUnsignedInt": self.settings.heartbeat_seconds}
-                    ],
-                },
-            }
+            sub = backport_subscription(
+                topic, criteria, channel, heartbeat_seconds=self.settings.heartbeat_seconds
+            )
             kind = "backport"
         elif caps.can_create("Subscription"):
-            sub = {
-                "resourceType": "Subscription",
-                "status": "requested",
-                "reason": "Peer Bridge: referrals owned by the peer organization",
-                "criteria": criteria,
-                "channel": channel,  # no payload: an empty ping, then we poll (nothing to trust in it)
-            }
+            sub = criteria_subscription(criteria, channel)
             kind = "criteria"
         else:
             return state
@@ -410,10 +310,9 @@ class InboundSync:
 
     async def fetch_task(self, endpoint: str, task_id: str) -> int:
         stored = 0
-        async for tasks, included in _search_raw(
-            self.clients[endpoint], "Task", [("_id", task_id), ("_include", "Task:focus")]
-        ):
-            stored += await self._store_tasks(endpoint, tasks, included)
+        params = [("_id", task_id), ("_include", "Task:focus")]
+        async for page in self.clients[endpoint].pages_raw("Task", params):
+            stored += await self._store_tasks(endpoint, page.matches, page.included)
         return stored
 
     async def _store_tasks(
@@ -519,9 +418,9 @@ class InboundSync:
                 params.append(("_lastUpdated", f"ge{cursor}"))
             stored = 0
             newest = cursor
-            async for tasks, included in _search_raw(client, "Task", params):
-                stored += await self._store_tasks(endpoint, tasks, included)
-                for t in tasks:
+            async for page in client.pages_raw("Task", params):
+                stored += await self._store_tasks(endpoint, page.matches, page.included)
+                for t in page.matches:
                     stamp = (t.get("meta") or {}).get("lastUpdated")
                     if stamp and (
                         newest is None or datetime.fromisoformat(stamp) > datetime.fromisoformat(newest)
@@ -590,10 +489,4 @@ class InboundSync:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-__all__ = [
-    "InboundSettings",
-    "InboundSync",
-    "Notification",
-    "NotificationResult",
-    "parse_notification",
-]
+__all__ = ["InboundSettings", "InboundSync", "NotificationResult"]

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bridge.clients import AsyncFhirClient, BundleResult
+from bridge.clients.retry import backoff_seconds
 from bridge.clients.status import outcome_summary
 from bridge.errors import (
     BridgeError,
@@ -34,7 +35,6 @@ from bridge.errors import (
     ServerUnavailableError,
     ThrottledError,
 )
-from bridge.exchange.retry import backoff_seconds, give_up
 from bridge.store import OutboxItem, Store
 
 log = logging.getLogger("bridge.exchange.outbound")
@@ -261,7 +261,7 @@ class OutboundWorker:
         outcome = exc.outcome if isinstance(exc, FhirHttpError) else None
         error = _short_error(exc)
         sent = not isinstance(exc, CircuitOpenError)  # the breaker refused before anything went out
-        if not retryable or (sent and give_up(item.attempts, self.settings.max_attempts)):
+        if not retryable or (sent and item.attempts >= self.settings.max_attempts):
             if retryable:
                 error = f"gave up after {item.attempts} attempts: {error}"
             await self._dead(loop, item, error, outcome)

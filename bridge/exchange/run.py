@@ -22,7 +22,7 @@ from bridge.errors import BridgeError
 from bridge.exchange.directory import InMemoryDirectory
 from bridge.exchange.inbound import InboundSettings
 from bridge.exchange.outbound import OutboundSettings
-from bridge.exchange.service import ExchangeService
+from bridge.exchange.wiring import ExchangeService
 
 
 async def serve(args: argparse.Namespace) -> int:

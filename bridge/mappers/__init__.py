@@ -28,6 +28,8 @@ Public API (one module per resource pair; the module docstrings link the profile
 - :func:`task_with_status` ``(task, status, *, now, reason, business_status, outputs)`` — the updated
   Task for accept / decline / start / complete (BSeR businessStatus, statusReason, outputs).
 - :func:`labels_for` ``(note)`` — the DS4P labels; :data:`PART2_NOTICE` the §2.32 notice.
+- :mod:`bridge.mappers.subscription` — the Subscription the bridge asks an EHR for
+  (``backport_subscription``, ``criteria_subscription``) and ``parse_notification`` of what it posts.
 
 Identifiers: ``{identifier_system}/{kind}|{record id}`` with kind one of organization,
 practitioner, encounter, procedure, note (and a ``provenance`` meta.tag); ``urn:uuid`` fullUrls

@@ -17,6 +17,9 @@ Where they are read from (the profiles give programs and appointments no element
 
 :func:`task_with_status` produces the updated Task for accept / decline / start / complete. It does
 not decide whether a transition is allowed: the exchange layer's state machine does.
+
+One module per resource pair (house style), so both directions of ServiceRequest + Task live here
+(~470 lines): inbound reading and outbound building share the code tables and reference helpers.
 """
 
 from __future__ import annotations

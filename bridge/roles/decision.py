@@ -156,18 +156,28 @@ class Decision:
                 v["evidence"] = {"start": v["evidence"]["start"], "end": v["evidence"]["end"]}
         return d
 
-    def raise_for_verdict(self) -> None:
-        """Raise :class:`ScopeViolationError` on ``block`` (or ``ConsentRequiredError`` when only a
-        consent is missing); return quietly otherwise. For callers that refuse rather than hold."""
-        if self.verdict is not Verdict.BLOCK:
+    def raise_for_verdict(self, *, holds: bool = False, when: str = "") -> None:
+        """The one way a verdict becomes an error. Raise on ``block`` (and on ``hold`` too with
+        ``holds``, for callers that refuse what they cannot keep); return quietly otherwise.
+
+        Only a missing consent: :class:`ConsentRequiredError`; only privacy or audience rules (or a
+        hold): :class:`PolicyError`; else :class:`ScopeViolationError`. ``when`` ends the message
+        (e.g. ``"at delivery time"``)."""
+        if self.verdict is not Verdict.BLOCK and not (holds and self.verdict is Verdict.HOLD):
             return
-        blocking = [v.to_dict() for v in self.violations if v.severity is Severity.BLOCK]
-        rules = sorted({v["rule"] for v in blocking})
+        severity = Severity(self.verdict.value)
+        deciding = [v.to_dict() for v in self.violations if v.severity is severity]
+        rules = sorted({v["rule"] for v in deciding})
+        suffix = f" {when}" if when else ""
         if rules == ["privacy.consent-required"]:
-            raise ConsentRequiredError("no 42 CFR Part 2 consent on file for this recipient", blocking)
+            raise ConsentRequiredError(
+                f"no 42 CFR Part 2 consent on file for this recipient{suffix}", deciding
+            )
+        if severity is Severity.HOLD:
+            raise PolicyError(f"held by policy until resolved{suffix}: {', '.join(rules)}", deciding)
         if all(r.startswith(("privacy.", "audience.")) for r in rules):
-            raise PolicyError(f"refused by policy: {', '.join(rules)}", blocking)
-        raise ScopeViolationError(f"out of peer scope of practice: {', '.join(rules)}", blocking)
+            raise PolicyError(f"refused by policy{suffix}: {', '.join(rules)}", deciding)
+        raise ScopeViolationError(f"out of peer scope of practice{suffix}: {', '.join(rules)}", deciding)
 
 
 def _start(v: Violation) -> int:

@@ -44,6 +44,15 @@ class Policy:
         ids += [cid for cid, spec in self.checks.specs.items() if spec.enabled]
         return tuple(ids)
 
+    def satisfied_by(self, rule_id: str) -> str | None:
+        """What resolves a hold by ``rule_id``, as its rule says (``satisfied_by``): ``"cosign"``,
+        ``"escalation"``, ``"consent"``, or None (nothing but a changed note)."""
+        for rule in self.content:
+            if rule.id == rule_id:
+                return rule.satisfied_by
+        check = self.checks.specs.get(rule_id)
+        return check.satisfied_by if check is not None else None
+
     def describe(self) -> list[dict[str, Any]]:
         """Every enabled rule with its id, kind, severity, message and (for content rules) why it
         exists: for an integrator's listing or a peer-facing help page."""

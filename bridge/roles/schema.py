@@ -189,6 +189,7 @@ class CheckSpec(_Spec):
     severity: SeverityName
     message: Text
     enabled: bool = True
+    satisfied_by: Literal["cosign", "escalation", "consent"] | None = None  # what resolves its hold
 
 
 class CodingSpec(_Spec):

@@ -15,7 +15,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.store.engine import Database
-from bridge.store.schema import audit_log
+from bridge.store.schema import PRACTITIONER, audit_log
+
+__all__ = ["PRACTITIONER", "AuditEntry", "AuditLog"]
 
 
 @dataclass(frozen=True)

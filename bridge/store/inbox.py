@@ -43,6 +43,7 @@ class InboxEntry:
     referral: Referral
     received_at: datetime
     updated_at: datetime
+    assignee: str | None = None  # the practitioner who accepted it
 
 
 def _entry(row: Any) -> InboxEntry:
@@ -50,6 +51,7 @@ def _entry(row: Any) -> InboxEntry:
         referral=Referral.model_validate_json(json.dumps(row["referral"])),
         received_at=row["received_at"],
         updated_at=row["updated_at"],
+        assignee=row["assignee"],
     )
 
 
@@ -103,6 +105,17 @@ class Inbox:
                 )
             )
             return True
+
+    async def assign(
+        self, rid: str, assignee: str, *, now: datetime, conn: AsyncConnection | None = None
+    ) -> None:
+        """Record who took the referral on (the latest accept wins)."""
+        async with self._db.tx(conn) as c:
+            done = await c.execute(
+                update(inbox).where(inbox.c.id == rid).values(assignee=assignee, updated_at=now)
+            )
+        if done.rowcount != 1:
+            raise NotFoundInStoreError(f"no referral {rid!r}")
 
     async def get(self, rid: str, *, conn: AsyncConnection | None = None) -> InboxEntry:
         async with self._db.tx(conn) as c:

@@ -11,10 +11,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.store import schema
+from bridge.store.schema import PRACTITIONER
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,31 @@ async def _columns(conn: AsyncConnection, table: str) -> set[str]:
     return {row[1] for row in (await conn.execute(text(f"PRAGMA table_info({table})"))).all()}
 
 
+async def _owners_and_assignees(conn: AsyncConnection) -> None:
+    # the outbox row says which organization it belongs to; the inbox row who accepted it (was
+    # rebuilt on every read by scanning the audit log). Existing referrals get their assignee from
+    # that log once: the latest ``referral.accept`` by a practitioner.
+    if "organization" not in await _columns(conn, "outbox"):
+        await conn.execute(text("ALTER TABLE outbox ADD COLUMN organization VARCHAR(128)"))
+    if "assignee" not in await _columns(conn, "inbox"):
+        await conn.execute(text("ALTER TABLE inbox ADD COLUMN assignee VARCHAR(200)"))
+    accepts = (
+        select(schema.audit_log.c.subject, schema.audit_log.c.actor)
+        .where(
+            schema.audit_log.c.action == "referral.accept",
+            schema.audit_log.c.actor.like(f"{PRACTITIONER}%"),
+        )
+        .order_by(schema.audit_log.c.seq)
+    )
+    latest = {row.subject: row.actor for row in (await conn.execute(accepts)).all()}
+    for referral_id, actor in latest.items():
+        await conn.execute(
+            update(schema.inbox)
+            .where(schema.inbox.c.id == referral_id)
+            .values(assignee=actor.removeprefix(PRACTITIONER))
+        )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "outbox, inbox, idempotency keys, audit log, sync state", _create_tables),
     Migration(2, "audit log is append-only", _audit_append_only),
@@ -111,6 +137,7 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "partial indexes on pending outbox items", _pending_indexes),
     Migration(5, "held outbox items and their reasons", _held_items),
     Migration(6, "stored warnings; billing ledger for caps", _warnings_and_billing),
+    Migration(7, "outbox owning organization; inbox assignee (from the audit log)", _owners_and_assignees),
 ]
 
 

@@ -73,6 +73,7 @@ class OutboxItem:
     delivered_at: datetime | None
     hold: list[dict[str, Any]] | None = None  # the violations that keep a held item back
     warnings: list[dict[str, Any]] | None = None  # the policy's warnings (rule, severity, message)
+    organization: str | None = None  # who it belongs to (None: written before migration 7)
 
     @classmethod
     def from_row(cls, row: RowMapping) -> OutboxItem:
@@ -120,6 +121,7 @@ class Outbox:
         item_id: str | None = None,
         held: Sequence[Mapping[str, Any]] | None = None,
         warnings: Sequence[Mapping[str, Any]] = (),
+        organization: str | None = None,
         conn: AsyncConnection | None = None,
     ) -> OutboxItem:
         """Queue one item; pass ``conn`` to make it atomic with an idempotency key and audit entry.
@@ -138,6 +140,7 @@ class Outbox:
             "attempts": 0,
             "next_attempt_at": now,
             "submitted_by": submitted_by,
+            "organization": organization,
             "created_at": now,
             "updated_at": now,
         }
@@ -362,10 +365,17 @@ class Outbox:
         *,
         states: Iterable[OutboxState] | None = None,
         endpoint: str | None = None,
+        organization: str | None = None,
+        include_unowned: bool = False,
         limit: int = 100,
         after_seq: int = 0,
     ) -> list[OutboxItem]:
+        """Oldest first. ``organization``: only its items; ``include_unowned`` adds those written
+        before migration 7 (no organization recorded)."""
         stmt = select(outbox).where(outbox.c.seq > after_seq)
+        if organization is not None:
+            owned = outbox.c.organization == organization
+            stmt = stmt.where(or_(owned, outbox.c.organization.is_(None)) if include_unowned else owned)
         if states is not None:
             stmt = stmt.where(outbox.c.state.in_([OutboxState(s).value for s in states]))
         if endpoint is not None:

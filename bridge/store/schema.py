@@ -91,6 +91,9 @@ outbox = Table(
     Column("hold", JSON),  # held items: the violations keeping them back (migration 5)
     # the policy's warnings at acceptance: rule, severity, message only (evidence is note text)
     Column("warnings", JSON),  # migration 6
+    # the organization the submitter acted for (migration 7; NULL: written before, when a bridge
+    # served exactly one organization, its own)
+    Column("organization", String(128)),
 )
 Index("outbox_due", outbox.c.endpoint, outbox.c.state, outbox.c.next_attempt_at)
 Index("outbox_partition", outbox.c.partition_key, outbox.c.seq)
@@ -109,6 +112,8 @@ inbox = Table(
     Column("referral", JSON, nullable=False),  # bridge.domain.Referral as JSON
     Column("received_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # the practitioner who accepted it (migration 7, filled from the audit log for older rows)
+    Column("assignee", String(200)),
     UniqueConstraint("endpoint", "task_id", name="inbox_task"),
 )
 Index("inbox_status", inbox.c.status, inbox.c.updated_at)
@@ -122,6 +127,9 @@ idempotency_keys = Table(
     Column("submission_id", String(64), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
+
+# how the audit log names a peer acting as themselves ("practitioner:<directory id>")
+PRACTITIONER = "practitioner:"
 
 # Append-only: triggers (migration 2) refuse UPDATE and DELETE on both databases
 audit_log = Table(

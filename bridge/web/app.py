@@ -16,20 +16,21 @@ from aiohttp import web
 
 from bridge.config import Settings
 from bridge.errors import ConfigError
+from bridge.exchange.directory import Directory, load_directory
+from bridge.exchange.wiring import ExchangeService, running_exchange
 from bridge.observability import Metrics
 from bridge.web import inbox
 from bridge.web.auth import Authenticator
 from bridge.web.idempotency import IdempotencyCache, StoredResponse, fingerprint
-from bridge.web.keys import AUTHENTICATOR, IDEMPOTENCY, METRICS, NOTIFY_TOKEN, SERVICE, SETTINGS
+from bridge.web.keys import AUTHENTICATOR, EXCHANGE, IDEMPOTENCY, METRICS, NOTIFY_TOKEN, SETTINGS
 from bridge.web.middlewares import errors, observe
 from bridge.web.openapi import build_openapi
 from bridge.web.requests import authenticate
 from bridge.web.routes import ROUTES, Handler, Route
-from bridge.web.service import BridgeService
 
 log = logging.getLogger("bridge.web")
 
-ServiceFactory = Callable[[Settings, Metrics], AbstractAsyncContextManager[BridgeService]]
+ExchangeFactory = Callable[[Settings], AbstractAsyncContextManager[ExchangeService]]
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 1024 * 1024  # a note is at most 100 000 characters
 
@@ -97,14 +98,28 @@ async def _jwks_from_url(url: str) -> dict[str, Any]:
     return data
 
 
+def _observe_latency(exchange: ExchangeService, metrics: Metrics) -> None:
+    """Time every request each EHR client makes."""
+    for name, client in exchange.clients.items():
+
+        def finished(seconds: float, status: int, endpoint: str = name) -> None:
+            outcome = "ok" if status < 400 else f"{status // 100}xx"
+            metrics.observe_delivery(endpoint, seconds, outcome)
+
+        client.observe(finished)
+
+
 def create_app(
     settings: Settings,
     *,
-    service_factory: ServiceFactory | None = None,
+    directory: Directory | None = None,
+    exchange_factory: ExchangeFactory | None = None,
     authenticator: Authenticator | None = None,
     metrics: Metrics | None = None,
 ) -> web.Application:
-    """The bridge's aiohttp application. ``service_factory`` defaults to the exchange-backed service."""
+    """The bridge's aiohttp application over a running exchange: by default opened from
+    ``settings`` with ``directory`` (else the directory file beside the config), its workers
+    started; ``exchange_factory`` opens it otherwise (e.g. without workers)."""
     app = web.Application(middlewares=[observe, errors], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[METRICS] = metrics or Metrics()
@@ -122,18 +137,19 @@ def create_app(
             app[AUTHENTICATOR] = Authenticator.from_settings(settings, jwks=jwks)
         yield
 
-    async def service_ctx(app: web.Application) -> AsyncIterator[None]:
-        factory = service_factory
-        if factory is None:
-            from bridge.web.exchange_service import open_exchange_service
-
-            factory = open_exchange_service
-        async with factory(settings, app[METRICS]) as service:
-            app[SERVICE] = service
+    async def exchange_ctx(app: web.Application) -> AsyncIterator[None]:
+        opened = (
+            exchange_factory(settings)
+            if exchange_factory is not None
+            else running_exchange(settings, directory=directory or load_directory(settings))
+        )
+        async with opened as exchange:
+            _observe_latency(exchange, app[METRICS])
+            app[EXCHANGE] = exchange
             yield
 
     app.cleanup_ctx.append(jwks_ctx)
-    app.cleanup_ctx.append(service_ctx)
+    app.cleanup_ctx.append(exchange_ctx)
 
     for route in ROUTES:
         _add(app, route)

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-from functools import partial
 
 from aiohttp import web
 
 from bridge.config import load_settings
-from bridge.exchange.directory import InMemoryDirectory
+from bridge.exchange.directory import InMemoryDirectory, load_directory
 from bridge.observability import configure_logging
 from bridge.web.app import create_app
-from bridge.web.exchange_service import load_directory, open_exchange_service
 
 log = logging.getLogger("bridge.web")
 
@@ -27,7 +25,7 @@ def serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     configure_logging(logging.DEBUG if args.verbose else logging.INFO)
     directory = InMemoryDirectory.from_file(args.directory) if args.directory else load_directory(settings)
-    app = create_app(settings, service_factory=partial(open_exchange_service, directory=directory))
+    app = create_app(settings, directory=directory)
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
 

@@ -13,7 +13,8 @@ from pydantic import BaseModel
 
 from bridge.domain import PeerEncounter, PeerNote
 from bridge.errors import ForbiddenError, InputError, NotAuthenticatedError, NotFoundInStoreError
-from bridge.web.keys import METRICS, NOTIFY_TOKEN, PRINCIPAL, SERVICE, SETTINGS
+from bridge.exchange.views import InboxItem, Submission
+from bridge.web.keys import EXCHANGE, METRICS, NOTIFY_TOKEN, PRINCIPAL, SETTINGS
 from bridge.web.models import (
     Accepted,
     CheckResult,
@@ -28,13 +29,10 @@ from bridge.web.models import (
     SubmissionView,
     Violation,
 )
-from bridge.web.principal import Action, Principal, may_see_assignee
+from bridge.web.principal import Action, Principal, actor_for, may_see_assignee
 from bridge.web.requests import authorize, body, json_object
-from bridge.web.service import InboxItem, Submission
 
 log = logging.getLogger("bridge.web")
-
-REFERRAL_ACTIONS = ("accept", "decline", "start", "complete")
 
 
 def model_response(model: BaseModel, status: int = 200) -> web.Response:
@@ -53,6 +51,7 @@ def submission_view(s: Submission) -> SubmissionView:
         last_error=s.last_error,
         created_at=s.created_at,
         updated_at=s.updated_at,
+        delivered_at=s.delivered_at,
         hold_rules=[str(v.get("rule")) for v in s.hold_reasons],
         warnings=[
             Violation(rule=str(w["rule"]), severity=str(w["severity"]), message=str(w["message"]))
@@ -82,7 +81,7 @@ def accepted(request: web.Request, s: Submission) -> web.Response:
 async def _checks(request: web.Request) -> Health:
     checks: dict[str, CheckStatus] = {}
     try:
-        for name, (ok, detail) in (await request.app[SERVICE].readiness()).items():
+        for name, (ok, detail) in (await request.app[EXCHANGE].readiness()).items():
             checks[name] = CheckStatus(ok=ok, detail=detail)
     except Exception as exc:  # readiness must answer even when what it probes is broken
         checks["service"] = CheckStatus(ok=False, detail=type(exc).__name__)
@@ -105,8 +104,8 @@ async def ready(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     m = request.app[METRICS]
     try:
-        counts, retries = await request.app[SERVICE].outbox_counts()
-        m.set_outbox(counts, retries)
+        counts = await request.app[EXCHANGE].outbox_counts()
+        m.set_outbox(counts.items, counts.retried)
     except Exception as exc:
         m.outbox_unavailable()
         log.warning("outbox counts unavailable for /metrics", extra={"error_type": type(exc).__name__})
@@ -123,7 +122,9 @@ async def submit_encounter(request: web.Request) -> web.Response:
     actor = authorize(request, Action.SUBMIT_ENCOUNTER)
     encounter = await body(request, PeerEncounter)
     key = request.headers.get("Idempotency-Key")
-    s = await request.app[SERVICE].submit_encounter(encounter, actor=actor, idempotency_key=key)
+    s = await request.app[EXCHANGE].submissions.submit_encounter(
+        encounter, actor=actor_for(actor), idempotency_key=key
+    )
     log.info("encounter queued", extra={"submission_id": s.id, "record_id": encounter.id})
     return accepted(request, s)
 
@@ -134,7 +135,7 @@ async def submit_note(request: web.Request) -> web.Response:
     if note.cosigner_id is not None:
         check_cosigner(request, actor, note.cosigner_id)
     key = request.headers.get("Idempotency-Key")
-    s = await request.app[SERVICE].submit_note(note, actor=actor, idempotency_key=key)
+    s = await request.app[EXCHANGE].submissions.submit_note(note, actor=actor_for(actor), idempotency_key=key)
     log.info("note accepted", extra={"submission_id": s.id, "record_id": note.id, "event": s.state})
     return accepted(request, s)
 
@@ -148,7 +149,8 @@ async def authorize_supervision(request: web.Request, action: Action, audited: s
         principal: Principal | None = request.get(PRINCIPAL)
         if principal is not None:
             ref = request.match_info["note_ref"]
-            await request.app[SERVICE].record_refused(audited, ref, actor=principal, error=exc)
+            supervision = request.app[EXCHANGE].supervision
+            await supervision.record_refused(audited, ref, actor=actor_for(principal), error=exc)
         raise
 
 
@@ -157,7 +159,7 @@ async def cosign_note(request: web.Request) -> web.Response:
     actor = await authorize_supervision(request, Action.COSIGN_NOTE, "note.cosign")
     ref = request.match_info["note_ref"]
     # who may co-sign whose note (organization, the author's supervisor) is the exchange's call
-    s = await request.app[SERVICE].cosign_note(ref, actor=actor, at=datetime.now(UTC))
+    s = await request.app[EXCHANGE].supervision.cosign_note(ref, actor=actor_for(actor), at=datetime.now(UTC))
     log.info("note co-signed", extra={"submission_id": s.id, "event": s.state})
     return accepted(request, s)
 
@@ -166,8 +168,8 @@ async def record_escalation(request: web.Request) -> web.Response:
     actor = await authorize_supervision(request, Action.ESCALATE_NOTE, "note.escalation")
     req = await body(request, EscalationRequest)
     ref = request.match_info["note_ref"]
-    s = await request.app[SERVICE].record_escalation(
-        ref, req.escalation_ref, actor=actor, at=datetime.now(UTC)
+    s = await request.app[EXCHANGE].supervision.record_escalation(
+        ref, req.escalation_ref, actor=actor_for(actor), at=datetime.now(UTC)
     )
     log.info("note escalation recorded", extra={"submission_id": s.id, "event": s.state})
     return accepted(request, s)
@@ -190,8 +192,7 @@ async def _held_list(request: web.Request, actor: Principal, *, mine: bool) -> w
             hold_reasons=[Violation.model_validate(v) for v in h.hold_reasons],
             held_since=h.held_since,
         )
-        for h in await request.app[SERVICE].list_held(actor=actor, mine=mine)
-        if h.organization == actor.organization
+        for h in await request.app[EXCHANGE].supervision.list_held(actor=actor_for(actor), mine=mine)
     ]
     return model_response(HeldList(items=items))
 
@@ -206,34 +207,34 @@ def check_cosigner(request: web.Request, actor: Principal, cosigner_id: str) -> 
 async def check_note(request: web.Request) -> web.Response:
     actor = authorize(request, Action.CHECK_NOTE)
     note = await body(request, PeerNote)
-    result = await request.app[SERVICE].check_note(note, actor=actor)
+    decision = await request.app[EXCHANGE].submissions.check_note(note, actor=actor_for(actor))
+    # hold (waits for a co-sign or an escalation) is reported as such: the note will be accepted
+    # and held, and the peer should know before submitting
     return model_response(
         CheckResult(
-            verdict=result.verdict,
-            violations=[Violation.model_validate(v) for v in result.violations],
-            rule_set=result.rule_set,
+            verdict=decision.verdict.value,
+            violations=[Violation.model_validate(v.to_dict()) for v in decision.violations],
         )
     )
 
 
 async def get_submission(request: web.Request) -> web.Response:
     authorize(request, Action.READ_SUBMISSION)
-    s = await request.app[SERVICE].get_submission(request.match_info["submission_id"])
+    s = await request.app[EXCHANGE].submissions.get(request.match_info["submission_id"])
     # re-check against the owning organization: ids are guessable
     authorize(request, Action.READ_SUBMISSION, organization=s.organization)
     return model_response(submission_view(s))
 
 
 async def list_outbox(request: web.Request) -> web.Response:
-    authorize(request, Action.READ_OUTBOX)
+    actor = authorize(request, Action.READ_OUTBOX)
     raw = request.query.get("limit", "100")
     # refused, not quietly replaced by 100: a caller asking for 5000 must learn it got fewer
     # (ASCII digits only: str.isdigit() and int() also take other scripts' digits)
     if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= 1000):
         raise InputError("limit", "must be a whole number from 1 to 1000")
     limit = int(raw)
-    org = request.app[SETTINGS].organization.id
-    items = [s for s in await request.app[SERVICE].list_outbox(limit=limit) if s.organization == org]
+    items = await request.app[EXCHANGE].submissions.list(organization=actor.organization, limit=limit)
     return model_response(OutboxList(items=[submission_view(s) for s in items]))
 
 
@@ -249,7 +250,7 @@ def _visible(request: web.Request, actor: Principal, item: InboxItem) -> bool:
 
 async def list_referrals(request: web.Request) -> web.Response:
     actor = authorize(request, Action.READ_REFERRALS)
-    items = await request.app[SERVICE].list_referrals(organization=actor.organization)
+    items = await request.app[EXCHANGE].referrals.list(actor=actor_for(actor), limit=500)
     return model_response(ReferralList(items=[i.referral for i in items if _visible(request, actor, i)]))
 
 
@@ -266,7 +267,7 @@ async def load_referral(request: web.Request, actor: Principal, referral_id: str
             # the same answer as a missing referral: do not confirm what a caller may not see
             raise NotFoundInStoreError(f"no referral {referral_id!r}")
 
-    return await request.app[SERVICE].get_referral(referral_id, actor=actor, allowed=allowed)
+    return await request.app[EXCHANGE].referrals.get(referral_id, actor=actor_for(actor), allowed=allowed)
 
 
 def referral_action(action: str) -> Any:
@@ -276,8 +277,13 @@ def referral_action(action: str) -> Any:
         referral_id = request.match_info["referral_id"]
         item = await load_referral(request, actor, referral_id)
         authorize(request, Action.ACT_ON_REFERRAL, organization=item.organization)
-        done = await request.app[SERVICE].act_on_referral(
-            referral_id, action, actor=actor, reason=req.reason, outputs=req.outputs, at=datetime.now(UTC)
+        done = await request.app[EXCHANGE].referrals.act(
+            referral_id,
+            action,
+            actor=actor_for(actor),
+            reason=req.reason,
+            outputs=req.outputs,
+            at=datetime.now(UTC),
         )
         log.info("referral updated", extra={"referral_id": referral_id, "event": action})
         return model_response(done.referral)
@@ -300,5 +306,5 @@ async def notify(request: web.Request) -> web.Response:
     # the Content-Type a server put on it
     raw = await request.read() if request.can_read_body else b""
     payload = await json_object(request) if raw.strip() else None
-    await request.app[SERVICE].handle_notification(payload)
+    await request.app[EXCHANGE].inbound.handle_notification(payload)
     return web.Response(body=json.dumps({"status": "received"}).encode(), content_type="application/json")

@@ -25,14 +25,18 @@ from multidict import MultiDictProxy
 
 from bridge.domain import Activity, Audience, ContactMethod, PeerEncounter, PeerNote, Setting, parse
 from bridge.errors import AccessError, BridgeError, InputError, NotAuthenticatedError
+from bridge.exchange.task_state import PEER_ACTIONS, ReferralAction, peer_actions
 from bridge.web.errors import status_for
-from bridge.web.handlers import REFERRAL_ACTIONS, authorize_supervision, load_referral
-from bridge.web.keys import AUTHENTICATOR, SERVICE, SETTINGS
+from bridge.web.handlers import authorize_supervision, load_referral
+from bridge.web.keys import AUTHENTICATOR, EXCHANGE, SETTINGS
 from bridge.web.models import EscalationRequest
-from bridge.web.principal import Action, Principal, has_required_scope, may_see_assignee
+from bridge.web.principal import Action, Principal, actor_for, has_required_scope, may_see_assignee
 from bridge.web.requests import SESSION_COOKIE, authorize, form_fields
 
 log = logging.getLogger("bridge.web.inbox")
+
+# the button of each peer action without a form field of its own (decline and complete have one)
+ACTION_LABELS = {ReferralAction.ACCEPT: "Accept", ReferralAction.START: "Start services"}
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -72,9 +76,10 @@ async def _page(
     note_form: dict[str, str] | None = None,
     session_form: dict[str, str] | None = None,
 ) -> web.Response:
-    service = request.app[SERVICE]
+    exchange = request.app[EXCHANGE]
+    actor = actor_for(principal)
     only_own = request.app[SETTINGS].api_auth.peers_see_only_own
-    items = await service.list_referrals(organization=principal.organization)
+    items = await exchange.referrals.list(actor=actor, limit=500)
     referrals = [
         i.referral
         for i in items
@@ -85,28 +90,30 @@ async def _page(
     submissions = []
     for sid in ids:
         try:
-            sub = await service.get_submission(sid)
+            sub = await exchange.submissions.get(sid)
         except BridgeError:
             continue
         if sub.organization == principal.organization:
             submissions.append(sub)
     org = principal.organization
-    permits = request.app[SERVICE].permits
+    permits = exchange.permits
     can_cosign = bool(has_required_scope(principal, Action.COSIGN_NOTE, organization=org, permits=permits))
-    held = await service.list_held(actor=principal) if can_cosign else []
+    held = await exchange.supervision.list_held(actor=actor) if can_cosign else []
     # the author sees their own held notes ("waiting for co-sign"), so work is not written twice
     can_write = bool(has_required_scope(principal, Action.SUBMIT_NOTE, organization=org, permits=permits))
-    my_held = await service.list_held(actor=principal, mine=True) if can_write else []
+    my_held = await exchange.supervision.list_held(actor=actor, mine=True) if can_write else []
     return _html(
         "inbox.html",
         status=status,
         principal=principal,
         referrals=referrals,
+        actions={r.id: [a.value for a in peer_actions(r.status)] for r in referrals},
+        action_labels={a.value: label for a, label in ACTION_LABELS.items()},
         submissions=submissions,
-        held=[h for h in held if h.organization == org],
+        held=held,
         can_cosign=can_cosign,
         can_write=can_write,
-        my_held=[h for h in my_held if h.organization == org],
+        my_held=my_held,
         refresh_url=request.path_qs,
         message=request.query.get("msg", ""),
         error=error,
@@ -160,7 +167,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         else:
             principal = auth.authenticate(None, credential)
         org = request.app[SETTINGS].organization.id
-        permits = request.app[SERVICE].permits
+        permits = request.app[EXCHANGE].permits
         if not has_required_scope(principal, Action.VIEW_INBOX, organization=org, permits=permits):
             raise AccessError("this account may not use the peer inbox")
     except AccessError as exc:
@@ -196,15 +203,20 @@ async def referral_action(request: web.Request) -> web.StreamResponse:
     principal = _require(request, Action.ACT_ON_REFERRAL)
     action = request.match_info["action"]
     referral_id = request.match_info["referral_id"]
-    if action not in REFERRAL_ACTIONS:
+    if action not in {a.value for a in PEER_ACTIONS}:
         raise web.HTTPNotFound()
     form = await form_fields(request)
     reason = str(form.get("reason", "")).strip() or None
     outputs = [o.strip() for o in str(form.get("outputs", "")).split(",") if o.strip()]
     try:
         await load_referral(request, principal, referral_id)
-        await request.app[SERVICE].act_on_referral(
-            referral_id, action, actor=principal, reason=reason, outputs=outputs, at=datetime.now(UTC)
+        await request.app[EXCHANGE].referrals.act(
+            referral_id,
+            action,
+            actor=actor_for(principal),
+            reason=reason,
+            outputs=outputs,
+            at=datetime.now(UTC),
         )
     except BridgeError as exc:
         return await _page(request, principal, status=status_for(exc), error=_error(exc))
@@ -249,7 +261,7 @@ async def submit_encounter(request: web.Request) -> web.StreamResponse:
         if fields.get("referral_id"):
             data["referral_id"] = fields["referral_id"]
         encounter = parse(PeerEncounter, data)
-        sub = await request.app[SERVICE].submit_encounter(encounter, actor=principal)
+        sub = await request.app[EXCHANGE].submissions.submit_encounter(encounter, actor=actor_for(principal))
     except BridgeError as exc:
         return await _page(request, principal, status=status_for(exc), error=_error(exc), session_form=fields)
     raise _redirect(msg=f"Session {encounter.id} queued.", submitted=_submitted(request, sub.id))
@@ -271,7 +283,7 @@ async def submit_note(request: web.Request) -> web.StreamResponse:
             if fields.get(key):
                 data[key] = fields[key]
         note = parse(PeerNote, data)
-        sub = await request.app[SERVICE].submit_note(note, actor=principal)
+        sub = await request.app[EXCHANGE].submissions.submit_note(note, actor=actor_for(principal))
     except BridgeError as exc:
         return await _page(request, principal, status=status_for(exc), error=_error(exc), note_form=fields)
     if sub.state == "held":
@@ -293,7 +305,9 @@ async def cosign_note(request: web.Request) -> web.StreamResponse:
     principal = await _require_supervision(request, Action.COSIGN_NOTE, "note.cosign")
     ref = request.match_info["note_ref"]
     try:
-        sub = await request.app[SERVICE].cosign_note(ref, actor=principal, at=datetime.now(UTC))
+        sub = await request.app[EXCHANGE].supervision.cosign_note(
+            ref, actor=actor_for(principal), at=datetime.now(UTC)
+        )
     except BridgeError as exc:
         return await _page(request, principal, status=status_for(exc), error=_error(exc))
     log.info("note co-signed from inbox", extra={"submission_id": sub.id, "event": sub.state})
@@ -307,8 +321,8 @@ async def record_escalation(request: web.Request) -> web.StreamResponse:
     form = await form_fields(request)
     try:
         req = parse(EscalationRequest, {"escalation_ref": str(form.get("escalation_ref", "")).strip()})
-        sub = await request.app[SERVICE].record_escalation(
-            ref, req.escalation_ref, actor=principal, at=datetime.now(UTC)
+        sub = await request.app[EXCHANGE].supervision.record_escalation(
+            ref, req.escalation_ref, actor=actor_for(principal), at=datetime.now(UTC)
         )
     except BridgeError as exc:
         return await _page(request, principal, status=status_for(exc), error=_error(exc))

@@ -5,16 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from bridge.config import Settings
+from bridge.exchange.wiring import ExchangeService
 from bridge.observability import Metrics
 from bridge.web.auth import Authenticator
 from bridge.web.idempotency import IdempotencyCache
 from bridge.web.principal import Principal
-from bridge.web.service import BridgeService
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
-SERVICE = web.AppKey("service", BridgeService)
+EXCHANGE = web.AppKey("exchange", ExchangeService)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyCache)
 NOTIFY_TOKEN = web.AppKey("notify_token", str)  # "" when the notification endpoint is not configured
 

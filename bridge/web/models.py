@@ -67,6 +67,7 @@ class SubmissionView(_Body):
     last_error: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    delivered_at: datetime | None = None  # when the EHR accepted it (state "delivered")
     # held: the rules it waits for (rule names only: integrators read this; evidence is note text)
     hold_rules: list[str] = Field(default_factory=list)
     # the policy's warnings at acceptance (rule, severity, message; never the evidence)

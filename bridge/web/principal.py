@@ -16,9 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Protocol
 
 from bridge.domain import Role
+from bridge.exchange.views import Actor
+from bridge.store.audit import PRACTITIONER
 
 
 class Action(StrEnum):
@@ -85,8 +87,20 @@ POLICY_GRANTS: dict[Action, tuple[tuple[str, str], ...]] = {
     Action.VIEW_INBOX: (("read", "referral"),),
 }
 
-# ``Policy.permits``: (role, verb, record) -> an object with ``allowed``, ``rule``, ``reason``
-Permits = Callable[[Role, str, str], Any]
+
+class Grant(Protocol):
+    """What the rule files answer for one (role, verb, record) (``bridge.roles.Permission``)."""
+
+    @property
+    def allowed(self) -> bool: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+
+
+# ``Policy.permits``: (role, verb, record) -> the grant that decided
+Permits = Callable[[Role, str, str], Grant]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,3 +155,18 @@ def may_see_assignee(principal: Principal, assignee: str | None, *, only_own: bo
     if not only_own or principal.role is not Role.PEER_SPECIALIST or assignee is None:
         return True
     return assignee == principal.practitioner_id
+
+
+def actor_for(principal: Principal, *, source: str | None = None) -> Actor:
+    """The exchange's name for a caller: in the audit log and as the scope of idempotency keys
+    (ids, never names). A peer is named by practitioner id, so "who accepted this referral" reads
+    back from the audit log."""
+    p = principal
+    name = f"{PRACTITIONER}{p.practitioner_id}" if p.practitioner_id else f"{p.via}:{p.subject}"
+    return Actor(
+        name=name,
+        role=p.role.value,
+        organization=p.organization,
+        source=source,
+        practitioner_id=p.practitioner_id,
+    )

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from bridge.domain import parse
 from bridge.errors import ForbiddenError, NotAuthenticatedError
-from bridge.web.keys import AUTHENTICATOR, PRINCIPAL, SERVICE, SETTINGS
+from bridge.web.keys import AUTHENTICATOR, EXCHANGE, PRINCIPAL, SETTINGS
 from bridge.web.principal import Action, Principal, has_required_scope
 
 M = TypeVar("M", bound=BaseModel)
@@ -53,7 +53,7 @@ def authorize(request: web.Request, action: Action, *, organization: str | None 
     """Authenticate and check ``action`` against ``organization`` (default: the bridge's own)."""
     principal = authenticate(request, allow_cookie=request.path.startswith("/inbox"))
     org = organization if organization is not None else request.app[SETTINGS].organization.id
-    decision = has_required_scope(principal, action, organization=org, permits=request.app[SERVICE].permits)
+    decision = has_required_scope(principal, action, organization=org, permits=request.app[EXCHANGE].permits)
     if not decision.allowed:
         raise ForbiddenError(decision.reason, rule=decision.rule)
     return principal

@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from bridge.domain import PeerEncounter, PeerNote, Referral
+from bridge.exchange.task_state import PEER_ACTIONS
 from bridge.web import handlers as h
 from bridge.web.models import (
     Accepted,
@@ -191,17 +192,17 @@ ROUTES: list[Route] = [
     *[
         Route(
             "POST",
-            f"/api/v1/referrals/{{referral_id}}/{a}",
-            h.referral_action(a),
-            f"referral_{a}",
-            f"{a.capitalize()} a referral (updates the Task at the EHR)",
+            f"/api/v1/referrals/{{referral_id}}/{a.value}",
+            h.referral_action(a.value),
+            f"referral_{a.value}",
+            f"{a.value.capitalize()} a referral (updates the Task at the EHR)",
             Action.ACT_ON_REFERRAL,
             ReferralActionRequest,
             {200: Referral},
             idempotent=True,
             path_patterns={"referral_id": _ID},
         )
-        for a in h.REFERRAL_ACTIONS
+        for a in PEER_ACTIONS
     ],
     Route(
         "POST",

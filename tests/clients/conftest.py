@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.sandbox import Sandbox
+from bridge_dev.sandbox import Sandbox
 
 sys.path.insert(0, str(Path(__file__).parent))
 from faultproxy import FaultProxy

@@ -11,7 +11,7 @@ from fhir.resources.R4B.patient import Patient
 
 from bridge.clients import AsyncFhirClient, is_idempotent_bundle
 from bridge.errors import FhirRequestError, PermanentError
-from bridge.sandbox import Sandbox
+from bridge_dev.sandbox import Sandbox
 
 SYSTEM = "urn:uuid:7d1c0a52-peer-bridge-tests"
 

@@ -11,7 +11,7 @@ from faultproxy import FaultProxy, on
 
 from bridge.cli import main
 from bridge.clients.probe import probe_endpoint
-from bridge.sandbox import Sandbox, free_port
+from bridge_dev.sandbox import Sandbox, free_port
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

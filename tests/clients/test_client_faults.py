@@ -92,7 +92,7 @@ async def test_503_burst_then_conditional_create_lands_once(proxy: FaultProxy, s
         result = await ehr.create_if_none_exist(_patient(key), _query(key))
         assert ehr.status().retries == 3
     assert result.created and proxy.count("POST") == 4
-    # exponential with full jitter: each wait within its doubling ceiling
+    # exponential with equal jitter: each wait within its doubling ceiling
     assert len(sleeps.waits) == 3
     assert all(0 <= w <= 0.5 * 2**i for i, w in enumerate(sleeps.waits))
     assert await _count(proxy, key) == 1
@@ -161,7 +161,7 @@ async def test_plain_create_is_not_resent_after_a_lost_answer(proxy: FaultProxy,
 
 
 async def test_plain_create_is_resent_when_the_connection_was_never_made(sleeps: Sleeps) -> None:
-    from bridge.sandbox import free_port
+    from bridge_dev.sandbox import free_port
 
     async with AsyncFhirClient(
         f"http://127.0.0.1:{free_port()}/fhir", retry=RetryPolicy(max_attempts=3, sleep=sleeps)

@@ -17,7 +17,7 @@ from bridge.clients.auth import ASSERTION_LIFETIME_SECONDS
 from bridge.clients.probe import probe_endpoint
 from bridge.config import EndpointSettings
 from bridge.errors import AuthError, ConfigError, FhirAuthError
-from bridge.sandbox import Sandbox, sandbox
+from bridge_dev.sandbox import Sandbox, sandbox
 
 RSA = RSAKey.generate_key(2048)
 EC = ECKey.generate_key("P-384")

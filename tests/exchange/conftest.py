@@ -13,10 +13,10 @@ from bridge.config import Settings
 from bridge.exchange.directory import InMemoryDirectory
 from bridge.exchange.inbound import InboundSettings
 from bridge.exchange.outbound import OutboundSettings
-from bridge.exchange.service import ExchangeService
+from bridge.exchange.wiring import ExchangeService
 from bridge.roles import Policy, load_policy
 from bridge.store import Store, open_store
-from bridge.store.testing import drop_schema, pg_url, temp_schema_name
+from bridge_dev.stores import drop_schema, pg_url, temp_schema_name
 
 from .support import FAST, RULES, ServiceFactory, require_postgres
 

@@ -7,21 +7,21 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bridge import samples
 from bridge.config import Settings, settings_from_dict
 from bridge.domain import Activity, Participant, PeerEncounter, PeerNote
 from bridge.exchange.directory import InMemoryDirectory
 from bridge.exchange.outbound import OutboundSettings
-from bridge.exchange.service import ExchangeService
-from bridge.sandbox import Sandbox
-from bridge.store.testing import require_postgres as require_postgres  # for the tests here
+from bridge.exchange.wiring import ExchangeService
+from bridge_dev import samples
+from bridge_dev.sandbox import Sandbox
+from bridge_dev.stack import RULES_DIR, bridge_config
+from bridge_dev.stores import require_postgres as require_postgres  # for the tests here
 
-RULES = Path(__file__).resolve().parents[2] / "config" / "rules"
+RULES = RULES_DIR
 
 
 def uid() -> str:
@@ -29,16 +29,14 @@ def uid() -> str:
 
 
 def settings_for(base_url: str, *, org: str | None = None, **endpoint: Any) -> Settings:
-    org = org or f"org-{uid()}"
-    return settings_from_dict(
-        {
-            "organization": samples.organization(org),
-            "endpoints": {"clinic": {"base_url": base_url, "max_concurrency": 4, **endpoint}},
-            "default_endpoint": "clinic",
-            # the sample records have fixed dates: keep them inside the accepted window
-            "rules": {"oldest_record_days": 36500},
-        }
+    cfg = bridge_config(
+        base_url,
+        org=org or f"org-{uid()}",
+        endpoint={"max_concurrency": 4, **endpoint},
+        # the sample records have fixed dates: keep them inside the accepted window
+        rules={"oldest_record_days": 36500},
     )
+    return settings_from_dict(cfg)
 
 
 class World:
@@ -155,7 +153,7 @@ class Listener:
     async def start(self) -> Listener:
         from aiohttp import web
 
-        from bridge.sandbox import free_port
+        from bridge_dev.sandbox import free_port
 
         async def notify(request: web.Request) -> web.Response:
             if self.down:

@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 
 from bridge.domain import Participant, PeerEncounter
+from bridge.exchange.context import utc_now
 from bridge.exchange.inbound import InboundSettings
-from bridge.exchange.service import Actor, ExchangeService, utc_now
+from bridge.exchange.views import Actor
+from bridge.exchange.wiring import ExchangeService
 from bridge.roles.loader import load_policy
-from bridge.sandbox import Sandbox
 from bridge.store import Store
+from bridge_dev.sandbox import Sandbox
 
 from .support import FAST, RULES, World, settings_for
 
@@ -66,7 +68,7 @@ class Sessions:
         return self.w.encounter(self.p, n, billable=True, start=start, end=start + timedelta(minutes=minutes))
 
     async def send(self, enc: PeerEncounter) -> list[str]:
-        status = await self.svc.submit_encounter(enc, actor=PEER)
+        status = await self.svc.submissions.submit_encounter(enc, actor=PEER)
         assert status.state == "queued"
         return [str(v["rule"]) for v in status.warnings]
 
@@ -80,12 +82,12 @@ async def test_texas_rolling_six_months(sandbox_ehr: Sandbox, store: Store, serv
     fourth = s.session(date(2026, 8, 15), 2 * 60)  # 8 units: 104, at the cap, not over it
     assert await s.send(fourth) == []
     crossing = s.session(date(2026, 8, 20), 30)  # 2 units over the cap
-    status = await svc.submit_encounter(crossing, actor=PEER)
+    status = await svc.submissions.submit_encounter(crossing, actor=PEER)
     [cap] = status.warnings
     assert (cap["rule"], cap["severity"]) == ("billing.period-cap", "warn")
     assert "0 of 2 units can be billed" in cap["message"]
     # the warning stays with the submission (rule, severity, message; no evidence) after the 202
-    stored = (await svc.submission(status.id)).warnings
+    stored = (await svc.submissions.get(status.id)).warnings
     assert stored == [{"rule": "billing.period-cap", "severity": "warn", "message": cap["message"]}]
     [entry] = await store.audit.entries(subject=status.id, action="submit")
     assert entry.detail is not None

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 
-from bridge.exchange.service import Actor
-from bridge.sandbox import Sandbox
+from bridge.exchange.views import Actor
 from bridge.store import OutboxState, Store
+from bridge_dev.sandbox import Sandbox
 
 from .support import ServiceFactory, World, settings_for
 
@@ -24,7 +24,7 @@ async def test_diagnostics_stay_on_the_item_only(
     p = w.participant(at_ehr=False)  # the conditional reference to this patient matches nothing
     mrn = p.identifiers["clinic"].value
     svc = await make_service(settings_for(sandbox_ehr.base_url), store, w.directory)
-    sub = await svc.submit_encounter(w.encounter(p), actor=ACTOR)
+    sub = await svc.submissions.submit_encounter(w.encounter(p), actor=ACTOR)
     await svc.worker.drain("clinic")
 
     item = await store.outbox.get(sub.id)
@@ -37,4 +37,4 @@ async def test_diagnostics_stay_on_the_item_only(
     assert dead.detail is not None and dead.detail["error"] == expected
     assert mrn not in json.dumps([e.detail for e in await store.audit.entries(subject=sub.id)])
     # what GET /api/v1/submissions/{id} answers with
-    assert (await svc.submission(sub.id)).last_error == expected
+    assert (await svc.submissions.get(sub.id)).last_error == expected

@@ -12,9 +12,10 @@ import pytest
 from bridge.config import Settings
 from bridge.domain import CertificationLevel, HumanName, PeerNote, PeerWorker, Role
 from bridge.errors import ForbiddenError, InputError, NotFoundInStoreError, NotHeldError, PolicyError
-from bridge.exchange.service import Actor, ExchangeService
-from bridge.sandbox import Sandbox
+from bridge.exchange.views import Actor
+from bridge.exchange.wiring import ExchangeService
 from bridge.store import Store
+from bridge_dev.sandbox import Sandbox
 
 from .support import ServiceFactory, World, count, settings_for
 
@@ -67,15 +68,16 @@ async def held_world(
     w = World(ehr)
     settings = settings_for(ehr.base_url)
     team = Team(w, settings.organization.id)
-    return w, settings, team, await make_service(settings, store, w.directory)
+    # the bridge's clock is the co-sign day's: supervision recency is judged against it
+    return w, settings, team, await make_service(settings, store, w.directory, clock=lambda: COSIGN_AT)
 
 
 async def _held_note(w: World, svc: ExchangeService, team: Team, **note: object) -> tuple[str, str]:
     p = w.participant()
     enc = w.encounter(p, peer_id=team.peer.id)
-    await svc.submit_encounter(enc, actor=team.actor(team.peer))
+    await svc.submissions.submit_encounter(enc, actor=team.actor(team.peer))
     n = w.note(enc, author_id=team.peer.id, **note)
-    sub = await svc.submit_note(n, actor=team.actor(team.peer), idempotency_key=f"k-{n.id}")
+    sub = await svc.submissions.submit_note(n, actor=team.actor(team.peer), idempotency_key=f"k-{n.id}")
     return sub.id, n.id
 
 
@@ -90,19 +92,21 @@ async def test_held_note_waits_then_cosigned_is_delivered_once_as_final(
     w, settings, team, svc = await held_world(sandbox_ehr, store, make_service)
     sid, note_id = await _held_note(w, svc, team)
 
-    held = await svc.submission(sid)
+    held = await svc.submissions.get(sid)
     assert held.state == "held" and [r["rule"] for r in held.hold_reasons] == ["supervision.cosign"]
     await svc.worker.drain("clinic")  # the session goes; the held note does not
     system = f"{settings.organization.identifier_system}/note"
     assert count(sandbox_ehr.base_url, "DocumentReference", f"{system}|{note_id}") == 0
-    assert (await svc.submission(sid)).state == "held"
+    assert (await svc.submissions.get(sid)).state == "held"
     submits = await store.audit.entries(subject=sid, action="submit")
     assert submits[0].detail is not None and submits[0].detail["verdict"] == "hold"
     assert held.record_id == note_id
     # a retried POST (same Idempotency-Key) answers the same held submission; nothing new is stored
     item = await store.outbox.get(sid)
     note = PeerNote.model_validate_json(json.dumps(item.payload["note"]))
-    again = await svc.submit_note(note, actor=team.actor(team.peer), idempotency_key=f"k-{note_id}")
+    again = await svc.submissions.submit_note(
+        note, actor=team.actor(team.peer), idempotency_key=f"k-{note_id}"
+    )
     assert (again.id, again.state, again.replayed) == (sid, "held", True)
     assert len(await store.outbox.find(kind="note", item_key=note_id)) == 1
 
@@ -114,17 +118,21 @@ async def test_held_note_waits_then_cosigned_is_delivered_once_as_final(
     ]
     for actor, rule in refusals:
         with pytest.raises(ForbiddenError) as info:
-            await svc.cosign_note(sid, actor=actor, at=COSIGN_AT)
+            await svc.supervision.cosign_note(sid, actor=actor, at=COSIGN_AT)
         assert info.value.rule == rule
-    assert [h.submission_id for h in await svc.list_held(actor=team.actor(team.supervisor))] == [sid]
-    assert await svc.list_held(actor=team.actor(team.other_supervisor)) == []
+    assert [h.submission_id for h in await svc.supervision.list_held(actor=team.actor(team.supervisor))] == [
+        sid
+    ]
+    assert await svc.supervision.list_held(actor=team.actor(team.other_supervisor)) == []
 
-    done = await svc.cosign_note(note_id, actor=team.actor(team.supervisor), at=COSIGN_AT)  # by note id
+    done = await svc.supervision.cosign_note(
+        note_id, actor=team.actor(team.supervisor), at=COSIGN_AT
+    )  # by note id
     assert (done.id, done.state, done.hold_reasons) == (sid, "queued", [])
     with pytest.raises(NotHeldError):
-        await svc.cosign_note(sid, actor=team.actor(team.supervisor), at=COSIGN_AT)
+        await svc.supervision.cosign_note(sid, actor=team.actor(team.supervisor), at=COSIGN_AT)
     await svc.worker.drain("clinic")
-    delivered = await svc.submission(sid)
+    delivered = await svc.submissions.get(sid)
     assert delivered.state == "delivered"
 
     docs = _docs(sandbox_ehr.base_url, system, note_id)
@@ -147,21 +155,23 @@ async def test_risk_of_harm_needs_the_escalation_too(
 ) -> None:
     w, settings, team, svc = await held_world(sandbox_ehr, sqlite_store, make_service)
     sid, note_id = await _held_note(w, svc, team, text=RISK_TEXT)
-    rules = {r["rule"] for r in (await svc.submission(sid)).hold_reasons}
+    rules = {r["rule"] for r in (await svc.submissions.get(sid)).hold_reasons}
     assert rules == {"supervision.cosign", "content.risk-of-harm"}
 
-    cosigned = await svc.cosign_note(sid, actor=team.actor(team.supervisor), at=COSIGN_AT)
+    cosigned = await svc.supervision.cosign_note(sid, actor=team.actor(team.supervisor), at=COSIGN_AT)
     assert cosigned.state == "held" and [r["rule"] for r in cosigned.hold_reasons] == ["content.risk-of-harm"]
     with pytest.raises(InputError) as info:
-        await svc.record_escalation(sid, "a phone call", actor=team.actor(team.peer))
+        await svc.supervision.record_escalation(sid, "a phone call", actor=team.actor(team.peer))
     assert info.value.field == "escalation_ref"
     with pytest.raises(ForbiddenError):
-        await svc.record_escalation(sid, "Task/esc-1", actor=team.actor(team.other_supervisor))
+        await svc.supervision.record_escalation(sid, "Task/esc-1", actor=team.actor(team.other_supervisor))
 
-    done = await svc.record_escalation(sid, "Task/esc-1", actor=team.actor(team.peer))  # the author
+    done = await svc.supervision.record_escalation(
+        sid, "Task/esc-1", actor=team.actor(team.peer)
+    )  # the author
     assert (done.id, done.state) == (sid, "queued")
     await svc.worker.drain("clinic")
-    assert (await svc.submission(sid)).state == "delivered"
+    assert (await svc.submissions.get(sid)).state == "delivered"
     system = f"{settings.organization.identifier_system}/note"
     docs = _docs(sandbox_ehr.base_url, system, note_id)
     assert len(docs) == 1 and docs[0]["docStatus"] == "final"
@@ -173,18 +183,18 @@ async def test_blocked_and_unknown_notes_cannot_be_cosigned(
     w, _settings, team, svc = await held_world(sandbox_ehr, sqlite_store, make_service)
     p = w.participant()
     enc = w.encounter(p, peer_id=team.peer.id)
-    await svc.submit_encounter(enc, actor=team.actor(team.peer))
+    await svc.submissions.submit_encounter(enc, actor=team.actor(team.peer))
     blocked = w.note(enc, author_id=team.peer.id, text="She was diagnosed with F11.20 last year.")
     with pytest.raises(PolicyError):
-        await svc.submit_note(blocked, actor=team.actor(team.peer))
+        await svc.submissions.submit_note(blocked, actor=team.actor(team.peer))
     sup = team.actor(team.supervisor)
     for ref in (blocked.id, "sub-nothing-here"):
         with pytest.raises(NotFoundInStoreError):
-            await svc.cosign_note(ref, actor=sup, at=COSIGN_AT)
+            await svc.supervision.cosign_note(ref, actor=sup, at=COSIGN_AT)
     await svc.worker.drain("clinic")
     enc_sub = (await sqlite_store.outbox.find(kind="encounter", item_key=enc.id))[0]
     with pytest.raises(NotFoundInStoreError):  # a session is not a note
-        await svc.cosign_note(enc_sub.id, actor=sup, at=COSIGN_AT)
+        await svc.supervision.cosign_note(enc_sub.id, actor=sup, at=COSIGN_AT)
 
 
 async def test_resending_replaces_the_held_copy(
@@ -198,14 +208,14 @@ async def test_resending_replaces_the_held_copy(
     note = PeerNote.model_validate_json(json.dumps(item.payload["note"]))
     # the peer edits the held note: still held, the same held copy takes the new text
     edited = note.model_copy(update={"text": note.text + " Follow-up set for Friday."})
-    again = await svc.submit_note(edited, actor=team.actor(team.peer))
+    again = await svc.submissions.submit_note(edited, actor=team.actor(team.peer))
     assert (again.id, again.state) == (sid, "held")
     stored = await sqlite_store.outbox.get(sid)
     assert stored.payload["note"]["text"].endswith("Friday.")
     note = edited
     resent = note.model_copy(update={"cosigner_id": team.supervisor.id, "cosigned_at": COSIGN_AT})
-    sub = await svc.submit_note(resent, actor=team.actor(team.supervisor))
+    sub = await svc.submissions.submit_note(resent, actor=team.actor(team.supervisor))
     assert (sub.id, sub.state) == (sid, "queued")
     await svc.worker.drain("clinic")
-    assert (await svc.submission(sid)).state == "delivered"
+    assert (await svc.submissions.get(sid)).state == "delivered"
     assert len(await sqlite_store.outbox.find(kind="note", item_key=note_id)) == 1

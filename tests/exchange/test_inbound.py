@@ -17,10 +17,11 @@ import pytest
 
 from bridge.domain import ReferralStatus
 from bridge.errors import InputError, StateTransitionError
-from bridge.exchange.inbound import InboundSettings, parse_notification
-from bridge.exchange.service import Actor, ExchangeService
-from bridge.sandbox import Sandbox
+from bridge.exchange.inbound import InboundSettings
+from bridge.exchange.views import Actor
+from bridge.exchange.wiring import ExchangeService
 from bridge.store import Store
+from bridge_dev.sandbox import Sandbox
 
 from .support import (
     Listener,
@@ -57,7 +58,7 @@ async def setup(
     p = w.participant()
     patient_id = create_patient(fresh_ehr.base_url, p)
     holder: dict[str, Any] = {}
-    listener = await Listener(lambda body: holder["svc"].handle_notification(body), TOKEN).start()
+    listener = await Listener(lambda body: holder["svc"].inbound.handle_notification(body), TOKEN).start()
     inbound = InboundSettings(
         notify_url=listener.url,
         notify_token=TOKEN,
@@ -65,9 +66,11 @@ async def setup(
         allow_fast_poll=True,
         gap_grace_seconds=0.2,
     )
-    svc = await make_service(settings_for(fresh_ehr.base_url), sqlite_store, w.directory, inbound=inbound)
+    svc = await make_service(
+        settings_for(fresh_ehr.base_url, org=PEER.organization), sqlite_store, w.directory, inbound=inbound
+    )
     holder["svc"] = svc
-    owner = await svc.organization_ref("clinic")
+    owner = await svc.intake.organization_ref("clinic")
     yield Setup(fresh_ehr, svc, sqlite_store, listener, owner, patient_id, w)
     await listener.stop()
 
@@ -99,7 +102,8 @@ async def test_referral_round_trip_through_the_subscription(setup: Setup) -> Non
     )
     # no polling runs in this test: only the notification can bring it in
     assert await eventually(lambda: _in_inbox(s.store, task_id))
-    [ref] = await s.svc.list_referrals(actor=PEER)
+    [item] = await s.svc.referrals.list(actor=PEER)
+    ref = item.referral
     assert ref.status is ReferralStatus.REQUESTED and ref.reason and "recovery" in ref.reason
     assert ref.contact is not None and ref.contact.name.family == "Quinn"
     assert "fentanyl" not in ref.model_dump_json()  # minimum necessary
@@ -108,22 +112,22 @@ async def test_referral_round_trip_through_the_subscription(setup: Setup) -> Non
     [seen] = await s.store.audit.entries(action="view-list")
     assert seen.actor == "peer-app" and seen.source == "10.1.2.3" and seen.detail == {"referrals": [ref.id]}
 
-    accepted = await s.svc.act_on_referral(ref.id, "accept", actor=PEER)
+    accepted = (await s.svc.referrals.act(ref.id, "accept", actor=PEER)).referral
     assert accepted.status is ReferralStatus.ACCEPTED
     at_ehr = _task(s.ehr, task_id)
     assert at_ehr["status"] == "accepted" and at_ehr["businessStatus"]["coding"][0]["code"] == "3.0"
 
-    await s.svc.act_on_referral(ref.id, "start", actor=PEER)
+    await s.svc.referrals.act(ref.id, "start", actor=PEER)
     with pytest.raises(InputError) as exc:
-        await s.svc.act_on_referral(ref.id, "complete", actor=PEER)
+        await s.svc.referrals.act(ref.id, "complete", actor=PEER)
     assert exc.value.field == "outputs"
-    done = await s.svc.act_on_referral(ref.id, "complete", actor=PEER, outputs=["Procedure/proc-1"])
+    done = (await s.svc.referrals.act(ref.id, "complete", actor=PEER, outputs=["Procedure/proc-1"])).referral
     at_ehr = _task(s.ehr, task_id)
     assert at_ehr["status"] == "completed" and at_ehr["businessStatus"]["coding"][0]["code"] == "7.0"
     assert [o["valueReference"]["reference"] for o in at_ehr["output"]] == ["Procedure/proc-1"]
     assert done.status is ReferralStatus.COMPLETED and done.outputs == ("Procedure/proc-1",)
     with pytest.raises(StateTransitionError):
-        await s.svc.act_on_referral(ref.id, "start", actor=PEER)
+        await s.svc.referrals.act(ref.id, "start", actor=PEER)
     actions = [e.action for e in await s.store.audit.entries(subject=ref.id)]
     assert [a for a in actions if a.startswith("referral.")] == [
         "referral.accept",
@@ -167,7 +171,8 @@ async def test_if_match_conflict_is_refetched_and_reapplied(setup: Setup) -> Non
     s = setup
     task_id = create_referral(s.ehr.base_url, owner_ref=s.owner, patient_id=s.patient_id, tag=s.world.tag)
     await s.svc.inbound.poll("clinic")
-    [ref] = await s.svc.list_referrals(actor=PEER)
+    [item] = await s.svc.referrals.list(actor=PEER)
+    ref = item.referral
 
     # between our read and our write the clinician edits the Task (a note): our PUT gets 412 once
     client = s.svc.clients["clinic"]
@@ -183,7 +188,7 @@ async def test_if_match_conflict_is_refetched_and_reapplied(setup: Setup) -> Non
         return await real_update(resource, if_match=if_match)
 
     client.update = racing_update  # type: ignore[method-assign]
-    accepted = await s.svc.act_on_referral(ref.id, "accept", actor=PEER)
+    accepted = (await s.svc.referrals.act(ref.id, "accept", actor=PEER)).referral
     assert calls["n"] == 2 and accepted.status is ReferralStatus.ACCEPTED
     at_ehr = _task(s.ehr, task_id)
     assert at_ehr["status"] == "accepted" and at_ehr["note"] == [{"text": "called the clinic"}]
@@ -202,7 +207,7 @@ async def test_if_match_conflict_is_refetched_and_reapplied(setup: Setup) -> Non
 
     client.update = cancelling_update  # type: ignore[method-assign]
     with pytest.raises(StateTransitionError) as exc:
-        await s.svc.act_on_referral(ref.id, "start", actor=PEER)
+        await s.svc.referrals.act(ref.id, "start", actor=PEER)
     assert exc.value.current == "cancelled"
     assert _task(s.ehr, task_id)["status"] == "cancelled"
 
@@ -253,28 +258,12 @@ async def test_event_count_gap_triggers_a_catch_up_poll(setup: Setup) -> None:
         ],
     }
     sub.seen = 0
-    result = await s.svc.handle_notification(heartbeat)
+    result = await s.svc.inbound.handle_notification(heartbeat)
     assert result.gap and result.endpoint == "clinic"
     assert sub.gap_check is not None
     await sub.gap_check
     assert await _in_inbox(s.store, task_id)
     assert sub.seen >= 5
-
-
-def test_parse_notification_errors_name_the_field() -> None:
-    with pytest.raises(InputError) as exc:
-        parse_notification(
-            {
-                "resourceType": "Bundle",
-                "type": "history",
-                "entry": [{"resource": {"resourceType": "Patient"}}],
-            }
-        )
-    assert exc.value.field == "notification.entry.0"
-    with pytest.raises(InputError):
-        parse_notification({"resourceType": "Bundle", "type": "searchset"})
-    assert parse_notification(None).kind == "ping"
-    assert parse_notification({"resourceType": "Task", "id": "t1"}).focus == ("Task/t1",)
 
 
 async def test_criteria_subscription_fallback_pings_then_polls(
@@ -285,12 +274,12 @@ async def test_criteria_subscription_fallback_pings_then_polls(
     p = w.participant()
     patient_id = create_patient(fresh_ehr.base_url, p)
     holder: dict[str, Any] = {}
-    listener = await Listener(lambda body: holder["svc"].handle_notification(body), TOKEN).start()
+    listener = await Listener(lambda body: holder["svc"].inbound.handle_notification(body), TOKEN).start()
     try:
         inbound = InboundSettings(notify_url=listener.url, notify_token=TOKEN, allow_fast_poll=True)
         svc = await make_service(settings_for(fresh_ehr.base_url), sqlite_store, w.directory, inbound=inbound)
         holder["svc"] = svc
-        owner = await svc.organization_ref("clinic")
+        owner = await svc.intake.organization_ref("clinic")
         state = await svc.inbound.subscribe("clinic")
         assert state.kind == "criteria"
         task_id = create_referral(fresh_ehr.base_url, owner_ref=owner, patient_id=patient_id, tag=w.tag)

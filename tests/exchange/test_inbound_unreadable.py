@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 
 from bridge.exchange.inbound import InboundSettings
-from bridge.sandbox import Sandbox
 from bridge.store import Store
+from bridge_dev.sandbox import Sandbox
 
 from .support import ServiceFactory, World, create_patient, create_referral, settings_for
 
@@ -19,7 +19,7 @@ async def test_a_task_whose_service_request_is_gone_does_not_block_the_poll(
     patient_id = create_patient(sandbox_ehr.base_url, w.participant())
     inbound = InboundSettings(notify_url=None, notify_token=None, allow_fast_poll=True)
     svc = await make_service(settings_for(sandbox_ehr.base_url), sqlite_store, w.directory, inbound=inbound)
-    owner = await svc.organization_ref("clinic")
+    owner = await svc.intake.organization_ref("clinic")
     broken = create_referral(sandbox_ehr.base_url, owner_ref=owner, patient_id=patient_id, tag="a" + w.tag)
     async with httpx.AsyncClient(base_url=sandbox_ehr.base_url, timeout=30) as ehr:
         gone = (await ehr.get(f"/Task/{broken}")).raise_for_status().json()["focus"]["reference"]
@@ -47,7 +47,7 @@ async def test_the_newest_skipped_task_is_audited_once_per_version(
     patient_id = create_patient(sandbox_ehr.base_url, w.participant())
     inbound = InboundSettings(notify_url=None, notify_token=None, allow_fast_poll=True)
     svc = await make_service(settings_for(sandbox_ehr.base_url), sqlite_store, w.directory, inbound=inbound)
-    owner = await svc.organization_ref("clinic")
+    owner = await svc.intake.organization_ref("clinic")
     broken = create_referral(sandbox_ehr.base_url, owner_ref=owner, patient_id=patient_id, tag=w.tag)
     async with httpx.AsyncClient(base_url=sandbox_ehr.base_url, timeout=30) as ehr:
         gone = (await ehr.get(f"/Task/{broken}")).raise_for_status().json()["focus"]["reference"]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from bridge.exchange.service import Actor
-from bridge.sandbox import Sandbox
+from bridge.exchange.views import Actor
 from bridge.store import OutboxState, Store
+from bridge_dev.sandbox import Sandbox
 
 from .support import FAST, ServiceFactory, World, count, settings_for
 
@@ -42,12 +42,12 @@ async def test_backlog_survives_an_outage_and_drains(
     svc.worker.start()
     encounters = [w.encounter(people[i % 3], i) for i in range(24)]
     for enc in encounters[:6]:
-        await svc.submit_encounter(enc, actor=ACTOR)
+        await svc.submissions.submit_encounter(enc, actor=ACTOR)
     await _until(sqlite_store, lambda c: c["delivered"] == 6)
 
     fresh_ehr.stop()  # keeps its data directory: the same EHR comes back below
     for enc in encounters[6:18]:
-        await svc.submit_encounter(enc, actor=ACTOR)
+        await svc.submissions.submit_encounter(enc, actor=ACTOR)
     # the head of each participant's queue is retried (the rest wait behind it, in order);
     # nothing is given up on
     for _ in range(600):
@@ -64,7 +64,7 @@ async def test_backlog_survives_an_outage_and_drains(
 
     fresh_ehr.start()
     for enc in encounters[18:]:
-        await svc.submit_encounter(enc, actor=ACTOR)
+        await svc.submissions.submit_encounter(enc, actor=ACTOR)
     counts = await _until(sqlite_store, lambda c: c["delivered"] == 24, tries=1200)
     assert counts == {"queued": 0, "sending": 0, "delivered": 24, "dead": 0, "held": 0}
     system = f"{settings.organization.identifier_system}/encounter"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from bridge import samples
 from bridge.domain import Audience
 from bridge.errors import IdempotencyConflictError, InputError, PolicyError
-from bridge.exchange.service import Actor
-from bridge.sandbox import Sandbox
+from bridge.exchange.views import Actor
 from bridge.store import OutboxState, Store
+from bridge_dev import samples
+from bridge_dev.sandbox import Sandbox
 
 from .support import ServiceFactory, World, count, settings_for
 
@@ -25,15 +25,15 @@ async def test_encounter_delivered_once_and_ids_recorded(
     svc = await make_service(settings, store, w.directory)
     enc = w.encounter(p)
 
-    sub = await svc.submit_encounter(enc, actor=ACTOR, idempotency_key="k-1")
+    sub = await svc.submissions.submit_encounter(enc, actor=ACTOR, idempotency_key="k-1")
     assert sub.state == "queued" and sub.endpoint == "clinic" and sub.record_id == enc.id
-    again = await svc.submit_encounter(enc, actor=ACTOR, idempotency_key="k-1")
+    again = await svc.submissions.submit_encounter(enc, actor=ACTOR, idempotency_key="k-1")
     assert again.id == sub.id and again.replayed  # a retried POST: same tracking id, nothing queued
     with pytest.raises(IdempotencyConflictError):
-        await svc.submit_encounter(w.encounter(p, 1), actor=ACTOR, idempotency_key="k-1")
+        await svc.submissions.submit_encounter(w.encounter(p, 1), actor=ACTOR, idempotency_key="k-1")
 
     await svc.worker.drain("clinic")
-    done = await svc.submission(sub.id)
+    done = await svc.submissions.get(sub.id)
     assert done.state == "delivered" and done.attempts == 1
     assert done.fhir_ids["Encounter"].startswith("Encounter/")
     system = f"{settings.organization.identifier_system}/encounter"
@@ -54,8 +54,8 @@ async def test_sending_twice_creates_nothing_new(
     settings = settings_for(sandbox_ehr.base_url)
     svc = await make_service(settings, sqlite_store, w.directory)
     enc = w.encounter(p)
-    await svc.submit_encounter(enc, actor=ACTOR)
-    await svc.submit_encounter(enc, actor=ACTOR)  # no idempotency key: queued twice
+    await svc.submissions.submit_encounter(enc, actor=ACTOR)
+    await svc.submissions.submit_encounter(enc, actor=ACTOR)  # no idempotency key: queued twice
     await svc.worker.drain("clinic")
     states = [i.state for i in await sqlite_store.outbox.list()]
     assert states == [OutboxState.DELIVERED, OutboxState.DELIVERED]
@@ -72,10 +72,10 @@ async def test_note_follows_its_encounter(
     svc = await make_service(settings, store, w.directory)
     enc = w.encounter(p)
     with pytest.raises(InputError) as exc:
-        await svc.submit_note(w.note(enc), actor=ACTOR)
+        await svc.submissions.submit_note(w.note(enc), actor=ACTOR)
     assert exc.value.field == "encounter_id"  # the session must be known first
 
-    e = await svc.submit_encounter(enc, actor=ACTOR)
+    e = await svc.submissions.submit_encounter(enc, actor=ACTOR)
     # a note by someone other than the session's peer, or about someone else, is refused up front
     # (the mappers would refuse it at delivery, leaving a dead letter instead of a clear answer)
     other = w.participant()
@@ -86,9 +86,9 @@ async def test_note_follows_its_encounter(
         ({"participant_id": other.id}, "participant_id"),
     ):
         with pytest.raises(InputError) as exc:
-            await svc.submit_note(w.note(enc, **wrong), actor=ACTOR)
+            await svc.submissions.submit_note(w.note(enc, **wrong), actor=ACTOR)
         assert exc.value.field == field
-    n = await svc.submit_note(w.note(enc), actor=ACTOR)
+    n = await svc.submissions.submit_note(w.note(enc), actor=ACTOR)
     # the note is not claimable while its encounter is pending: one claim takes only the encounter
     claimed = await store.outbox.claim(owner="probe", now=svc.clock(), lease_seconds=1, limit=10)
     assert [c.id for c in claimed] == [e.id]
@@ -97,7 +97,7 @@ async def test_note_follows_its_encounter(
     )
 
     await svc.worker.drain("clinic")
-    enc_done, note_done = await svc.submission(e.id), await svc.submission(n.id)
+    enc_done, note_done = await svc.submissions.get(e.id), await svc.submissions.get(n.id)
     assert enc_done.state == note_done.state == "delivered"
     assert enc_done.delivered_at is not None and note_done.delivered_at is not None
     assert enc_done.delivered_at <= note_done.delivered_at
@@ -113,14 +113,16 @@ async def test_policy_gates_before_anything_is_queued(
     p = w.participant()
     svc = await make_service(settings_for(sandbox_ehr.base_url), sqlite_store, w.directory)
     enc = w.encounter(p)
-    await svc.submit_encounter(enc, actor=ACTOR)
+    await svc.submissions.submit_encounter(enc, actor=ACTOR)
     # Part 2: a restricted note without consent on file for the clinic is refused
     with pytest.raises(PolicyError) as exc:
-        await svc.submit_note(w.note(enc, audience=Audience.RESTRICTED, sud_related=True), actor=ACTOR)
+        await svc.submissions.submit_note(
+            w.note(enc, audience=Audience.RESTRICTED, sud_related=True), actor=ACTOR
+        )
     assert "privacy.consent-required" in {v["rule"] for v in exc.value.violations}
     # out of scope: a dose instruction
     with pytest.raises(PolicyError):
-        await svc.submit_note(
+        await svc.submissions.submit_note(
             w.note(enc, text="I told him to double his Suboxone dose to 16 mg starting tomorrow."),
             actor=ACTOR,
         )
@@ -133,7 +135,7 @@ async def test_permanent_refusal_is_dead_lettered_with_the_outcome(
     w = World(sandbox_ehr)
     p = w.participant(at_ehr=False)  # the EHR does not know this patient: the reference cannot resolve
     svc = await make_service(settings_for(sandbox_ehr.base_url), sqlite_store, w.directory)
-    sub = await svc.submit_encounter(w.encounter(p), actor=ACTOR)
+    sub = await svc.submissions.submit_encounter(w.encounter(p), actor=ACTOR)
     await svc.worker.drain("clinic")
     item = await sqlite_store.outbox.get(sub.id)
     assert item.state is OutboxState.DEAD and item.attempts == 1
@@ -145,13 +147,13 @@ async def test_permanent_refusal_is_dead_lettered_with_the_outcome(
 async def test_unreachable_ehr_is_retried_then_dead_lettered(
     sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
 ) -> None:
-    from bridge.sandbox import free_port
+    from bridge_dev.sandbox import free_port
 
     w = World(sandbox_ehr)
     p = w.participant()
     settings = settings_for(f"http://127.0.0.1:{free_port()}/fhir", retry_max_seconds=0.1)
     svc = await make_service(settings, sqlite_store, w.directory)
-    sub = await svc.submit_encounter(w.encounter(p), actor=ACTOR)
+    sub = await svc.submissions.submit_encounter(w.encounter(p), actor=ACTOR)
     await svc.worker.drain("clinic")
     first = await sqlite_store.outbox.get(sub.id)
     assert first.state is OutboxState.QUEUED and first.attempts == 1
@@ -173,7 +175,7 @@ async def test_cosigned_note_replaces_the_ehr_copy(
 ) -> None:
     from datetime import datetime
 
-    from bridge import samples
+    from bridge_dev import samples
 
     w = World(sandbox_ehr)
     p = w.participant()
@@ -182,18 +184,18 @@ async def test_cosigned_note_replaces_the_ehr_copy(
     settings = settings_for(sandbox_ehr.base_url)
     svc = await make_service(settings, sqlite_store, w.directory)
     enc = w.encounter(p)
-    await svc.submit_encounter(enc, actor=ACTOR)
+    await svc.submissions.submit_encounter(enc, actor=ACTOR)
     first = w.note(enc)
-    await svc.submit_note(first, actor=ACTOR)
+    await svc.submissions.submit_note(first, actor=ACTOR)
     await svc.worker.drain("clinic")
     cosigned = w.note(
         enc,
         cosigner_id=supervisor.id,
         cosigned_at=datetime(2026, 11, 27, 9, 0, tzinfo=samples.CENTRAL),
     )
-    sub = await svc.submit_note(cosigned, actor=ACTOR)
+    sub = await svc.submissions.submit_note(cosigned, actor=ACTOR)
     await svc.worker.drain("clinic")
-    assert (await svc.submission(sub.id)).state == "delivered"
+    assert (await svc.submissions.get(sub.id)).state == "delivered"
 
     import httpx
 
@@ -216,9 +218,9 @@ async def test_retried_note_submission_replays_after_it_was_queued(
     p = w.participant()
     svc = await make_service(settings_for(sandbox_ehr.base_url), sqlite_store, w.directory)
     enc = w.encounter(p)
-    await svc.submit_encounter(enc, actor=ACTOR)
-    first = await svc.submit_note(w.note(enc), actor=ACTOR, idempotency_key="note-key")
-    again = await svc.submit_note(w.note(enc), actor=ACTOR, idempotency_key="note-key")
+    await svc.submissions.submit_encounter(enc, actor=ACTOR)
+    first = await svc.submissions.submit_note(w.note(enc), actor=ACTOR, idempotency_key="note-key")
+    again = await svc.submissions.submit_note(w.note(enc), actor=ACTOR, idempotency_key="note-key")
     assert again.id == first.id and again.replayed
 
 
@@ -228,10 +230,10 @@ async def test_readiness_reports_store_and_breaker(
     w = World(sandbox_ehr)
     settings = settings_for(sandbox_ehr.base_url)
     svc = await make_service(settings, sqlite_store, w.directory)
-    assert await svc.readiness() == {"store": (True, None), "clinic": (True, None)}
+    assert await svc.readiness() == {"store": (True, None), "endpoint:clinic": (True, None)}
     for _ in range(settings.endpoints["clinic"].breaker_failures):
         svc.clients["clinic"].breaker.record_failure()
-    assert await svc.readiness() == {"store": (True, None), "clinic": (False, "circuit open")}
+    assert await svc.readiness() == {"store": (True, None), "endpoint:clinic": (False, "circuit open")}
 
 
 async def test_open_breaker_does_not_use_up_attempts(
@@ -244,7 +246,7 @@ async def test_open_breaker_does_not_use_up_attempts(
     settings = settings_for(sandbox_ehr.base_url, breaker_failures=1, breaker_reset_seconds=600)
     svc = await make_service(settings, sqlite_store, w.directory)
     svc.clients["clinic"].breaker.record_failure()  # open
-    sub = await svc.submit_encounter(w.encounter(p), actor=ACTOR)
+    sub = await svc.submissions.submit_encounter(w.encounter(p), actor=ACTOR)
     await svc.worker.drain("clinic")
     item = await sqlite_store.outbox.get(sub.id)
     assert item.state is OutboxState.QUEUED and item.attempts == 0
@@ -268,17 +270,21 @@ async def test_consent_revoked_after_submission_stops_the_send(
     w.directory.add(consent)
     svc = await make_service(settings_for(sandbox_ehr.base_url), sqlite_store, w.directory)
     enc = w.encounter(p)
-    await svc.submit_encounter(enc, actor=ACTOR)
-    allowed = await svc.submit_note(w.note(enc, audience=Audience.RESTRICTED, sud_related=True), actor=ACTOR)
+    await svc.submissions.submit_encounter(enc, actor=ACTOR)
+    allowed = await svc.submissions.submit_note(
+        w.note(enc, audience=Audience.RESTRICTED, sud_related=True), actor=ACTOR
+    )
     await svc.worker.drain("clinic")
-    assert (await svc.submission(allowed.id)).state == "delivered"
+    assert (await svc.submissions.get(allowed.id)).state == "delivered"
     gate = [e for e in await sqlite_store.audit.entries(subject=allowed.id) if e.action == "privacy-gate"]
     assert gate[0].outcome == "ok" and gate[0].detail is not None and gate[0].detail["consent"] == consent.id
     assert "42CFRPart2" in gate[0].detail["labels"]
 
     enc2 = w.encounter(p, 1)
-    await svc.submit_encounter(enc2, actor=ACTOR)
-    later = await svc.submit_note(w.note(enc2, audience=Audience.RESTRICTED, sud_related=True), actor=ACTOR)
+    await svc.submissions.submit_encounter(enc2, actor=ACTOR)
+    later = await svc.submissions.submit_note(
+        w.note(enc2, audience=Audience.RESTRICTED, sud_related=True), actor=ACTOR
+    )
     w.directory.replace_consents(
         p.id, [consent.model_copy(update={"revoked_at": datetime(2026, 2, 1, tzinfo=UTC)})]
     )

@@ -4,8 +4,8 @@ and fail again every time its lease runs out."""
 
 from __future__ import annotations
 
-from bridge.sandbox import Sandbox
 from bridge.store import OutboxState, Store
+from bridge_dev.sandbox import Sandbox
 
 from .support import ServiceFactory, World, settings_for
 

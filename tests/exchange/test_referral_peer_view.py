@@ -16,8 +16,8 @@ import httpx
 from bridge.domain import ReferralStatus
 from bridge.exchange.inbound import InboundSettings
 from bridge.mappers.codes import LOCAL_REFERRAL_INPUT
-from bridge.sandbox import Sandbox
 from bridge.store import Store
+from bridge_dev.sandbox import Sandbox
 
 from .support import ServiceFactory, World, settings_for
 
@@ -178,7 +178,7 @@ async def test_goals_appointments_and_programs_reach_the_inbox_and_clinical_deta
             w.directory,
             inbound=InboundSettings(allow_fast_poll=True),
         )
-        owner = await svc.organization_ref("clinic")
+        owner = await svc.intake.organization_ref("clinic")
         ident = p.identifiers["clinic"]
         async with httpx.AsyncClient(timeout=30) as http:
             found = await http.get(

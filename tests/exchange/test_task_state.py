@@ -9,15 +9,20 @@ import pytest
 from bridge.domain import ReferralStatus as S
 from bridge.errors import InputError, StateTransitionError
 from bridge.exchange.task_state import (
-    BSER_SYSTEM,
+    NEEDS_REASON,
+    PEER_ACTIONS,
+    TARGET,
+    TRANSITIONS,
     allowed_actions,
-    apply_action,
+    check_action,
     check_transition,
     parse_action,
+    peer_actions,
 )
 from bridge.exchange.task_state import (
     ReferralAction as A,
 )
+from bridge.mappers import task_with_status
 
 AT = datetime(2026, 3, 14, 9, 30, tzinfo=timezone(timedelta(hours=-5)))
 
@@ -52,56 +57,48 @@ def test_allowed_actions() -> None:
     assert allowed_actions(S.COMPLETED) == []
 
 
-def _task(status: str) -> dict:
-    return {
-        "resourceType": "Task",
-        "id": "t1",
-        "status": status,
-        "intent": "order",
-        "meta": {"versionId": "2"},
-    }
+def test_peer_actions_are_what_the_api_and_the_page_offer() -> None:
+    from bridge.web.routes import ROUTES
+
+    assert peer_actions(S.REQUESTED) == [A.ACCEPT, A.DECLINE]
+    assert peer_actions(S.ACCEPTED) == [A.START]
+    assert peer_actions(S.IN_PROGRESS) == [A.COMPLETE]
+    assert peer_actions(S.COMPLETED) == []
+    routed = {r.name.removeprefix("referral_") for r in ROUTES if r.name.startswith("referral_")}
+    assert routed == {a.value for a in PEER_ACTIONS}
 
 
-def test_accept_sets_status_and_bser_business_status() -> None:
-    new = apply_action(_task("requested"), A.ACCEPT, at=AT)
-    assert new["status"] == "accepted"
-    assert new["businessStatus"]["coding"] == [{"system": BSER_SYSTEM, "code": "3.0", "display": "Accepted"}]
-    assert new["lastModified"] == "2026-03-14T09:30:00-05:00"
-
-
-def test_decline_needs_a_reason() -> None:
+def test_an_action_needs_what_its_status_needs() -> None:
+    assert check_action(S.REQUESTED, A.ACCEPT, reason=None, outputs=()) is S.ACCEPTED
     with pytest.raises(InputError) as exc:
-        apply_action(_task("requested"), A.DECLINE, at=AT)
+        check_action(S.REQUESTED, A.DECLINE, reason="  ", outputs=())
     assert exc.value.field == "reason"
-    new = apply_action(_task("requested"), A.DECLINE, at=AT, reason="outside our service area")
-    assert new["status"] == "rejected" and new["statusReason"] == {"text": "outside our service area"}
-    assert new["businessStatus"]["coding"][0]["code"] == "4.0"
-
-
-def test_complete_adds_outputs_once() -> None:
+    assert check_action(S.REQUESTED, A.DECLINE, reason="outside our area", outputs=()) is S.REJECTED
     with pytest.raises(InputError) as exc:
-        apply_action(_task("in-progress"), A.COMPLETE, at=AT)
+        check_action(S.IN_PROGRESS, A.COMPLETE, reason=None, outputs=())
     assert exc.value.field == "outputs"
-    with pytest.raises(InputError) as exc:
-        apply_action(_task("in-progress"), A.COMPLETE, at=AT, outputs=["Observation/1"])
-    assert exc.value.field == "outputs.0"
-    task = _task("in-progress")
-    task["output"] = [{"type": {"text": "x"}, "valueReference": {"reference": "Procedure/p1"}}]
-    new = apply_action(task, A.COMPLETE, at=AT, outputs=["Procedure/p1", "http://ehr/fhir/Encounter/e1"])
-    refs = [o["valueReference"]["reference"] for o in new["output"]]
-    assert refs == ["Procedure/p1", "http://ehr/fhir/Encounter/e1"]
-    assert new["output"][1]["type"]["coding"][0]["code"] == "resulting-activity"
-    assert new["businessStatus"]["coding"][0]["code"] == "7.0"
-    assert task["status"] == "in-progress"  # the input is not modified
-
-
-def test_closed_and_unknown_states() -> None:
+    assert check_action(S.IN_PROGRESS, A.COMPLETE, reason=None, outputs=["Procedure/p1"]) is S.COMPLETED
     with pytest.raises(StateTransitionError, match="closed"):
-        apply_action(_task("completed"), A.START, at=AT)
-    with pytest.raises(InputError) as exc:
-        apply_action(_task("ready"), A.ACCEPT, at=AT)
-    assert exc.value.field == "Task.status"
+        check_action(S.COMPLETED, A.START, reason=None, outputs=())
+
+
+def test_unknown_actions() -> None:
     with pytest.raises(InputError) as exc:
         parse_action("approve")
     assert exc.value.field == "action"
     assert parse_action("complete") is A.COMPLETE
+
+
+def test_the_one_task_builder_moves_the_task_as_the_table_says() -> None:
+    """What the exchange sends for each action the table allows (the mapper's Task builder)."""
+    for current, nexts in TRANSITIONS.items():
+        for action in allowed_actions(current):
+            outputs = ["Procedure/p1"] if action is A.COMPLETE else []
+            reason = "why" if TARGET[action] in NEEDS_REASON else None
+            target = check_action(current, action, reason=reason, outputs=outputs)
+            assert target in nexts
+            task = {"resourceType": "Task", "id": "t1", "status": current.value, "intent": "order"}
+            task |= {"for": {"reference": "Patient/1"}, "code": {"text": "x"}}
+            task |= {"authoredOn": "2026-03-01T09:00:00-05:00"}
+            new = task_with_status(task, target, now=AT, reason=reason, outputs=outputs)
+            assert new["status"] == target.value and new["lastModified"] == "2026-03-14T09:30:00-05:00"

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from bridge import samples
 from bridge.exchange.run import start_worker
-from bridge.exchange.service import Actor
-from bridge.sandbox import Sandbox
+from bridge.exchange.views import Actor
 from bridge.store import OutboxState, Store, open_store
-from bridge.store.testing import drop_schema, pg_url, temp_schema_name
+from bridge_dev import samples
+from bridge_dev.sandbox import Sandbox
+from bridge_dev.stores import drop_schema, pg_url, temp_schema_name
 
 from .support import ServiceFactory, World, count, require_postgres, settings_for
 
@@ -71,7 +71,7 @@ async def test_two_processes_share_the_outbox(
         actor = Actor(name="app", role="peer-specialist", organization="harbor-recovery")
         encounters = [w.encounter(people[i % 8], i) for i in range(N)]
         for enc in encounters:
-            await svc.submit_encounter(enc, actor=actor)
+            await svc.submissions.submit_encounter(enc, actor=actor)
 
         for _ in range(1200):
             counts = await store.outbox.counts()

@@ -1,4 +1,4 @@
-"""Sample peer-side records for the mapper tests (the shared ones in ``bridge.samples``, whose
+"""Sample peer-side records for the mapper tests (the shared ones in ``bridge_dev.samples``, whose
 defaults the golden files were made from). Time is frozen at a non-UTC instant (US Central)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bridge.mappers import MappingContext, build_submission_bundle
-from bridge.samples import (
+from bridge_dev.samples import (
     CENTRAL,
     MRN_SYSTEM,
     ORG_ID,

@@ -15,7 +15,7 @@ from bridge.mappers import (
     referral_to_fhir,
     task_with_status,
 )
-from bridge.sandbox import Sandbox
+from bridge_dev.sandbox import Sandbox
 
 from . import samples as s
 

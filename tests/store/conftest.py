@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bridge.store import Store, open_store
-from bridge.store.testing import drop_schema, pg_url, require_postgres, temp_schema_name
+from bridge_dev.stores import drop_schema, pg_url, require_postgres, temp_schema_name
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

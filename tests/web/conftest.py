@@ -1,11 +1,14 @@
-"""Fixtures for the service: settings, an identity provider's key pair, tokens, a running app."""
+"""Fixtures for the service: settings, an identity provider's key pair, tokens, and a running app
+over the real exchange (the session's sandbox EHR, a SQLite file of the test's own, the rule files,
+a directory of made-up people). Workers are not started: tests drive delivery (``worker.drain``)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +18,15 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
 from bridge.config import Settings, settings_from_dict
+from bridge.domain import Role
+from bridge.exchange.directory import InMemoryDirectory
+from bridge.exchange.wiring import ExchangeService, running_exchange
 from bridge.web import create_app
 from bridge.web.auth import Authenticator
-from tests.web.fakes import FakeService, factory
+from bridge_dev import samples
+from bridge_dev.sandbox import Sandbox
+from bridge_dev.stack import RULES_DIR, bridge_config
+from tests.web import payloads
 
 ORG = "harbor-recovery"
 OTHER_ORG = "elsewhere-recovery"
@@ -69,12 +78,21 @@ def make_token(idp_key: ECKey) -> TokenFactory:
     return make
 
 
-def settings_dict(**api_auth: Any) -> dict[str, Any]:
-    return {
-        "organization": {"id": ORG, "name": "Harbor", "identifier_system": "https://harbor.test/id"},
-        "endpoints": {"clinic": {"base_url": "http://127.0.0.1:9/fhir"}},
-        "server": {"notification_token_env": "BRIDGE_TEST_NOTIFY_TOKEN"},
-        "api_auth": {
+RULES = RULES_DIR
+
+
+def settings_dict(
+    base_url: str = "http://127.0.0.1:9/fhir", store: Path | None = None, **api_auth: Any
+) -> dict[str, Any]:
+    return bridge_config(
+        base_url,
+        org=ORG,
+        store_url=f"sqlite+aiosqlite:///{store}" if store else "sqlite+aiosqlite:///:memory:",
+        endpoint={"subscribe": False},
+        # the payloads have fixed dates (2026-03): keep them inside the accepted window
+        rules={"oldest_record_days": 36500},
+        server={"notification_token_env": "BRIDGE_TEST_NOTIFY_TOKEN"},
+        api_auth={
             "issuer": ISSUER,
             "audience": AUDIENCE,
             "api_keys": [
@@ -88,7 +106,7 @@ def settings_dict(**api_auth: Any) -> dict[str, Any]:
             ],
             **api_auth,
         },
-    }
+    )
 
 
 @pytest.fixture
@@ -99,23 +117,73 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def settings(env: None) -> Settings:
-    return settings_from_dict(settings_dict())
+def settings(env: None, sandbox_ehr: Sandbox, tmp_path: Path) -> Settings:
+    return settings_from_dict(settings_dict(sandbox_ehr.base_url, tmp_path / "bridge.db"))
 
 
-@pytest.fixture
-def service() -> FakeService:
-    return FakeService(organization=ORG)
+def directory() -> InMemoryDirectory:
+    """The people the tokens name: peers peer-1 and peer-2 (certified), prov-1 (provisional,
+    supervised by sup-1), supervisors sup-1, sup-7 and sup-8, and the participant part-1."""
+    people = [samples.certified_peer(p, organization_id=ORG) for p in ("peer-1", "peer-2")]
+    people.append(samples.peer(payloads.PROVISIONAL, organization_id=ORG, supervisor_id="sup-1"))
+    people += [
+        samples.supervisor(s, organization_id=ORG, role=Role.PEER_SUPERVISOR)
+        for s in ("sup-1", "sup-7", "sup-8")
+    ]
+    return InMemoryDirectory([samples.participant(payloads.PARTICIPANT, "MRN-web-1")], people)
 
 
-@pytest.fixture
-async def client(
-    settings: Settings, service: FakeService, jwks: dict[str, Any]
-) -> AsyncIterator[TestClient[Any, Any]]:
+async def open_app(
+    settings: Settings, jwks: dict[str, Any], **app: Any
+) -> AsyncIterator[tuple[TestClient[Any, Any], ExchangeService]]:
+    """The app over the real exchange, and that exchange (seeded with the session notes document)."""
+    opened: list[ExchangeService] = []
+
+    @contextlib.asynccontextmanager
+    async def exchange(s: Settings) -> AsyncIterator[ExchangeService]:
+        async with running_exchange(s, directory=directory(), start_workers=False) as ex:
+            opened.append(ex)
+            yield ex
+
     auth = Authenticator.from_settings(settings, jwks=jwks)
-    app = create_app(settings, service_factory=factory(service), authenticator=auth)
-    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
-        yield c
+    created = create_app(settings, exchange_factory=exchange, authenticator=auth, **app)
+    async with TestClient(TestServer(created, host="127.0.0.1")) as c:
+        await payloads.seed_sessions(opened[0])
+        yield c, opened[0]
+
+
+@pytest.fixture
+async def served(
+    settings: Settings, jwks: dict[str, Any]
+) -> AsyncIterator[tuple[TestClient[Any, Any], ExchangeService]]:
+    async for pair in open_app(settings, jwks):
+        yield pair
+
+
+@pytest.fixture
+def client(served: tuple[TestClient[Any, Any], ExchangeService]) -> TestClient[Any, Any]:
+    return served[0]
+
+
+@pytest.fixture
+def exchange(served: tuple[TestClient[Any, Any], ExchangeService]) -> ExchangeService:
+    """The exchange behind ``client`` (the same store and clients)."""
+    return served[1]
+
+
+@pytest.fixture
+def notifications(exchange: ExchangeService, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """What reaches the exchange's inbound sync from the notification routes (which then handles
+    it as always)."""
+    seen: list[Any] = []
+    handle = exchange.inbound.handle_notification
+
+    async def recording(body: Mapping[str, Any] | None, **kw: Any) -> Any:
+        seen.append(body)
+        return await handle(body, **kw)
+
+    monkeypatch.setattr(exchange.inbound, "handle_notification", recording)
+    return seen
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from aiohttp import web
 
-from bridge.sandbox import free_port
+from bridge_dev.sandbox import free_port
 
 
 @contextmanager

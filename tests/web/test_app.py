@@ -4,25 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
+from bridge.errors import StoreError
+from bridge.exchange.wiring import ExchangeService
 from tests.web import payloads
 from tests.web.conftest import API_KEYS, NOTIFY_TOKEN, TokenFactory, bearer
-from tests.web.fakes import BLOCKED_WORD, FakeService
 
 Client = TestClient[Any, Any]
+BLOCKED = "Told her to cut her dose to 8 mg."  # content.medication-change: block
+BLOCKED_WORDS = "cut her dose to 8 mg"
 
 
-async def test_health_reports_each_check(client: Client, service: FakeService) -> None:
+async def _submissions(exchange: ExchangeService) -> int:
+    return len(await exchange.submissions.list())
+
+
+async def test_health_reports_each_check(
+    client: Client, exchange: ExchangeService, monkeypatch: pytest.MonkeyPatch
+) -> None:
     resp = await client.get("/health")
     assert resp.status == 200
     body = await resp.json()
     assert body["status"] == "ok" and body["checks"]["store"]["ok"] is True
     assert (await client.get("/health/ready")).status == 200
-    service.ready = False
+
+    async def down(**_: Any) -> dict[str, int]:
+        raise StoreError("database is locked")
+
+    monkeypatch.setattr(exchange.store.outbox, "counts", down)
     resp = await client.get("/health/ready")
     assert resp.status == 503
-    assert (await resp.json())["checks"]["store"] == {"ok": False, "detail": "down"}
+    assert (await resp.json())["checks"]["store"] == {"ok": False, "detail": "store_failed"}
     live = await client.get("/health")  # alive all the same: a probe must not restart it for this
     assert live.status == 200 and (await live.json())["status"] == "degraded"
 
@@ -30,7 +44,8 @@ async def test_health_reports_each_check(client: Client, service: FakeService) -
 async def test_metrics_exports_outbox_and_http_series(client: Client, make_token: TokenFactory) -> None:
     await client.post("/api/v1/encounters", json=payloads.encounter(), headers=bearer(make_token()))
     text = await (await client.get("/metrics")).text()
-    assert 'bridge_outbox_items{endpoint="clinic",state="queued"} 1.0' in text
+    # this session and the two the notes document
+    assert 'bridge_outbox_items{endpoint="clinic",state="queued"} 3.0' in text
     assert 'bridge_http_requests_total{method="POST",route="/api/v1/encounters",status="202"} 1.0' in text
 
 
@@ -69,27 +84,28 @@ async def test_unknown_route_and_method_answer_json(client: Client) -> None:
 
 
 async def test_scope_violation_is_422_with_reasons_and_nothing_queued(
-    client: Client, make_token: TokenFactory, service: FakeService
+    client: Client, make_token: TokenFactory, exchange: ExchangeService
 ) -> None:
-    note = payloads.note(text=f"Client was {BLOCKED_WORD} something")
-    resp = await client.post("/api/v1/notes", json=note, headers=bearer(make_token()))
+    before = await _submissions(exchange)
+    resp = await client.post("/api/v1/notes", json=payloads.note(text=BLOCKED), headers=bearer(make_token()))
     assert resp.status == 422
     body = await resp.json()
     assert body["code"] == "scope_violation"
-    assert body["violations"][0]["rule"] == "no-diagnosis"
-    assert service.submissions == {}
+    assert body["violations"][0]["rule"] == "content.medication-change"
+    assert await _submissions(exchange) == before
 
 
 async def test_check_note_answers_verdict_without_storing(
-    client: Client, make_token: TokenFactory, service: FakeService
+    client: Client, make_token: TokenFactory, exchange: ExchangeService
 ) -> None:
+    before = await _submissions(exchange)
     resp = await client.post(
-        "/api/v1/notes/check", json=payloads.note(text=f"{BLOCKED_WORD} x"), headers=bearer(make_token())
+        "/api/v1/notes/check", json=payloads.note(text=BLOCKED), headers=bearer(make_token())
     )
     assert resp.status == 200
     body = await resp.json()
-    assert body["verdict"] == "block" and body["violations"][0]["evidence"] == [BLOCKED_WORD]
-    assert service.submissions == {}
+    assert body["verdict"] == "block" and BLOCKED_WORDS in body["violations"][0]["evidence"]["text"]
+    assert await _submissions(exchange) == before
 
 
 async def test_submission_202_then_status(client: Client, make_token: TokenFactory) -> None:
@@ -106,8 +122,9 @@ async def test_submission_202_then_status(client: Client, make_token: TokenFacto
 
 
 async def test_idempotency_key_replays_and_refuses_reuse(
-    client: Client, make_token: TokenFactory, service: FakeService
+    client: Client, make_token: TokenFactory, exchange: ExchangeService
 ) -> None:
+    before = await _submissions(exchange)
     token = make_token()
     enc = payloads.encounter()
     headers = {**bearer(token), "Idempotency-Key": "k-1"}
@@ -116,16 +133,16 @@ async def test_idempotency_key_replays_and_refuses_reuse(
     assert first.status == again.status == 202
     assert await first.json() == await again.json()
     assert again.headers["Idempotent-Replayed"] == "true"
-    assert len(service.submissions) == 1
+    assert await _submissions(exchange) == before + 1
     other = await client.post("/api/v1/encounters", json=payloads.encounter(), headers=headers)
     assert other.status == 409 and (await other.json())["code"] == "idempotency_conflict"
     # another caller may use the same key for its own request
     mine = await client.post(
         "/api/v1/encounters",
         json=payloads.encounter(),
-        headers={**bearer(make_token()), "Idempotency-Key": "k-1"},
+        headers={**bearer(make_token(practitioner_id="peer-2")), "Idempotency-Key": "k-1"},
     )
-    assert mine.status == 202 and len(service.submissions) == 2
+    assert mine.status == 202 and await _submissions(exchange) == before + 2
 
 
 async def test_refused_request_does_not_burn_the_key(client: Client, make_token: TokenFactory) -> None:
@@ -136,15 +153,15 @@ async def test_refused_request_does_not_burn_the_key(client: Client, make_token:
     assert good.status == 202
 
 
-async def test_notification_needs_the_subscription_token(client: Client, service: FakeService) -> None:
-    bundle = {"resourceType": "Bundle", "type": "history", "entry": []}
-    resp = await client.post("/fhir/notify", json=bundle)
+async def test_notification_needs_the_subscription_token(client: Client, notifications: list[Any]) -> None:
+    seen = notifications
+    resp = await client.post("/fhir/notify")
     assert resp.status == 401
-    resp = await client.post("/fhir/notify", json=bundle, headers=bearer("wrong"))
+    resp = await client.post("/fhir/notify", headers=bearer("wrong"))
     assert resp.status == 401
-    assert service.notifications == []
-    resp = await client.post("/fhir/notify", json=bundle, headers=bearer(NOTIFY_TOKEN))
-    assert resp.status == 200 and service.notifications == [bundle]
+    assert seen == []
+    resp = await client.post("/fhir/notify", headers=bearer(NOTIFY_TOKEN))
+    assert resp.status == 200 and seen == [None]
 
 
 async def test_api_key_authenticates_a_service_account(client: Client) -> None:
@@ -154,12 +171,13 @@ async def test_api_key_authenticates_a_service_account(client: Client) -> None:
     assert resp.status == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-async def test_criteria_subscription_ping_and_payload(client: Client, service: FakeService) -> None:
+async def test_criteria_subscription_ping_and_payload(client: Client, notifications: list[Any]) -> None:
+    seen = notifications
     resp = await client.post("/fhir/notify", headers=bearer(NOTIFY_TOKEN))
-    assert resp.status == 200 and service.notifications == [None]
+    assert resp.status == 200 and seen == [None]
     task = {"resourceType": "Task", "id": "t-1", "status": "requested"}
     resp = await client.put("/fhir/notify/Task/t-1", json=task, headers=bearer(NOTIFY_TOKEN))
-    assert resp.status == 200 and service.notifications[-1] == task
+    assert seen[-1] == task
     resp = await client.put("/fhir/notify/Task/t-1", json=task)
     assert resp.status == 401
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,8 @@ from joserfc.jwk import ECKey, OctKey
 from bridge.config import settings_from_dict
 from bridge.errors import ConfigError, NotAuthenticatedError
 from bridge.web.auth import Authenticator
-from tests.web.conftest import API_KEYS, AUDIENCE, ISSUER, ORG, TokenFactory, bearer, settings_dict
+from bridge_dev.sandbox import Sandbox
+from tests.web.conftest import API_KEYS, AUDIENCE, ISSUER, ORG, TokenFactory, bearer, directory, settings_dict
 
 Client = TestClient[Any, Any]
 
@@ -100,13 +102,12 @@ async def test_no_credentials_is_401_over_http(client: Client, make_token: Token
 
 
 async def test_jwks_url_is_fetched_at_start_up(
-    env: None, jwks: dict[str, Any], make_token: TokenFactory
+    env: None, jwks: dict[str, Any], make_token: TokenFactory, sandbox_ehr: Sandbox, tmp_path: Path
 ) -> None:
     from aiohttp import web
     from aiohttp.test_utils import TestServer
 
     from bridge.web import create_app
-    from tests.web.fakes import FakeService, factory
 
     async def serve_jwks(request: web.Request) -> web.Response:
         return web.json_response(jwks)
@@ -114,8 +115,11 @@ async def test_jwks_url_is_fetched_at_start_up(
     idp = web.Application()
     idp.router.add_get("/jwks.json", serve_jwks)
     async with TestServer(idp, host="127.0.0.1") as idp_server:
-        settings = settings_from_dict(settings_dict(jwks_url=str(idp_server.make_url("/jwks.json"))))
-        app = create_app(settings, service_factory=factory(FakeService(ORG)))
+        jwks_url = str(idp_server.make_url("/jwks.json"))
+        settings = settings_from_dict(
+            settings_dict(sandbox_ehr.base_url, tmp_path / "b.db", jwks_url=jwks_url)
+        )
+        app = create_app(settings, directory=directory())
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             ok = await client.get("/api/v1/referrals", headers=bearer(make_token()))
             assert ok.status == 200
@@ -124,12 +128,11 @@ async def test_jwks_url_is_fetched_at_start_up(
 async def test_unreachable_jwks_url_fails_start_up_naming_the_key(env: None) -> None:
     from aiohttp.test_utils import TestServer
 
-    from bridge.sandbox import free_port
     from bridge.web import create_app
-    from tests.web.fakes import FakeService, factory
+    from bridge_dev.sandbox import free_port
 
     settings = settings_from_dict(settings_dict(jwks_url=f"http://127.0.0.1:{free_port()}/jwks.json"))
-    app = create_app(settings, service_factory=factory(FakeService(ORG)))
+    app = create_app(settings, directory=directory())
     server = TestServer(app, host="127.0.0.1")
     try:
         with pytest.raises(ConfigError) as exc:

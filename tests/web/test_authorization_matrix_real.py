@@ -21,18 +21,15 @@ import httpx
 import pytest
 import pytest_asyncio
 from aiohttp import ClientResponse
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from joserfc.jwk import ECKey
 
-from bridge.config import load_settings
-from bridge.demo import peer_organization_ref, place_referral
 from bridge.domain import Role
 from bridge.mappers import referral_id_for
-from bridge.sandbox import Sandbox
 from bridge.store import OutboxState, Store, open_store
-from bridge.web import create_app
+from bridge_dev.sandbox import Sandbox
 from tests.web.conftest import ORG, OTHER_ORG, TokenFactory, bearer
-from tests.web.stack import Stack, encounter_for, write_stack
+from tests.web.stack import Stack, add_peer, encounter_for, place_referrals, serve, write_stack
 from tests.web.test_authorization_matrix import EXPECTED_ROLES
 
 Client = TestClient[Any, Any]
@@ -59,28 +56,6 @@ class World:
     tasks: dict[str, str] = field(default_factory=dict)  # name -> Task id at the EHR
 
 
-def _add_people(stack: Stack, tag: str) -> tuple[str, str]:
-    data = json.loads(stack.directory.read_text())
-    sup, prov = f"sup-{tag}", f"prov-{tag}"
-    for pid, role, level, extra in (
-        (sup, "peer-supervisor", "supervisor", {}),
-        (prov, "peer-specialist", "provisional", {"supervisor_id": sup}),
-    ):
-        data["peers"].append(
-            {
-                "id": pid,
-                "name": {"given": "Test", "family": "Worker"},
-                "credential": "CPRS",
-                "certification_level": level,
-                "organization_id": ORG,
-                "role": role,
-                **extra,
-            }
-        )
-    stack.directory.write_text(json.dumps(data))
-    return sup, prov
-
-
 async def _referral_ids(client: Client, token: str) -> set[str]:
     resp = await client.get("/api/v1/referrals", headers=bearer(token))
     assert resp.status == 200, await resp.text()
@@ -99,88 +74,79 @@ async def world(
     jwks_file.write_text(json.dumps(jwks))
     stack = write_stack(sandbox_ehr, workdir / "bridge", port=0, jwks_file=jwks_file)
     tag = uuid.uuid4().hex[:8]
-    sup, prov = _add_people(stack, tag)
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in stack.env.items():
-            mp.setenv(key, value)
-        mp.setenv("BRIDGE_DIRECTORY", str(stack.directory))
-        settings = load_settings(stack.config)
-        tasks: dict[str, str] = {}
-        async with httpx.AsyncClient(base_url=sandbox_ehr.base_url + "/", timeout=30) as ehr:
-            owner = await peer_organization_ref(ehr, settings)
-            for name in ("requested", "to-decline", "accepted", "started"):
-                tasks[name] = await place_referral(
-                    ehr, tag=f"{tag}-{name}", patient_id=stack.patient_id, owner_ref=owner
-                )
-        referrals = {name: referral_id_for("clinic", t) for name, t in tasks.items()}
-        async with TestClient(TestServer(create_app(settings), host="127.0.0.1")) as client:
-            peer = make_token(practitioner_id=stack.peer_id)
-            for _ in range(150):  # the start-up poll fills the inbox beside the first requests
-                if set(referrals.values()) <= await _referral_ids(client, peer):
-                    break
-                await asyncio.sleep(0.1)
-            assert set(referrals.values()) <= await _referral_ids(client, peer)
-            for path in ("accepted/accept", "started/accept", "started/start"):
-                name, verb = path.split("/")
-                resp = await client.post(
-                    f"/api/v1/referrals/{referrals[name]}/{verb}", json={}, headers=bearer(peer)
-                )
-                assert resp.status == 200, await resp.text()
+    sup = add_peer(stack, f"sup-{tag}", role="peer-supervisor", level="supervisor")
+    prov = add_peer(stack, f"prov-{tag}", level="provisional", supervisor_id=sup)
+    names = ("requested", "to-decline", "accepted", "started")
+    tasks = dict(zip(names, await place_referrals(stack, sandbox_ehr, len(names)), strict=True))
+    referrals = {name: referral_id_for("clinic", t) for name, t in tasks.items()}
+    async with serve(stack) as client:
+        peer = make_token(practitioner_id=stack.peer_id)
+        for _ in range(150):  # the start-up poll fills the inbox beside the first requests
+            if set(referrals.values()) <= await _referral_ids(client, peer):
+                break
+            await asyncio.sleep(0.1)
+        assert set(referrals.values()) <= await _referral_ids(client, peer)
+        for path in ("accepted/accept", "started/accept", "started/start"):
+            name, verb = path.split("/")
+            resp = await client.post(
+                f"/api/v1/referrals/{referrals[name]}/{verb}", json={}, headers=bearer(peer)
+            )
+            assert resp.status == 200, await resp.text()
 
-            # a note goes out with its author's own session (the EHR gets one peer per Encounter)
-            encounters: dict[str, str] = {}
-            submissions: dict[str, str] = {}
-            for pid in (stack.peer_id, sup, prov):
-                enc = {**encounter_for(stack), "id": f"enc-{tag}-{pid}", "peer_id": pid}
-                resp = await client.post(
-                    "/api/v1/encounters", json=enc, headers=bearer(make_token(practitioner_id=pid))
-                )
-                assert resp.status == 202, await resp.text()
-                encounters[pid] = enc["id"]
-                submissions[pid] = (await resp.json())["submission_id"]
-            seeded = submissions[stack.peer_id]
-            for _ in range(150):  # completing a referral names the Encounter delivered for it
-                view = await (await client.get(f"/api/v1/submissions/{seeded}", headers=bearer(peer))).json()
-                if view["state"] == "delivered":
-                    break
-                await asyncio.sleep(0.1)
-            assert view["state"] == "delivered", view
-            held = []
-            for n in range(2):  # one stays held through every refusal, one for the allowed co-sign
-                note = {
-                    "id": f"note-held-{tag}-{n}",
-                    "participant_id": stack.participant_id,
-                    "author_id": prov,
-                    "encounter_id": encounters[prov],
-                    "audience": "care-team",
-                    "text": "Worked on the housing application together.",
-                    "written_at": WRITTEN_AT,
-                }
-                author = bearer(make_token(practitioner_id=prov))
-                resp = await client.post("/api/v1/notes", json=note, headers=author)
-                assert resp.status == 202, await resp.text()
-                assert (await resp.json())["state"] == "held"
-                held.append((await resp.json())["submission_id"])
+        # a note goes out with its author's own session (the EHR gets one peer per Encounter)
+        encounters: dict[str, str] = {}
+        submissions: dict[str, str] = {}
+        for pid in (stack.peer_id, sup, prov):
+            enc = {**encounter_for(stack), "id": f"enc-{tag}-{pid}", "peer_id": pid}
+            resp = await client.post(
+                "/api/v1/encounters", json=enc, headers=bearer(make_token(practitioner_id=pid))
+            )
+            assert resp.status == 202, await resp.text()
+            encounters[pid] = enc["id"]
+            submissions[pid] = (await resp.json())["submission_id"]
+        seeded = submissions[stack.peer_id]
+        for _ in range(150):  # completing a referral names the Encounter delivered for it
+            view = await (await client.get(f"/api/v1/submissions/{seeded}", headers=bearer(peer))).json()
+            if view["state"] == "delivered":
+                break
+            await asyncio.sleep(0.1)
+        assert view["state"] == "delivered", view
+        held = []
+        for n in range(2):  # one stays held through every refusal, one for the allowed co-sign
+            note = {
+                "id": f"note-held-{tag}-{n}",
+                "participant_id": stack.participant_id,
+                "author_id": prov,
+                "encounter_id": encounters[prov],
+                "audience": "care-team",
+                "text": "Worked on the housing application together.",
+                "written_at": WRITTEN_AT,
+            }
+            author = bearer(make_token(practitioner_id=prov))
+            resp = await client.post("/api/v1/notes", json=note, headers=author)
+            assert resp.status == 202, await resp.text()
+            assert (await resp.json())["state"] == "held"
+            held.append((await resp.json())["submission_id"])
 
-            store = await open_store(f"sqlite+aiosqlite:///{stack.store_file}")
-            try:
-                yield World(
-                    client=client,
-                    stack=stack,
-                    store=store,
-                    ehr_base=sandbox_ehr.base_url,
-                    supervisor=sup,
-                    provisional=prov,
-                    encounters=encounters,
-                    seeded_submission=seeded,
-                    held_submission=held[0],
-                    cosign_submission=held[1],
-                    delivered_encounter=view["fhir_ids"]["Encounter"],
-                    referrals=referrals,
-                    tasks=tasks,
-                )
-            finally:
-                await store.close()
+        store = await open_store(f"sqlite+aiosqlite:///{stack.store_file}")
+        try:
+            yield World(
+                client=client,
+                stack=stack,
+                store=store,
+                ehr_base=sandbox_ehr.base_url,
+                supervisor=sup,
+                provisional=prov,
+                encounters=encounters,
+                seeded_submission=seeded,
+                held_submission=held[0],
+                cosign_submission=held[1],
+                delivered_encounter=view["fhir_ids"]["Encounter"],
+                referrals=referrals,
+                tasks=tasks,
+            )
+        finally:
+            await store.close()
 
 
 def _practitioner(w: World, role: str, endpoint: str) -> str:

@@ -15,15 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from playwright.async_api import Page, expect
 
-from bridge.config import load_settings
-from bridge.sandbox import Sandbox
 from bridge.store import open_store
-from bridge.web import create_app
+from bridge_dev.sandbox import Sandbox
 from tests.web.conftest import CHROMIUM, OTHER_ORG, TokenFactory, bearer
-from tests.web.stack import Stack, encounter_for, write_stack
+from tests.web.stack import Stack, add_peer, encounter_for, serve, write_stack
 
 Client = TestClient[Any, Any]
 NOTE_TEXT = "Worked on the housing application together; next step is a call to the benefits office."
@@ -41,47 +39,21 @@ class Held:
     note_id: str
 
 
-def _add_people(stack: Stack, tag: str) -> tuple[str, str, str]:
-    data = json.loads(stack.directory.read_text())
-    sup, other, peer = f"sup-{tag}", f"sup2-{tag}", f"prov-{tag}"
-    for pid, role, level, extra in (
-        (sup, "peer-supervisor", "supervisor", {}),
-        (other, "peer-supervisor", "supervisor", {}),
-        (peer, "peer-specialist", "provisional", {"supervisor_id": sup}),
-    ):
-        data["peers"].append(
-            {
-                "id": pid,
-                "name": {"given": "Test", "family": "Worker"},
-                "credential": "CPRS",
-                "certification_level": level,
-                "organization_id": "harbor-recovery",
-                "role": role,
-                **extra,
-            }
-        )
-    stack.directory.write_text(json.dumps(data))
-    return peer, sup, other
-
-
 @pytest.fixture
 async def held(
     sandbox_ehr: Sandbox,
     tmp_path: Path,
     jwks: dict[str, Any],
     make_token: TokenFactory,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Held]:
     jwks_file = tmp_path / "jwks.json"
     jwks_file.write_text(json.dumps(jwks))
     stack = write_stack(sandbox_ehr, tmp_path / "bridge", port=0, jwks_file=jwks_file)
     tag = uuid.uuid4().hex[:8]
-    peer, sup, other = _add_people(stack, tag)
-    for key, value in stack.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("BRIDGE_DIRECTORY", str(stack.directory))
-    settings = load_settings(stack.config)
-    async with TestClient(TestServer(create_app(settings), host="127.0.0.1")) as client:
+    sup = add_peer(stack, f"sup-{tag}", role="peer-supervisor", level="supervisor")
+    other = add_peer(stack, f"sup2-{tag}", role="peer-supervisor", level="supervisor")
+    peer = add_peer(stack, f"prov-{tag}", level="provisional", supervisor_id=sup)
+    async with serve(stack) as client:
         author = bearer(make_token(practitioner_id=peer))
         enc = {**encounter_for(stack), "id": f"enc-{tag}", "peer_id": peer}
         resp = await client.post("/api/v1/encounters", json=enc, headers=author)

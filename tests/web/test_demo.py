@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from bridge.demo import STORY_TEXTS, run_demo
 from bridge.observability import configure_logging
+from bridge_dev.demo import STORY_TEXTS, run_demo
 
 
 @pytest.fixture

@@ -10,20 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from bridge.config import load_settings
-from bridge.sandbox import Sandbox
-from bridge.web import create_app
-from tests.web.stack import Stack, encounter_for, write_stack
+from bridge_dev.sandbox import Sandbox
+from tests.web.stack import Stack, encounter_for, serve, write_stack
 
 Client = TestClient[Any, Any]
 
 
 @pytest.fixture
-async def live(
-    sandbox_ehr: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[Client, Stack]]:
+async def live(sandbox_ehr: Sandbox, tmp_path: Path) -> AsyncIterator[tuple[Client, Stack]]:
     stack = write_stack(sandbox_ehr, tmp_path / "b", port=0)
     people = json.loads(stack.directory.read_text())
     [participant] = people["participants"]
@@ -33,10 +29,7 @@ async def live(
     )
     people["peers"][0]["household_id"] = f"h-{participant['id']}"
     stack.directory.write_text(json.dumps(people))
-    for key, value in stack.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("BRIDGE_DIRECTORY", str(stack.directory))
-    async with TestClient(TestServer(create_app(load_settings(stack.config)), host="127.0.0.1")) as client:
+    async with serve(stack) as client:
         yield client, stack
 
 

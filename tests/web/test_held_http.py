@@ -1,5 +1,5 @@
 """The held-note routes' HTTP contract (202 held with reasons, co-sign, escalation, error codes),
-against the in-memory service; the behaviour behind them is tested on the real stack."""
+on the real exchange (rule files, SQLite store)."""
 
 from __future__ import annotations
 
@@ -9,34 +9,34 @@ from aiohttp.test_utils import TestClient
 
 from tests.web import payloads
 from tests.web.conftest import TokenFactory, bearer
-from tests.web.fakes import HELD_WORD, FakeService
 
 Client = TestClient[Any, Any]
+RISK = "Said she keeps thinking about suicide; we called her supervisor together."
 
 
-async def _held(client: Client, make_token: TokenFactory) -> str:
-    note = payloads.note(text=f"Said she keeps {HELD_WORD}; we called her supervisor together.")
-    resp = await client.post("/api/v1/notes", json=note, headers=bearer(make_token()))
+async def _held(client: Client, token: str, note: dict[str, Any], rule: str) -> str:
+    resp = await client.post("/api/v1/notes", json=note, headers=bearer(token))
     assert resp.status == 202, await resp.text()
     body = await resp.json()
     assert body["state"] == "held"
-    assert [r["rule"] for r in body["hold_reasons"]] == ["content.risk-of-harm"]
+    assert [r["rule"] for r in body["hold_reasons"]] == [rule]
     assert resp.headers["Location"] == body["status_url"]
     return str(body["submission_id"])
 
 
 async def test_a_held_note_answers_202_held_and_a_supervisor_releases_it(
-    client: Client, service: FakeService, make_token: TokenFactory
+    client: Client, make_token: TokenFactory
 ) -> None:
-    sid = await _held(client, make_token)
+    author = make_token(practitioner_id=payloads.PROVISIONAL)
+    sid = await _held(client, author, payloads.provisional_note(), "supervision.cosign")
     sup = bearer(make_token("peer-supervisor", practitioner_id="sup-1"))
     listed = await (await client.get("/api/v1/notes/held", headers=sup)).json()
     assert [i["submission_id"] for i in listed["items"]] == [sid]
-    assert listed["items"][0]["hold_reasons"][0]["rule"] == "content.risk-of-harm"
+    assert listed["items"][0]["hold_reasons"][0]["rule"] == "supervision.cosign"
 
     ops = bearer(make_token("integrator", practitioner_id=None))
     view = await (await client.get(f"/api/v1/submissions/{sid}", headers=ops)).json()
-    assert view["state"] == "held" and view["hold_rules"] == ["content.risk-of-harm"]
+    assert view["state"] == "held" and view["hold_rules"] == ["supervision.cosign"]
 
     resp = await client.post(f"/api/v1/notes/{sid}/cosign", headers=sup)
     assert resp.status == 202 and (await resp.json())["state"] == "queued"
@@ -46,10 +46,8 @@ async def test_a_held_note_answers_202_held_and_a_supervisor_releases_it(
     assert unknown.status == 404 and (await unknown.json())["code"] == "not_found"
 
 
-async def test_escalation_needs_a_task_or_communication(
-    client: Client, service: FakeService, make_token: TokenFactory
-) -> None:
-    sid = await _held(client, make_token)
+async def test_escalation_needs_a_task_or_communication(client: Client, make_token: TokenFactory) -> None:
+    sid = await _held(client, make_token(), payloads.note(text=RISK), "content.risk-of-harm")
     peer = bearer(make_token())
     bad = await client.post(
         f"/api/v1/notes/{sid}/escalation", json={"escalation_ref": "phoned"}, headers=peer
@@ -59,11 +57,10 @@ async def test_escalation_needs_a_task_or_communication(
         f"/api/v1/notes/{sid}/escalation", json={"escalation_ref": "Communication/c-1"}, headers=peer
     )
     assert ok.status == 202 and (await ok.json())["state"] == "queued"
-    assert f"record_escalation:{sid}:Communication/c-1" in service.calls
 
 
 async def test_a_peer_cannot_cosign_or_list_held_notes(client: Client, make_token: TokenFactory) -> None:
-    sid = await _held(client, make_token)
+    sid = await _held(client, make_token(), payloads.note(text=RISK), "content.risk-of-harm")
     peer = bearer(make_token())
     for resp in (
         await client.post(f"/api/v1/notes/{sid}/cosign", headers=peer),

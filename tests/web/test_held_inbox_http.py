@@ -1,5 +1,5 @@
-"""The inbox page's supervision queue over plain HTTP (no browser), against the in-memory service:
-who sees held notes, the co-sign and escalation forms, and what the peer is told on a hold."""
+"""The inbox page's supervision queue over plain HTTP (no browser), on the real exchange: who sees
+held notes, the co-sign and escalation forms, and what the peer is told on a hold."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from urllib.parse import unquote_plus
 
 from aiohttp.test_utils import TestClient
 
+from bridge.exchange.wiring import ExchangeService
 from tests.web import payloads
 from tests.web.conftest import TokenFactory, bearer
-from tests.web.fakes import HELD_WORD, FakeService
 
 Client = TestClient[Any, Any]
-TEXT = f"Said she keeps {HELD_WORD} <b>tonight</b>; we called her supervisor together."
+TEXT = "Said she keeps thinking about suicide <b>tonight</b>; we called her supervisor together."
 
 
 async def _sign_in(client: Client, credential: str) -> None:
@@ -21,58 +21,73 @@ async def _sign_in(client: Client, credential: str) -> None:
     assert resp.status == 303, await resp.text()
 
 
-async def _held(client: Client, make_token: TokenFactory) -> str:
-    resp = await client.post("/api/v1/notes", json=payloads.note(text=TEXT), headers=bearer(make_token()))
-    assert resp.status == 202
+async def _held(client: Client, token: str, note: dict[str, Any]) -> str:
+    resp = await client.post("/api/v1/notes", json=note, headers=bearer(token))
+    assert resp.status == 202 and (await resp.json())["state"] == "held", await resp.text()
     return str((await resp.json())["submission_id"])
 
 
+async def _state(exchange: ExchangeService, sid: str) -> str:
+    return (await exchange.submissions.get(sid)).state
+
+
 async def test_supervisor_sees_held_notes_escaped_and_cosigns(
-    client: Client, service: FakeService, make_token: TokenFactory
+    client: Client, exchange: ExchangeService, make_token: TokenFactory
 ) -> None:
-    sid = await _held(client, make_token)
+    author = make_token(practitioner_id=payloads.PROVISIONAL)
+    sid = await _held(client, author, payloads.provisional_note("Talked about <b>tonight</b>."))
+    risky = await _held(client, make_token(), payloads.note(text=TEXT))
     await _sign_in(client, make_token("peer-supervisor", practitioner_id="sup-1"))
     html = await (await client.get("/inbox")).text()
     assert 'id="held-h"' in html and f'id="cosign-{sid}"' in html
     assert "&lt;b&gt;tonight&lt;/b&gt;" in html and "<b>tonight" not in html
-    assert f'id="escalate-{sid}"' in html  # a risk-of-harm hold can be resolved by an escalation
+    assert f'id="escalate-{sid}"' not in html  # only a co-sign resolves this one
+    assert f'id="escalate-{risky}"' in html  # a risk-of-harm hold can be resolved by an escalation
 
     resp = await client.post(f"/inbox/notes/{sid}/cosign", allow_redirects=False)
     assert resp.status == 303
     assert "co-signed: queued for delivery" in unquote_plus(resp.headers["Location"])
-    assert service.submissions[sid].state == "queued"
+    assert await _state(exchange, sid) == "queued"
     again = await client.post(f"/inbox/notes/{sid}/cosign", allow_redirects=False)
     assert again.status == 409 and "not_held" in await again.text()
 
 
 async def test_escalation_form_needs_a_reference(
-    client: Client, service: FakeService, make_token: TokenFactory
+    client: Client, exchange: ExchangeService, make_token: TokenFactory
 ) -> None:
-    sid = await _held(client, make_token)
+    sid = await _held(client, make_token(), payloads.note(text=TEXT))
     await _sign_in(client, make_token("peer-supervisor", practitioner_id="sup-1"))
     bad = await client.post(f"/inbox/notes/{sid}/escalation", data={"escalation_ref": "phoned her"})
-    assert bad.status == 422 and service.submissions[sid].state == "held"
+    assert bad.status == 422 and await _state(exchange, sid) == "held"
     assert "escalation_ref" in await bad.text()
     ok = await client.post(
         f"/inbox/notes/{sid}/escalation", data={"escalation_ref": "Task/esc-9"}, allow_redirects=False
     )
-    assert ok.status == 303 and service.submissions[sid].state == "queued"
+    assert ok.status == 303 and await _state(exchange, sid) == "queued"
 
 
 async def test_a_peer_is_told_the_note_is_held_and_sees_no_queue(
-    client: Client, service: FakeService, make_token: TokenFactory
+    client: Client, exchange: ExchangeService, make_token: TokenFactory
 ) -> None:
-    await _held(client, make_token)
+    sid = await _held(client, make_token(), payloads.note(text=TEXT))
     await _sign_in(client, make_token())
     html = await (await client.get("/inbox")).text()
     assert 'id="held-h"' not in html
-    form = {"id": "note-page-1", "participant_id": "part-1", "audience": "care-team", "text": TEXT}
+    form = {
+        "id": "note-page-1",
+        "participant_id": payloads.PARTICIPANT,
+        "encounter_id": payloads.SESSION,
+        "audience": "care-team",
+        "text": TEXT,
+    }
     resp = await client.post("/inbox/notes", data=form, allow_redirects=False)
-    assert resp.status == 303
+    assert resp.status == 303, await resp.text()
     assert "held until resolved (content.risk-of-harm)" in unquote_plus(resp.headers["Location"])
-    refused = await client.post("/inbox/notes/sub-1/cosign", allow_redirects=False)
+    refused = await client.post(f"/inbox/notes/{sid}/cosign", allow_redirects=False)
     assert refused.status == 403 and (await refused.json())["rule"] == "role:peer-specialist"
-    assert service.submissions["sub-1"].state == "held"
-    assert [(a, ref, rule) for a, ref, _, rule in service.refused] == [
-        ("note.cosign", "sub-1", "role:peer-specialist")  # the refused attempt goes to the audit log
+    assert await _state(exchange, sid) == "held"
+    entries = [e for e in await exchange.store.audit.entries(subject=sid) if e.outcome == "refused"]
+    # the refused attempt goes to the audit log
+    assert [(e.action, e.detail and e.detail["rule"]) for e in entries] == [
+        ("note.cosign", "role:peer-specialist")
     ]

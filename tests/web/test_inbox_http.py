@@ -7,8 +7,11 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from bridge.exchange.wiring import ExchangeService
+from tests.web import payloads, seed
 from tests.web.conftest import API_KEYS, TokenFactory
-from tests.web.fakes import BLOCKED_WORD, FakeService
+
+BLOCKED = "Told her to cut her dose to 8 mg."  # content.medication-change: block
 
 Client = TestClient[Any, Any]
 
@@ -35,17 +38,15 @@ async def test_integrator_may_not_use_the_inbox(client: Client) -> None:
 
 
 async def test_page_lists_referrals_escaped_and_is_not_cached(
-    client: Client, service: FakeService, make_token: TokenFactory
+    client: Client, exchange: ExchangeService, make_token: TokenFactory
 ) -> None:
-    service.add_referral("r-1")
-    ref = service.referrals["r-1"].referral.model_copy(update={"reason": "<script>alert(1)</script>"})
-    service.referrals["r-1"] = service.referrals["r-1"].__class__(ref, service.organization)
+    rid = await seed.referral(exchange, reason="<script>alert(1)</script>")
     await _sign_in(client, make_token())
     resp = await client.get("/inbox")
     html = await resp.text()
     assert resp.status == 200 and resp.headers["Cache-Control"] == "no-store"
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
-    assert 'id="accept-r-1"' in html
+    assert f'id="accept-{rid}"' in html
 
 
 async def test_cookie_alone_does_not_reach_the_api(client: Client, make_token: TokenFactory) -> None:
@@ -57,36 +58,43 @@ async def test_cookie_alone_does_not_reach_the_api(client: Client, make_token: T
 
 
 async def test_decline_form_records_the_reason(
-    client: Client, service: FakeService, make_token: TokenFactory
+    client: Client, exchange: ExchangeService, make_token: TokenFactory
 ) -> None:
-    service.add_referral("r-2")
+    rid = await seed.referral(exchange)
     await _sign_in(client, make_token())
-    resp = await client.post("/inbox/referrals/r-2/decline", data={"reason": "outside our county"})
+    resp = await client.post(f"/inbox/referrals/{rid}/decline", data={"reason": "outside our county"})
     assert resp.status == 200  # followed the redirect back to the page
-    assert service.referrals["r-2"].referral.status_reason == "outside our county"
-    assert "r-2: decline done" in await resp.text()
+    assert (await exchange.store.inbox.get(rid)).referral.status_reason == "outside our county"
+    assert f"{rid}: decline done" in await resp.text()
 
 
 async def test_blocked_note_is_shown_again_with_its_reasons(
-    client: Client, service: FakeService, make_token: TokenFactory
+    client: Client, exchange: ExchangeService, make_token: TokenFactory
 ) -> None:
+    before = len(await exchange.submissions.list())
     await _sign_in(client, make_token())
-    form = {"id": "n-1", "participant_id": "p-1", "audience": "care-team", "text": f"was {BLOCKED_WORD} x"}
+    form = {
+        "id": "n-1",
+        "participant_id": payloads.PARTICIPANT,
+        "encounter_id": payloads.SESSION,
+        "audience": "care-team",
+        "text": BLOCKED,
+    }
     resp = await client.post("/inbox/notes", data=form)
     html = await resp.text()
     assert resp.status == 422
-    assert "no-diagnosis" in html and BLOCKED_WORD in html
-    assert re.search(r'<textarea[^>]*id="n-text"[^>]*>was diagnosed with x</textarea>', html)
-    assert service.submissions == {}
+    assert "content.medication-change" in html and "cut her dose to 8 mg" in html
+    assert re.search(r'<textarea[^>]*id="n-text"[^>]*>Told her to cut her dose to 8 mg.</textarea>', html)
+    assert len(await exchange.submissions.list()) == before
 
 
 async def test_session_form_queues_and_shows_status(
-    client: Client, service: FakeService, make_token: TokenFactory
+    client: Client, exchange: ExchangeService, make_token: TokenFactory
 ) -> None:
     await _sign_in(client, make_token())
     form = [
         ("id", "s-1"),
-        ("participant_id", "p-1"),
+        ("participant_id", payloads.PARTICIPANT),
         ("start", "2026-03-02T14:00"),
         ("end", "2026-03-02T14:45"),
         ("tz", "-06:00"),
@@ -99,4 +107,4 @@ async def test_session_form_queues_and_shows_status(
     resp = await client.post("/inbox/encounters", data=form)
     html = await resp.text()
     assert resp.status == 200 and 'id="submissions"' in html and "queued" in html
-    assert service.calls == ["submit_encounter:s-1"]
+    assert [s.record_id for s in await exchange.submissions.list()][-1] == "s-1"

@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp.test_utils import TestServer
 from playwright.async_api import Page, expect
 
-from bridge.config import load_settings
-from bridge.demo import peer_organization_ref, place_referral
 from bridge.mappers import referral_id_for
-from bridge.sandbox import Sandbox
-from bridge.web import create_app
+from bridge_dev.sandbox import Sandbox
 from tests.web.conftest import CHROMIUM, TokenFactory
-from tests.web.stack import Stack, write_stack
+from tests.web.stack import Stack, place_referrals, serve, write_stack
 
 pytestmark = [
     pytest.mark.browser,
@@ -34,26 +29,15 @@ pytestmark = [
 
 @pytest.fixture
 async def real_app(
-    sandbox_ehr: Sandbox, tmp_path: Path, jwks: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    sandbox_ehr: Sandbox, tmp_path: Path, jwks: dict[str, Any]
 ) -> AsyncIterator[tuple[str, Stack, str]]:
     jwks_file = tmp_path / "jwks.json"
     jwks_file.write_text(json.dumps(jwks))
     stack = write_stack(sandbox_ehr, tmp_path / "bridge", port=0, jwks_file=jwks_file)
-    for key, value in stack.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("BRIDGE_DIRECTORY", str(stack.directory))
-    settings = load_settings(stack.config)
-    tag = uuid.uuid4().hex[:8]
     # the clinic places the referral first; the bridge's first poll at start-up picks it up
-    async with httpx.AsyncClient(base_url=sandbox_ehr.base_url + "/", timeout=30) as ehr:
-        owner = await peer_organization_ref(ehr, settings)
-        task_id = await place_referral(ehr, tag=tag, patient_id=stack.patient_id, owner_ref=owner)
-    server = TestServer(create_app(settings), host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield str(server.make_url("")).rstrip("/"), stack, task_id
-    finally:
-        await server.close()
+    [task_id] = await place_referrals(stack, sandbox_ehr)
+    async with serve(stack) as client:
+        yield str(client.make_url("")).rstrip("/"), stack, task_id
 
 
 async def test_peer_accepts_a_real_referral_and_logs_a_session(

@@ -8,25 +8,26 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bridge.errors import StoreError
+from bridge.exchange.wiring import ExchangeService
 from tests.web import payloads
 from tests.web.conftest import TokenFactory, bearer
-from tests.web.fakes import FakeService
 
 Client = TestClient[Any, Any]
 QUEUED = 'bridge_outbox_items{endpoint="clinic",state="queued"}'
 
 
 async def test_outbox_gauges_vanish_and_say_so_while_the_store_is_down(
-    client: Client, service: FakeService, make_token: TokenFactory, monkeypatch: pytest.MonkeyPatch
+    client: Client, exchange: ExchangeService, make_token: TokenFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await client.post("/api/v1/encounters", json=payloads.encounter(), headers=bearer(make_token()))
     text = await (await client.get("/metrics")).text()
-    assert f"{QUEUED} 1.0" in text and "bridge_outbox_counts_available 1.0" in text
+    # this session and the two the notes document
+    assert f"{QUEUED} 3.0" in text and "bridge_outbox_counts_available 1.0" in text
 
-    async def down() -> Any:
+    async def down(**_: Any) -> Any:
         raise StoreError("store unreachable: Connection refused")
 
-    monkeypatch.setattr(service, "outbox_counts", down)
+    monkeypatch.setattr(exchange.store.outbox, "counts", down)
     resp = await client.get("/metrics")
     assert resp.status == 200  # a scrape still answers: the HTTP series are worth having
     text = await resp.text()

@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from bridge.config import load_settings
 from bridge.domain import Referral, ReferralStatus
-from bridge.mappers import MappingContext, organization_to_fhir, referral_id_for, referral_to_fhir
-from bridge.sandbox import Sandbox, free_port
-from bridge.web import create_app
+from bridge.mappers import referral_id_for, referral_to_fhir
+from bridge_dev.sandbox import Sandbox, free_port
 from tests.web.conftest import NOTIFY_TOKEN, bearer
-from tests.web.fakes import FakeService
-from tests.web.stack import Stack, write_stack
+from tests.web.stack import Stack, place_referrals, serve, write_stack
 
 Client = TestClient[Any, Any]
 
@@ -39,9 +35,7 @@ async def _eventually(check: Any, within: float = 20.0) -> bool:
 
 
 @pytest.fixture
-async def live(
-    fresh_ehr: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[Client, Stack]]:
+async def live(fresh_ehr: Sandbox, tmp_path: Path) -> AsyncIterator[tuple[Client, Stack, str]]:
     port = free_port()
     stack = write_stack(fresh_ehr, tmp_path / "b", port=port)
     text = stack.config.read_text().replace("subscribe = false", "subscribe = true")
@@ -53,24 +47,10 @@ async def live(
     )
     assert "public_url" in text and "subscribe = true" in text
     stack.config.write_text(text)
-    for key, value in stack.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("BRIDGE_TEST_NOTIFY_TOKEN", NOTIFY_TOKEN)
-    monkeypatch.setenv("BRIDGE_DIRECTORY", str(stack.directory))
-    settings = load_settings(stack.config)
     # a referral waiting before the bridge starts: only the start-up poll can bring it in
-    ctx = MappingContext.from_organization(settings.organization, endpoint="clinic", now=datetime.now(UTC))
-    ident = ctx.identifier("organization", settings.organization.id)
-    async with httpx.AsyncClient(base_url=fresh_ehr.base_url + "/", timeout=30) as ehr:
-        org = await ehr.post(
-            "Organization",
-            json=organization_to_fhir(ctx),
-            headers={"If-None-Exist": f"identifier={ident['system']}|{ident['value']}"},
-        )
-        org.raise_for_status()
-        await _place(ehr, stack, "early", f"Organization/{org.json()['id']}")
-    async with TestClient(TestServer(create_app(settings), host="127.0.0.1", port=port)) as client:
-        yield client, stack
+    [early] = await place_referrals(stack, fresh_ehr)
+    async with serve(stack, port=port, BRIDGE_TEST_NOTIFY_TOKEN=NOTIFY_TOKEN) as client:
+        yield client, stack, referral_id_for("clinic", early)
 
 
 async def _place(ehr: httpx.AsyncClient, stack: Stack, tag: str, owner: str) -> str:
@@ -98,9 +78,9 @@ async def _subscription(ehr: Sandbox) -> dict[str, Any] | None:
 
 
 async def test_criteria_subscription_ping_brings_the_referral_in(
-    live: tuple[Client, Stack], fresh_ehr: Sandbox
+    live: tuple[Client, Stack, str], fresh_ehr: Sandbox
 ) -> None:
-    client, stack = live
+    client, stack, early = live
     peer_key = {"X-API-Key": stack.env["BRIDGE_TEST_PEER_KEY"]}
 
     async def active() -> bool:
@@ -120,8 +100,6 @@ async def test_criteria_subscription_ping_brings_the_referral_in(
 
     # the referral placed before start-up is in: the start-up poll has run, and the next one is
     # 15 minutes away, so only the subscription's ping can bring in what the clinic places now
-    early = referral_id_for("clinic", f"task-early-{stack.participant_id}")
-
     async def early_in() -> bool:
         return early in await inbox()
 
@@ -154,21 +132,21 @@ async def test_criteria_subscription_ping_brings_the_referral_in(
     ],
 )
 async def test_every_framing_of_an_empty_body_is_a_ping(
-    client: Client, service: FakeService, framing: dict[str, Any]
+    client: Client, notifications: list[Any], framing: dict[str, Any]
 ) -> None:
     headers = bearer(NOTIFY_TOKEN) | framing.pop("headers", {})
     resp = await client.post("/fhir/notify", headers=headers, **framing)
     assert resp.status == 200, await resp.text()
-    assert service.notifications == [None]
+    assert notifications == [None]
 
 
 @pytest.mark.parametrize(("body", "status"), [(b"{not json", 400), (b"[1, 2]", 400), (b"null", 400)])
 async def test_a_body_that_is_not_a_json_object_is_still_refused(
-    client: Client, service: FakeService, body: bytes, status: int
+    client: Client, notifications: list[Any], body: bytes, status: int
 ) -> None:
     resp = await client.post("/fhir/notify", headers=bearer(NOTIFY_TOKEN), data=body)
     assert resp.status == status and (await resp.json())["code"] == "malformed_json"
-    assert service.notifications == []
+    assert notifications == []
 
 
 async def test_openapi_documents_the_optional_body(client: Client) -> None:

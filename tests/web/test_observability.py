@@ -9,18 +9,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from bridge.config import Settings
 from bridge.domain import PeerNote
+from bridge.exchange.views import Actor
+from bridge.exchange.wiring import ExchangeService
 from bridge.observability import JsonFormatter, configure_logging
-from bridge.web import create_app
-from bridge.web.auth import Authenticator
-from bridge.web.principal import Principal
-from bridge.web.service import NoteCheck
+from bridge.roles.decision import Decision
 from tests.web import payloads
-from tests.web.conftest import ORG, TokenFactory, bearer
-from tests.web.fakes import FakeService, factory
+from tests.web.conftest import TokenFactory, bearer
 
 SECRET_TEXT = "Avery said something private about her brother"
 
@@ -53,24 +50,21 @@ def test_formatter_keeps_only_allow_listed_fields() -> None:
     assert SECRET_TEXT not in json.dumps(out)
 
 
-class Exploding(FakeService):
-    async def check_note(self, note: PeerNote, *, actor: Principal) -> NoteCheck:
+async def test_a_crash_is_a_bare_500_and_the_log_has_no_input(
+    client: TestClient[Any, Any],
+    exchange: ExchangeService,
+    make_token: TokenFactory,
+    logs: io.StringIO,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def exploding(note: PeerNote, *, actor: Actor) -> Decision:
         raise ValueError(f"cannot handle {note.text}")  # a bug that quotes its input
 
-
-async def test_a_crash_is_a_bare_500_and_the_log_has_no_input(
-    settings: Settings, jwks: dict[str, Any], make_token: TokenFactory, logs: io.StringIO
-) -> None:
-    app = create_app(
-        settings,
-        service_factory=factory(Exploding(ORG)),
-        authenticator=Authenticator.from_settings(settings, jwks=jwks),
+    monkeypatch.setattr(exchange.submissions, "check_note", exploding)
+    resp = await client.post(
+        "/api/v1/notes/check", json=payloads.note(text=SECRET_TEXT), headers=bearer(make_token())
     )
-    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-        resp = await client.post(
-            "/api/v1/notes/check", json=payloads.note(text=SECRET_TEXT), headers=bearer(make_token())
-        )
-        body = await resp.json()
+    body = await resp.json()
     assert resp.status == 500
     assert body == {
         "code": "internal_error",

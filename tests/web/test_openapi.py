@@ -18,14 +18,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from bridge.config import load_settings
-from bridge.sandbox import Sandbox
 from bridge.web import create_app
 from bridge.web.auth import Authenticator
 from bridge.web.openapi import build_openapi
+from bridge_dev.sandbox import Sandbox
 from tests.web.conftest import TokenFactory, bearer
 from tests.web.live import serve_in_thread
-from tests.web.stack import write_stack
+from tests.web.stack import environment, write_stack
 
 # routes that are not part of the JSON API (HTML page, static files, the document itself)
 NOT_IN_DOCUMENT = re.compile(r"^/(inbox|static|api/openapi\.json)")
@@ -56,15 +55,10 @@ def live_url(
 ) -> Iterator[str]:
     """The real service: ExchangeService on a SQLite file, the rule files, the sandbox EHR."""
     stack = write_stack(sandbox_ehr, tmp_path_factory.mktemp("openapi"), port=0)
-    mp = pytest.MonkeyPatch()
-    for key, value in stack.env.items():
-        mp.setenv(key, value)
-    mp.setenv("BRIDGE_DIRECTORY", str(stack.directory))
-    s = load_settings(stack.config)
-    auth = Authenticator.from_settings(s, jwks=jwks)
-    with serve_in_thread(create_app(s, authenticator=auth)) as url:
-        yield url
-    mp.undo()
+    with environment(stack) as s:
+        auth = Authenticator.from_settings(s, jwks=jwks)
+        with serve_in_thread(create_app(s, authenticator=auth)) as url:
+            yield url
 
 
 @pytest.fixture(scope="module")

@@ -12,30 +12,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from bridge.config import load_settings
-from bridge.sandbox import Sandbox
-from bridge.web import create_app
+from bridge_dev.sandbox import Sandbox
 from tests.web.payloads import note
-from tests.web.stack import Stack, encounter_for, write_stack
+from tests.web.stack import Stack, encounter_for, serve, write_stack
 
 Client = TestClient[Any, Any]
 
 
 @pytest.fixture
-async def live(
-    sandbox_ehr: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[Client, Stack]]:
+async def live(sandbox_ehr: Sandbox, tmp_path: Path) -> AsyncIterator[tuple[Client, Stack]]:
     stack = write_stack(sandbox_ehr, tmp_path / "b", port=0)
     # the default floor (366 days), as a deployment without the setting gets it
     text = stack.config.read_text()
     assert "oldest_record_days = 36500\n" in text
     stack.config.write_text(text.replace("oldest_record_days = 36500\n", ""))
-    for key, value in stack.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("BRIDGE_DIRECTORY", str(stack.directory))
-    async with TestClient(TestServer(create_app(load_settings(stack.config)), host="127.0.0.1")) as client:
+    async with serve(stack) as client:
         yield client, stack
 
 

@@ -6,45 +6,32 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from bridge.config import load_settings
-from bridge.demo import peer_organization_ref, place_referral
 from bridge.mappers import referral_id_for
-from bridge.sandbox import Sandbox
 from bridge.store import open_store
-from bridge.web import create_app
+from bridge_dev.sandbox import Sandbox
 from tests.web.conftest import TokenFactory, bearer
-from tests.web.stack import Stack, write_stack
+from tests.web.stack import Stack, place_referrals, serve, write_stack
 
 Client = TestClient[Any, Any]
 
 
 @pytest.fixture
 async def only_own(
-    sandbox_ehr: Sandbox, tmp_path: Path, jwks: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    sandbox_ehr: Sandbox, tmp_path: Path, jwks: dict[str, Any]
 ) -> AsyncIterator[tuple[Client, Stack, list[str]]]:
     jwks_file = tmp_path / "jwks.json"
     jwks_file.write_text(json.dumps(jwks))
     stack = write_stack(sandbox_ehr, tmp_path / "b", port=0, jwks_file=jwks_file, peers_see_only_own=True)
-    for key, value in stack.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("BRIDGE_DIRECTORY", str(stack.directory))
-    settings = load_settings(stack.config)
-    tasks = []
-    async with httpx.AsyncClient(base_url=sandbox_ehr.base_url + "/", timeout=30) as ehr:
-        owner = await peer_organization_ref(ehr, settings)
-        for _ in range(2):
-            tag = uuid.uuid4().hex[:8]
-            tasks.append(await place_referral(ehr, tag=tag, patient_id=stack.patient_id, owner_ref=owner))
-    async with TestClient(TestServer(create_app(settings), host="127.0.0.1")) as client:
+    tasks = await place_referrals(stack, sandbox_ehr, 2)
+    async with serve(stack) as client:
         yield client, stack, tasks
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bridge.sandbox import Sandbox, free_port
 from bridge.store import open_store
+from bridge_dev.sandbox import Sandbox, free_port
 from tests.web.stack import Stack, encounter_for, write_stack
 
 

@@ -12,7 +12,6 @@ does not seed, and :func:`referral_resources` the ServiceRequest + Task a clinic
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -54,22 +53,18 @@ def worker_toml(
 ) -> str:
     """A ``bridge.toml`` for a worker process (``python -m bridge.exchange.run``) sending to one
     endpoint, ``clinic``, with the Texas rules."""
-    q = json.dumps  # a JSON string is a valid TOML basic string
-    lines = [
-        'default_endpoint = "clinic"',
-        "[organization]",
-        *(f"{k} = {q(v)}" for k, v in organization(org_id, "Harbor Recovery").items()),
-        "[endpoints.clinic]",
-        f"base_url = {q(base_url)}",
-        f"max_concurrency = {concurrency}",
-        "[store]",
-        f"url = {q(store_url)}",
-        f"lease_seconds = {lease_seconds}",
-        "[rules]",
-        f"dir = {q(str(rules_dir))}",
-        'jurisdiction = "TX"',
-    ]
-    return "\n".join(lines) + "\n"
+    from bridge_dev.stack import bridge_config, to_toml  # stack builds on these samples
+
+    cfg = bridge_config(
+        base_url,
+        org=org_id,
+        org_name="Harbor Recovery",
+        store_url=store_url,
+        endpoint={"max_concurrency": concurrency},
+        rules={"dir": str(rules_dir)},
+        store={"lease_seconds": lease_seconds},
+    )
+    return to_toml(cfg)
 
 
 def participant(pid: str = "pt-1", mrn: str = "MRN-1001", **kw: Any) -> Participant:

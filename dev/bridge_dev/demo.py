@@ -37,7 +37,6 @@ from aiohttp import web
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
-from bridge import samples
 from bridge.config import Settings, settings_from_dict
 from bridge.domain import (
     ConsentRecord,
@@ -50,9 +49,10 @@ from bridge.errors import BridgeError, ExchangeError
 from bridge.exchange.directory import InMemoryDirectory
 from bridge.mappers import MappingContext, organization_to_fhir, referral_id_for
 from bridge.observability import configure_logging
-from bridge.sandbox import Sandbox, free_port, sandbox
 from bridge.web.app import create_app
-from bridge.web.exchange_service import open_exchange_service
+from bridge_dev import samples
+from bridge_dev.sandbox import Sandbox, free_port, sandbox
+from bridge_dev.stack import bridge_config
 
 log = logging.getLogger("bridge.demo")
 
@@ -199,32 +199,26 @@ def make_people(tag: str, now: datetime) -> People:
 
 
 def demo_settings(ehr: Sandbox, workdir: Path, port: int, idp: IdentityProvider) -> Settings:
-    return settings_from_dict(
-        {
-            "organization": samples.organization(ORG_ID),
-            "endpoints": {
-                "clinic": {
-                    "base_url": ehr.base_url,
-                    "patient_identifier_system": MRN_SYSTEM,
-                    "poll_interval_seconds": 2,  # the fallback if a notification is lost
-                    "retry_max_seconds": 20,
-                }
-            },
-            "default_endpoint": "clinic",
-            "server": {
-                "host": "127.0.0.1",
-                "port": port,
-                "public_url": f"http://127.0.0.1:{port}",
-                "notification_token_env": "BRIDGE_DEMO_NOTIFY_TOKEN",
-            },
-            "store": {"url": f"sqlite+aiosqlite:///{workdir / 'bridge.db'}"},
-            "outbox": {"base_backoff_seconds": 0.5, "max_backoff_seconds": 5},
-            "rules": {"dir": str(rules_dir()), "jurisdiction": "TX"},
-            "api_auth": {"issuer": ISSUER, "audience": AUDIENCE, "jwks_file": str(idp.jwks_file)},
+    cfg = bridge_config(
+        ehr.base_url,
+        org=ORG_ID,
+        store_url=f"sqlite+aiosqlite:///{workdir / 'bridge.db'}",
+        endpoint={
+            "patient_identifier_system": MRN_SYSTEM,
+            "poll_interval_seconds": 2,  # the fallback if a notification is lost
+            "retry_max_seconds": 20,
         },
-        source="(demo)",
-        base_dir=str(workdir),
+        rules={"dir": str(rules_dir())},
+        server={
+            "host": "127.0.0.1",
+            "port": port,
+            "public_url": f"http://127.0.0.1:{port}",
+            "notification_token_env": "BRIDGE_DEMO_NOTIFY_TOKEN",
+        },
+        outbox={"base_backoff_seconds": 0.5, "max_backoff_seconds": 5},
+        api_auth={"issuer": ISSUER, "audience": AUDIENCE, "jwks_file": str(idp.jwks_file)},
     )
+    return settings_from_dict(cfg, source="(demo)", base_dir=str(workdir))
 
 
 # --- the clinic's side: what the EHR's own users and systems do -------------------------------------
@@ -558,11 +552,7 @@ async def run_demo(
         )
         async with httpx.AsyncClient(base_url=ehr.base_url + "/", timeout=30) as client:
             await put_task_topic(client)
-
-        def factory(s: Settings, m: Any) -> Any:
-            return open_exchange_service(s, m, directory=directory)
-
-        app = create_app(settings, service_factory=factory)
+        app = create_app(settings, directory=directory)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -599,11 +589,3 @@ def demo(args: argparse.Namespace) -> int:
     export = Path(args.export) if args.export else None
     asyncio.run(run_demo(out=sys.stdout, keep_running=args.keep_running, export=export))
     return 0
-
-
-def register_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("demo", help="play the whole story against a sandbox EHR (SQLite, free ports)")
-    p.add_argument("--keep-running", action="store_true", help="leave the EHR and the bridge up afterwards")
-    p.add_argument("--export", metavar="DIR", default=None, help="write the EHR's resources as NDJSON here")
-    p.add_argument("-v", "--verbose", action="store_true", help="show the bridge's JSON logs on stderr")
-    p.set_defaults(handler=demo)

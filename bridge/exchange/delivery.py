@@ -1,0 +1,77 @@
+"""Delivery: what the outbound worker (:mod:`bridge.exchange.outbound`) sends for an outbox item.
+
+:meth:`Delivery.prepare` maps the stored records to the transaction Bundle at delivery time, after
+the privacy gate runs again (a consent may have been revoked since the note was accepted); the
+gate's decision goes to the audit log whichever way it went.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from bridge.domain import PeerNote, PeerWorker
+from bridge.exchange.context import ExchangeContext
+from bridge.exchange.payload import OutboxPayload
+from bridge.mappers import MappingContext, build_submission_bundle, patient_reference_for
+from bridge.store import OutboxItem
+
+
+class Delivery:
+    def __init__(self, ctx: ExchangeContext) -> None:
+        self.ctx = ctx
+
+    async def prepare(self, item: OutboxItem, now: datetime) -> Mapping[str, Any]:
+        """The transaction Bundle for ``item`` at delivery time; the privacy gate runs first."""
+        ctx = self.ctx
+        payload = OutboxPayload.read(item.payload)
+        encounter, note = payload.encounter, payload.note
+        participant = await ctx.directory.participant(encounter.participant_id)
+        peer = await ctx.directory.peer(encounter.peer_id)
+        cosigner = await self._gate(item, note, now) if note is not None else None
+        referral = await ctx.referral(encounter.referral_id)
+        caps = await ctx.clients[item.endpoint].capabilities()
+        mapping = MappingContext.from_organization(
+            ctx.settings.organization,
+            endpoint=item.endpoint,
+            patient_reference=patient_reference_for(participant, item.endpoint),
+            now=now,
+        )
+        return build_submission_bundle(
+            mapping,
+            encounter=encounter,
+            participant=participant,
+            peer=peer,
+            note=note,
+            cosigner=cosigner,
+            referral=referral,
+            send_encounter=caps.can_create("Encounter"),
+            # the session's Procedure went with the session; a note only documents it
+            send_procedure=note is None and caps.can_create("Procedure"),
+            sud_related=note.sud_related if note is not None else True,
+            update_note=payload.update,
+        )
+
+    async def _gate(self, item: OutboxItem, note: PeerNote, now: datetime) -> PeerWorker | None:
+        """The privacy gate for ``note`` now (audited either way); its co-signer when it passes."""
+        ctx = self.ctx
+        consents = await ctx.directory.consents(note.participant_id)
+        disclosure = ctx.policy.check_disclosure(note, item.endpoint, consents, now)
+        # the gate's decision is evidence too: which consent allowed it, or which rule refused
+        await ctx.store.audit.append(
+            actor=f"bridge:{ctx.owner}",
+            action="privacy-gate",
+            subject=item.id,
+            at=now,
+            outcome="ok" if disclosure.allowed else "refused",
+            source=item.endpoint,
+            detail={
+                "verdict": disclosure.verdict.value,
+                "rules_fired": list(disclosure.decision.rules_fired),
+                "consent": disclosure.consent_id,
+                "labels": [c["code"] for c in disclosure.labels],
+            },
+        )
+        disclosure.decision.raise_for_verdict(holds=True, when="at delivery time")
+        return await ctx.directory.peer(note.cosigner_id) if note.cosigner_id is not None else None
