@@ -197,6 +197,9 @@ class Submissions:
         if note.encounter_id is None:
             raise InputError("encounter_id", "required: a note is sent with the session it documents")
         self._check_dates({"written_at": note.written_at})
+        if not note.sud_related and self.ctx.policy.sud_content(note.text):
+            # Part 2 rests on what the note says, not on a flag its author can switch off
+            note = note.model_copy(update={"sud_related": True})
         decision, endpoint = await self.judge_note(note)
         decision.raise_for_verdict()
         holds = [v.rule for v in decision.violations if v.severity.value == "hold"]

@@ -1,0 +1,53 @@
+"""Part 2 labels come from what a note says, not from a flag its author can switch off (issue 10 #7).
+
+Real sandbox EHR and SQLite store: a care-team note about methadone sent with ``sud_related=false``
+reaches the chart with the 42 CFR Part 2 labels and notice; a note about housing does not."""
+
+from __future__ import annotations
+
+import httpx
+
+from bridge.domain import Audience
+from bridge.exchange.views import Actor
+from bridge.store import Store
+from bridge_dev.sandbox import Sandbox
+
+from .support import ServiceFactory, World, settings_for
+
+ACTOR = Actor(name="peer-app", role="peer-specialist", organization="harbor-recovery", source="127.0.0.1")
+SUD_TEXT = "Drove him to his methadone clinic intake; we planned his rides for the first two weeks."
+
+
+def security_codes(base_url: str, system: str, note_id: str) -> set[str]:
+    r = httpx.get(f"{base_url}/DocumentReference", params={"identifier": f"{system}|{note_id}"}, timeout=30)
+    r.raise_for_status()
+    (entry,) = r.json()["entry"]
+    return {c["code"] for c in entry["resource"].get("meta", {}).get("security", [])}
+
+
+async def test_sud_text_is_labelled_part_2_whatever_the_flag_says(
+    sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    w = World(sandbox_ehr)
+    p = w.participant()
+    settings = settings_for(sandbox_ehr.base_url)
+    svc = await make_service(settings, sqlite_store, w.directory)
+    system = f"{settings.organization.identifier_system}/note"
+
+    enc = w.encounter(p)
+    await svc.submissions.submit_encounter(enc, actor=ACTOR)
+    flagged_off = w.note(enc, text=SUD_TEXT, audience=Audience.CARE_TEAM, sud_related=False)
+    sub = await svc.submissions.submit_note(flagged_off, actor=ACTOR)
+
+    enc2 = w.encounter(p, 1)
+    await svc.submissions.submit_encounter(enc2, actor=ACTOR)
+    plain = w.note(enc2, audience=Audience.CARE_TEAM, sud_related=False)  # a note about housing
+    control = await svc.submissions.submit_note(plain, actor=ACTOR)
+
+    await svc.worker.drain("clinic")
+    assert (await svc.submissions.get(sub.id)).state == "delivered"
+    assert (await svc.submissions.get(control.id)).state == "delivered"
+    assert {"R", "42CFRPart2"} <= security_codes(sandbox_ehr.base_url, system, flagged_off.id)
+    assert "42CFRPart2" not in security_codes(sandbox_ehr.base_url, system, plain.id)
+    gate = [e for e in await sqlite_store.audit.entries(subject=sub.id) if e.action == "privacy-gate"]
+    assert gate and gate[0].detail is not None and "42CFRPart2" in gate[0].detail["labels"]
