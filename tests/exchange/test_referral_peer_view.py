@@ -23,7 +23,17 @@ from .support import ServiceFactory, World, settings_for
 
 PERTAINS_TO_GOAL = "http://hl7.org/fhir/StructureDefinition/resource-pertainsToGoal"
 # words that exist only in the clinical material attached to the referral
-PRIVATE = ("fentanyl", "F11.20", "Opioid use disorder", "buprenorphine", "16 mg", "PHQ-9", "CBT homework")
+PRIVATE = (
+    "fentanyl",
+    "F11.20",
+    "Opioid use disorder",
+    "buprenorphine",
+    "16 mg",
+    "PHQ-9",
+    "CBT homework",
+    "HCV positive",
+    "patient in detox",
+)
 
 
 def _put(base_url: str, resource: dict[str, Any]) -> None:
@@ -125,7 +135,8 @@ def place_rich_referral(base_url: str, *, tag: str, owner_ref: str, patient_id: 
         "reasonCode": [
             {
                 "coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F11.20"}],
-                "text": "Wants support staying in recovery after discharge",
+                # free text about the person never reaches a peer, however it reads (issue 10 #5)
+                "text": "Opioid use disorder, severe (F11.20); HCV positive; on buprenorphine 16 mg",
             }
         ],
         "reasonReference": [{"reference": f"Condition/dx-{tag}", "display": "Opioid use disorder"}],
@@ -148,6 +159,7 @@ def place_rich_referral(base_url: str, *, tag: str, owner_ref: str, patient_id: 
         "for": patient,
         "authoredOn": "2026-11-26T09:15:00-06:00",
         "owner": {"reference": owner_ref},
+        "statusReason": {"text": "patient in detox"},
         "note": [{"text": "on buprenorphine 16 mg, UDS positive for fentanyl"}],
         "input": [
             _input("goal", valueString="Reconnect with family"),
@@ -202,7 +214,7 @@ async def test_goals_appointments_and_programs_reach_the_inbox_and_clinical_deta
         {"start": "2026-12-10T14:00:00-06:00", "description": None},
     ]
     assert stored["consent_ref"] == f"Consent/consent-{w.tag}"
-    assert stored["reason"] == "Wants support staying in recovery after discharge"
+    assert stored["reason"] is None and stored["status_reason"] is None
     assert stored["contact"]["name"] == {"given": "Avery", "family": "Quinn"}
     row_text = rows[0][2]
     for word in PRIVATE:

@@ -40,7 +40,7 @@ async def test_integrator_may_not_use_the_inbox(client: Client) -> None:
 async def test_page_lists_referrals_escaped_and_is_not_cached(
     client: Client, exchange: ExchangeService, make_token: TokenFactory
 ) -> None:
-    rid = await seed.referral(exchange, reason="<script>alert(1)</script>")
+    rid = await seed.referral(exchange, name=("<script>alert(1)</script>", "Quinn"))
     await _sign_in(client, make_token())
     resp = await client.get("/inbox")
     html = await resp.text()
@@ -64,7 +64,10 @@ async def test_decline_form_records_the_reason(
     await _sign_in(client, make_token())
     resp = await client.post(f"/inbox/referrals/{rid}/decline", data={"reason": "outside our county"})
     assert resp.status == 200  # followed the redirect back to the page
-    assert (await exchange.store.inbox.get(rid)).referral.status_reason == "outside our county"
+    entry = await exchange.store.inbox.get(rid)
+    # the reason reached the clinic's Task; the peer view keeps only coded status reasons
+    task = await exchange.clients["clinic"].read_raw(f"Task/{entry.referral.task_id}")
+    assert task["statusReason"]["text"] == "outside our county" and entry.referral.status_reason is None
     assert f"{rid}: decline done" in await resp.text()
 
 

@@ -58,7 +58,9 @@ async def test_peer_accepts_a_real_referral_and_logs_a_session(
             break
         await page.wait_for_timeout(200)
         await page.reload()
-    await expect(card).to_contain_text("Recovery support after an emergency department visit")
+    await expect(card).to_contain_text("Dr. Sam Patel")
+    # the clinician's free-text reason stays at the clinic (issue 10 #5, minimum necessary)
+    await expect(card).not_to_contain_text("Recovery support after an emergency department visit")
     await card.get_by_role("button", name="Accept").click()
     await expect(page.locator(f"#referral-{referral_id} .status")).to_have_text("accepted")
     async with httpx.AsyncClient(timeout=30) as ehr:
