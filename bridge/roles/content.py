@@ -84,6 +84,8 @@ class RuleBase:
     question_terms: frozenset[str] = frozenset()
     # a review rule gives way: its hits that overlap another rule's evidence are not reported
     defer: bool = False
+    # allowed forms as patterns: a match in the same clause excuses a hit (each kind may add more)
+    allow: tuple[re.Pattern[str], ...] = ()
 
     def _suppressed(self, analysis: Analysis, start: int, end: int) -> bool:
         return bool(self.unless and (analysis.contexts(start, end) & self.unless))
@@ -133,7 +135,7 @@ class RuleBase:
         for t in analysis.terms_of(self.terms):
             if self._suppressed(analysis, t.start, t.end) or self._term_allowed(analysis, t.start, t.end):
                 continue
-            if _allowed_by(getattr(self, "allow", ()), analysis, t.start, t.end):
+            if _allowed_by(self.allow, analysis, t.start, t.end):
                 continue
             out.append(_evidence(analysis.text, t.start, t.end, (t,)))
         return out
@@ -197,7 +199,7 @@ class RuleBase:
         if any(self._masked(analysis, t.start, t.end) for t in chosen):
             return None
         if any(self._term_allowed(analysis, t.start, t.end) for t in judged) or _allowed_by(
-            getattr(self, "allow", ()), analysis, start, end
+            self.allow, analysis, start, end
         ):
             return None
         return _evidence(analysis.text, start, end, tuple(chosen))
@@ -250,7 +252,6 @@ def _evidence(text: str, start: int, end: int, hits: tuple[TermHit, ...] = ()) -
 @dataclass(frozen=True, slots=True)
 class PatternRule(RuleBase):
     patterns: tuple[re.Pattern[str], ...] = ()
-    allow: tuple[re.Pattern[str], ...] = ()
 
     def _find_patterns(self, analysis: Analysis) -> list[Evidence]:
         found: list[Evidence] = []
@@ -270,7 +271,6 @@ class NearRule(RuleBase):
     then: tuple[re.Pattern[str], ...] = ()
     window: int = 10
     ordered: bool = False
-    allow: tuple[re.Pattern[str], ...] = ()
 
     def _find_patterns(self, analysis: Analysis) -> list[Evidence]:
         text = analysis.text
@@ -308,7 +308,6 @@ class DirectiveRule(RuleBase):
     pronoun_objects: re.Pattern[str] | None = None
     object_breaks: re.Pattern[str] | None = None
     statement_fillers: re.Pattern[str] | None = None
-    allow: tuple[re.Pattern[str], ...] = ()
     allow_when_negated: tuple[re.Pattern[str], ...] = ()
     window: int = 6
     max_fillers: int = 6
@@ -388,8 +387,6 @@ class DirectiveRule(RuleBase):
 @dataclass(frozen=True, slots=True)
 class VocabularyRule(RuleBase):
     """A rule that fires on vocabulary terms and acts alone (no patterns of its own)."""
-
-    allow: tuple[re.Pattern[str], ...] = ()
 
 
 ContentRule = PatternRule | NearRule | DirectiveRule | VocabularyRule
