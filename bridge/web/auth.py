@@ -24,7 +24,8 @@ from joserfc.jwt import JWTClaimsRegistry
 
 from bridge.config import Settings
 from bridge.domain import Role
-from bridge.errors import ConfigError, NotAuthenticatedError
+from bridge.errors import ConfigError, IdentityMismatchError, NotAuthenticatedError
+from bridge.exchange.authorship import PEER_ROLES
 from bridge.web.principal import Principal
 
 # Asymmetric algorithms only: a shared-secret HS256 token from an IdP would make the JWKS a secret.
@@ -123,6 +124,11 @@ class Authenticator:
         if not isinstance(org, str) or not org:
             raise NotAuthenticatedError("bearer token has no 'organization' claim")
         practitioner = claims.get("practitioner_id")
+        if role in PEER_ROLES and not (isinstance(practitioner, str) and practitioner):
+            # a person signs in as themselves: the directory decides who that is (issue 10)
+            raise IdentityMismatchError(
+                "a peer's token must name its practitioner_id", rule="identity.unknown"
+            )
         sub = claims.get("sub")
         return Principal(
             subject=sub if isinstance(sub, str) else "(no sub)",
