@@ -9,7 +9,8 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from aiohttp.test_utils import TestClient
 from bridge.store import AuditEntry, OutboxItem, open_store
 from bridge_dev.sandbox import Sandbox
 from tests.web.conftest import TokenFactory, bearer, idp_key, jwks, make_token
-from tests.web.stack import Stack, add_peer, encounter_for, serve, write_stack
+from tests.web.stack import Stack, add_peer, encounter_for, place_referrals, serve, write_stack
 
 __all__ = ["idp_key", "jwks", "make_token"]  # the web tests' identity provider, shared
 
@@ -41,6 +42,7 @@ class People:
     supervisor: str  # the provisional peer's supervisor
     other_supervisor: str  # same organization, supervises nobody here
     outsider: str  # a peer of another organization (in the same directory)
+    tasks: list[str] = field(default_factory=list)  # referrals placed at the EHR (Task ids)
 
     def token(self, who: str, role: str = "peer-specialist", org: str = "harbor-recovery") -> dict[str, str]:
         return bearer(self.make_token(role, org, practitioner_id=who))
@@ -127,6 +129,20 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 10
 async def people(
     sandbox_ehr: Sandbox, tmp_path: Path, jwks: dict[str, Any], make_token: TokenFactory
 ) -> AsyncIterator[People]:
+    async with open_people(sandbox_ehr, tmp_path, jwks, make_token) as p:
+        yield p
+
+
+@asynccontextmanager
+async def open_people(
+    sandbox_ehr: Sandbox,
+    tmp_path: Path,
+    jwks: dict[str, Any],
+    make_token: TokenFactory,
+    *,
+    referrals: int = 0,
+) -> AsyncIterator[People]:
+    """The stack with its people; ``referrals`` placed at the EHR first (the start-up poll finds them)."""
     jwks_file = tmp_path / "jwks.json"
     jwks_file.write_text(json.dumps(jwks))
     stack = write_stack(sandbox_ehr, tmp_path / "bridge", port=0, jwks_file=jwks_file)
@@ -135,5 +151,8 @@ async def people(
     other_sup = add_peer(stack, f"sup2-{tag}", role="peer-supervisor", level="supervisor")
     prov = add_peer(stack, f"prov-{tag}", level="provisional", supervisor_id=sup)
     outsider = add_peer(stack, f"out-{tag}", organization_id=OTHER_ORG)
+    tasks = await place_referrals(stack, sandbox_ehr, referrals) if referrals else []
     async with serve(stack) as client:
-        yield People(client, stack, sandbox_ehr, make_token, stack.peer_id, prov, sup, other_sup, outsider)
+        yield People(
+            client, stack, sandbox_ehr, make_token, stack.peer_id, prov, sup, other_sup, outsider, tasks
+        )
