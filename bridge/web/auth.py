@@ -92,7 +92,10 @@ class Authenticator:
         return self._by_jwt(token.strip())
 
     def _by_api_key(self, presented: str) -> Principal:
-        given = presented.encode()
+        try:
+            given = presented.encode()
+        except UnicodeEncodeError:  # bytes that are not UTF-8 in the header: no key of ours
+            raise NotAuthenticatedError("unknown API key") from None
         match: _ApiKey | None = None
         # compare against every key, so timing does not reveal which one (or whether any) matched
         for key in self._api_keys:

@@ -307,9 +307,11 @@ def referral_action(action: str) -> Any:
 async def notify(request: web.Request) -> web.Response:
     """Subscription rest-hook target, authenticated with the token set on the Subscription."""
     expected = request.app[NOTIFY_TOKEN]
-    presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
-        raise NotAuthenticatedError("notification token missing or wrong")
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    # bytes that are not UTF-8 cannot be the token (surrogateescape keeps the comparison total)
+    given = presented.strip().encode("utf-8", "surrogateescape")
+    if not expected or scheme != "Bearer" or not hmac.compare_digest(given, expected.encode()):
+        raise NotAuthenticatedError("notification token missing or wrong (Authorization: Bearer <token>)")
     # an R4 criteria subscription without payload sends an empty POST: a ping to go and look.
     # Empty means no bytes, whatever the framing (Content-Length: 0, an empty chunked body) or
     # the Content-Type a server put on it
