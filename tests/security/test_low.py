@@ -25,6 +25,7 @@ async def served(sandbox_ehr: Sandbox, tmp_path: Path) -> AsyncIterator[tuple[Cl
         '[server]\nhost = "127.0.0.1"\n',
         '[server]\nhost = "127.0.0.1"\nnotification_token_env = "BRIDGE_TEST_NOTIFY_TOKEN"\n',
     )
+    assert "notification_token_env" in text
     stack.config.write_text(text)
     async with serve(stack, BRIDGE_TEST_NOTIFY_TOKEN=NOTIFY_TOKEN) as client:
         yield client, stack

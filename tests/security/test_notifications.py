@@ -37,6 +37,7 @@ async def notified(sandbox_ehr: Sandbox, tmp_path: Path) -> AsyncIterator[tuple[
         '[server]\nhost = "127.0.0.1"\n',
         '[server]\nhost = "127.0.0.1"\nnotification_token_env = "BRIDGE_TEST_NOTIFY_TOKEN"\n',
     )
+    assert "notification_token_env" in text
     stack.config.write_text(text)
     with environment(stack) as settings:  # before the bridge starts: its start-up poll makes it too
         async with httpx.AsyncClient(base_url=sandbox_ehr.base_url + "/", timeout=30) as http:
