@@ -41,6 +41,18 @@ class _ApiKey:
     organization: str
 
 
+def _check_jwks(jwks: Any, path: str) -> None:
+    """A JWKS that would switch bearer tokens off (``[]``, no keys) or cannot be read is a start-up
+    error naming the setting, never a silent "no JWT" nor a traceback."""
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(keys, list) or not keys:
+        raise ConfigError(path, "the JWKS must be an object with a non-empty 'keys' list")
+    try:
+        KeySet.import_key_set(jwks)
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(path, f"the JWKS cannot be read ({type(exc).__name__})") from None
+
+
 class Authenticator:
     """Turns request headers into a :class:`Principal` or raises :class:`NotAuthenticatedError`."""
 
@@ -68,6 +80,8 @@ class Authenticator:
             except (OSError, ValueError) as exc:
                 reason = f"cannot read a JWKS from it ({type(exc).__name__})"
                 raise ConfigError("api_auth.jwks_file", reason) from None
+        if jwks is not None:
+            _check_jwks(jwks, "api_auth.jwks_url" if cfg.jwks_url else "api_auth.jwks_file")
         if jwks is not None and not (cfg.issuer and cfg.audience):
             raise ConfigError("api_auth.issuer", "issuer and audience are required when a JWKS is set")
         keys = [
@@ -133,8 +147,11 @@ class Authenticator:
                 "a peer's token must name its practitioner_id", rule="identity.unknown"
             )
         sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub:
+            # the subject scopes idempotency keys and names the caller: tokens without one would share
+            raise NotAuthenticatedError("bearer token has no 'sub' claim")
         return Principal(
-            subject=sub if isinstance(sub, str) else "(no sub)",
+            subject=sub,
             role=Role(role),
             organization=org,
             practitioner_id=practitioner if isinstance(practitioner, str) else None,

@@ -183,7 +183,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         httponly=True,
         samesite="Strict",
         path="/",
-        secure=request.secure,
+        # behind a TLS proxy the request itself is plain http: the public URL says what browsers use
+        secure=request.secure or (request.app[SETTINGS].server.public_url or "").startswith("https://"),
     )
     return resp
 

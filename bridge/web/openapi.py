@@ -18,7 +18,7 @@ from bridge.web.routes import ROUTES, Route
 
 JsonMode = Literal["validation", "serialization"]
 _ERROR_TEXT = {
-    400: "The body is not a JSON object (`malformed_json`)",
+    400: "The body is not a JSON object, or an id in the path is too long",
     401: "No, bad or expired credentials (`unauthenticated`)",
     403: "Not allowed for this role or organization (`forbidden`, with the deciding `rule`)",
     404: "No such item, or not visible to the caller (`not_found`)",
@@ -34,7 +34,6 @@ _ERROR_TEXT = {
 # the stable ``code`` of each refusal, by status, and what some routes add to them (issue 10):
 # listed in each answer's description and as ``x-error-codes``
 _CODES: dict[int, tuple[str, ...]] = {
-    400: ("malformed_json",),
     401: ("unauthenticated",),
     # identity_mismatch: the directory does not know the caller as the token says (role, organization)
     403: ("forbidden", "identity_mismatch"),
@@ -55,6 +54,10 @@ _ROUTE_CODES: dict[str, dict[int, tuple[str, ...]]] = {
 def error_codes(route: Route, status: int) -> tuple[str, ...]:
     """The stable codes a refusal of ``route`` with ``status`` may carry."""
     codes = _CODES.get(status, ())
+    if status == 400 and (route.body is not None or route.security == "notify"):
+        codes += ("malformed_json",)
+    if status == 400 and route.path_patterns:
+        codes += ("malformed_id",)
     if status == 409 and route.idempotent:
         codes += ("idempotency_conflict",)
     if status == 409 and route.name.startswith("referral_"):
@@ -73,7 +76,7 @@ def _error_statuses(route: Route) -> list[int]:
     if route.idempotent:
         statuses |= {409}
     if route.path_patterns:
-        statuses |= {404}
+        statuses |= {400, 404}  # 400 `malformed_id`: an id longer than its pattern allows
     if route.security == "notify":
         statuses |= {502, 503}
     if route.name.startswith("referral_"):

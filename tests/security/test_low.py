@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bridge.errors import ConfigError
+from bridge.web import create_app
 from bridge_dev.sandbox import Sandbox
-from tests.web.conftest import NOTIFY_TOKEN
-from tests.web.stack import Stack, serve, write_stack
+from tests.web.conftest import NOTIFY_TOKEN, TokenFactory, bearer
+from tests.web.stack import Stack, add_peer, encounter_for, environment, serve, write_stack
 
 Client = TestClient[Any, Any]
 
@@ -132,3 +134,75 @@ async def test_malformed_notification_bundles_are_4xx_json(
     assert resp.status in (400, 422), await resp.text()
     assert resp.content_type == "application/json"
     assert (await resp.json())["code"] in ("malformed_json", "invalid_input")
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/referrals/{}", "/api/v1/submissions/{}", "/api/v1/notes/{}/cosign"]
+)
+async def test_an_overlong_id_is_400_json(served: tuple[Client, Stack], path: str) -> None:
+    client, stack = served
+    key = {"X-API-Key": stack.env["BRIDGE_TEST_PEER_KEY"]}
+    method = client.post if path.endswith("cosign") else client.get
+    resp = await method(path.format("a" * 10_000), headers=key)
+    assert resp.status == 400, await resp.text()
+    assert (await resp.json())["code"] == "malformed_id"
+    near = await client.get(path.format("a" * 64), headers=key) if method == client.get else None
+    assert near is None or near.status == 404  # the longest id allowed is looked up as usual
+
+
+@pytest.mark.parametrize("jwks", ["[]", '{"keys": []}', '{"keys": [{"kty": "EC"}]}', '{"keys": "x"}'])
+def test_a_jwks_that_would_switch_tokens_off_stops_the_start(
+    sandbox_ehr: Sandbox, tmp_path: Path, jwks: str
+) -> None:
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(jwks)
+    stack = write_stack(sandbox_ehr, tmp_path / "b", port=0, jwks_file=jwks_file)
+    with environment(stack) as settings, pytest.raises(ConfigError) as info:
+        create_app(settings)
+    assert info.value.path == "api_auth.jwks_file"
+
+
+async def test_a_token_without_sub_is_refused(
+    sandbox_ehr: Sandbox, tmp_path: Path, jwks: dict[str, Any], make_token: TokenFactory
+) -> None:
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(json.dumps(jwks))
+    stack = write_stack(sandbox_ehr, tmp_path / "b", port=0, jwks_file=jwks_file)
+    add_peer(stack, "peer-nosub")
+    async with serve(stack) as client:
+        for sub, status in ((None, 401), ("", 401), ("user-1", 200)):
+            token = make_token(practitioner_id="peer-nosub", sub=sub)
+            resp = await client.get("/api/v1/referrals", headers=bearer(token))
+            assert resp.status == status, (sub, await resp.text())
+
+
+async def test_the_session_cookie_is_secure_behind_a_tls_proxy(
+    sandbox_ehr: Sandbox, tmp_path: Path, jwks: dict[str, Any], make_token: TokenFactory
+) -> None:
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(json.dumps(jwks))
+    stack = write_stack(sandbox_ehr, tmp_path / "b", port=0, jwks_file=jwks_file)
+    text = stack.config.read_text().replace(
+        '[server]\nhost = "127.0.0.1"\n',
+        '[server]\nhost = "127.0.0.1"\npublic_url = "https://bridge.harbor.test"\n',
+    )
+    assert "public_url" in text
+    stack.config.write_text(text)
+    async with serve(stack) as client:
+        token = make_token(practitioner_id=stack.peer_id)
+        resp = await client.post("/inbox/login", data={"credential": token}, allow_redirects=False)
+        assert resp.status == 303, await resp.text()
+        assert "Secure" in resp.headers["Set-Cookie"]
+
+
+async def test_a_location_name_is_a_name_not_a_story(served: tuple[Client, Stack]) -> None:
+    client, stack = served
+    key = {"X-API-Key": stack.env["BRIDGE_TEST_PEER_KEY"]}
+    resp = await client.post(
+        "/api/v1/encounters", json={**encounter_for(stack), "location_name": "x" * 900_000}, headers=key
+    )
+    assert resp.status in (413, 422), await resp.text()
+    resp = await client.post(
+        "/api/v1/encounters", json={**encounter_for(stack), "location_name": "x" * 201}, headers=key
+    )
+    assert resp.status == 422 and (await resp.json())["field"] == "location_name"
