@@ -232,7 +232,7 @@ class PeerEncounter(_Record):
     start: AwareDatetime
     end: AwareDatetime
     setting: Setting
-    location_name: NonEmpty
+    location_name: Annotated[str, Field(min_length=1, max_length=200)]  # a place's name, not a story
     modality: Modality = Modality.INDIVIDUAL
     method: ContactMethod = ContactMethod.FACE_TO_FACE
     activities: Annotated[tuple[Activity, ...], Field(min_length=1)]

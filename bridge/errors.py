@@ -19,7 +19,11 @@ pydantic, TOML) are translated at the boundary with ``raise ... from exc`` and n
     ├── AccessError                     a caller of the bridge's own API was refused
     │   ├── NotAuthenticatedError       no, bad or expired credentials (HTTP 401)
     │   └── ForbiddenError              authenticated, but not allowed (HTTP 403)
+    │       ├── IdentityMismatchError   the directory does not know the caller as the token says
+    │       ├── AuthorshipError         a record names someone else as its author
+    │       └── CsrfError               a browser form without its token, or from another origin
     ├── IdempotencyConflictError        an Idempotency-Key reused for a different request
+    ├── RecordIdTakenError              a record id that belongs to another author (HTTP 409)
     └── ExchangeError                   talking to an EHR failed
         ├── RetryableError              worth trying again later (same request, unchanged)
         │   ├── TransportError          connection refused/reset, DNS, TLS, timeout
@@ -177,6 +181,31 @@ class ForbiddenError(AccessError):
         if self.rule is not None:
             d["rule"] = self.rule
         return d
+
+
+class IdentityMismatchError(ForbiddenError):
+    """The token's practitioner is unknown to the directory, or listed with another role or
+    organization than the token claims (``rule`` ``identity.*``)."""
+
+    code = "identity_mismatch"
+
+
+class AuthorshipError(ForbiddenError):
+    """A session or note names an author the caller may not submit for (``rule`` ``authorship.*``)."""
+
+    code = "authorship_mismatch"
+
+
+class CsrfError(ForbiddenError):
+    """A state-changing browser form without its form token, or posted from another origin."""
+
+    code = "csrf_refused"
+
+
+class RecordIdTakenError(BridgeError):
+    """A session or note id already used by another author (or organization): nothing changes."""
+
+    code = "record_id_taken"
 
 
 class IdempotencyConflictError(BridgeError):

@@ -86,6 +86,11 @@ class _SubState:
     gap_check: asyncio.Task[None] | None = None
 
 
+# a notification's event counts are the sender's word: further ahead of what we have seen than
+# this, a count is not believed (a gap all the same: caught up by polling)
+MAX_EVENT_JUMP = 10_000
+
+
 def _type_id(ref: str) -> tuple[str, str] | None:
     parts = ref.split("/_history")[0].rstrip("/").split("/")
     if len(parts) < 2:
@@ -260,13 +265,38 @@ class InboundSync:
         stored = 0
         if note.kind == "event-notification":
             stored = await self._ingest_focus(endpoint, note)
-            state.seen = max(state.seen, *note.event_numbers) if note.event_numbers else state.seen
-        gap = note.events_since_start is not None and note.events_since_start > state.seen
-        if gap:
-            self._schedule_gap_check(endpoint, note.events_since_start or 0)
+            plausible = [n for n in note.event_numbers if n <= state.seen + MAX_EVENT_JUMP]
+            state.seen = max(state.seen, *plausible) if plausible else state.seen
+        count = note.events_since_start
+        gap = count is not None and count > state.seen
+        if gap and count is not None:
+            # the sender's count, not ours: one implausibly far ahead is a gap all the same, but
+            # never the new baseline (a forged 10**30 would have ended gap detection for good)
+            self._schedule_gap_check(endpoint, count if count - state.seen <= MAX_EVENT_JUMP else None)
         return NotificationResult(endpoint, note.kind, stored, gap)
 
-    def _schedule_gap_check(self, endpoint: str, expected: int) -> None:
+    async def server_event_count(self, endpoint: str) -> int | None:
+        """``events-since-subscription-start`` as the EHR itself answers ``$status`` (None: unknown)."""
+        state = self.subs[endpoint]
+        if state.subscription_id is None:
+            return None
+        try:
+            bundle = await self.clients[endpoint].read_raw(f"Subscription/{state.subscription_id}/$status")
+        except FhirHttpError:
+            return None
+        for e in bundle.get("entry") or []:
+            for p in (e.get("resource") or {}).get("parameter") or []:
+                if isinstance(p, dict) and p.get("name") == "events-since-subscription-start":
+                    raw = p.get("valueString", p.get("valueInteger64", p.get("valueUnsignedInt")))
+                    try:
+                        return int(str(raw))
+                    except ValueError:
+                        return None
+        return None
+
+    def _schedule_gap_check(self, endpoint: str, expected: int | None) -> None:
+        """A catch-up poll unless the missing events arrive meanwhile; ``expected`` None: the count
+        was implausible, so afterwards only the EHR's own ``$status`` count is taken."""
         state = self.subs[endpoint]
         if state.gap_check is not None and not state.gap_check.done():
             return
@@ -274,16 +304,22 @@ class InboundSync:
         async def check() -> None:
             # events are sent concurrently and may arrive out of order: give them a moment
             await asyncio.sleep(self.settings.gap_grace_seconds)
-            if state.seen < expected:
+            if expected is None:
+                log.warning("inbound %s: implausible event count in a notification: catch-up poll", endpoint)
+            elif state.seen >= expected:
+                return
+            else:
                 log.info(
                     "inbound %s: gap (seen %d of %d events): catch-up poll", endpoint, state.seen, expected
                 )
-                try:
-                    await self.poll(endpoint, catch_up=True)
-                except BridgeError as exc:
-                    log.warning("inbound %s: catch-up poll failed: [%s]", endpoint, exc.code)
-                    return
-                state.seen = max(state.seen, expected)
+            try:
+                await self.poll(endpoint, catch_up=True)
+                trusted = expected if expected is not None else await self.server_event_count(endpoint)
+            except BridgeError as exc:
+                log.warning("inbound %s: catch-up poll failed: [%s]", endpoint, exc.code)
+                return
+            if trusted is not None:
+                state.seen = max(state.seen, trusted)
 
         state.gap_check = asyncio.create_task(check(), name=f"gap-check:{endpoint}")
 
@@ -321,7 +357,14 @@ class InboundSync:
         client = self.clients[endpoint]
         srs = {f"ServiceRequest/{r['id']}": r for r in included if r.get("resourceType") == "ServiceRequest"}
         stored = 0
+        owner = await self.owner_for(endpoint)
         for task in tasks:
+            if not self._owned(client, task, owner):
+                # a notification (or a PUT of a Task) naming another organization's Task: not ours
+                # to show a peer, nor to change
+                log.warning("inbound %s: Task/%s is not owned by us; skipped", endpoint, task.get("id"))
+                await self._skipped(endpoint, task, "not_owned")
+                continue
             focus = _type_id(str((task.get("focus") or {}).get("reference", "")))
             if focus is None or focus[0] != "ServiceRequest":
                 log.info("inbound %s: Task/%s has no ServiceRequest focus; skipped", endpoint, task.get("id"))
@@ -370,6 +413,15 @@ class InboundSync:
                     )
             stored += int(changed)
         return stored
+
+    @staticmethod
+    def _owned(client: AsyncFhirClient, task: Mapping[str, Any], owner: str) -> bool:
+        """Whether the Task as the EHR gave it names ``owner`` (``Organization/<id>``, relative or
+        absolute at this endpoint) as its owner."""
+        owned_by = task.get("owner")
+        ref = str(owned_by.get("reference", "")) if isinstance(owned_by, dict) else ""
+        ref = ref.split("/_history")[0].removeprefix(client.base_url.rstrip("/") + "/")
+        return ref == owner
 
     async def _skipped(self, endpoint: str, task: Mapping[str, Any], code: str, **why: Any) -> None:
         """Audit a Task left out of the inbox, so an operator can find it (the log line alone is

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from bridge.domain import Referral, ReferralStatus
 from bridge.errors import FhirRequestError, InputError, StateTransitionError
+from bridge.exchange.authorship import verify_identity
 from bridge.exchange.context import ExchangeContext
 from bridge.exchange.inbound import InboundSync
 from bridge.exchange.task_state import TARGET, ReferralAction, check_action, parse_action
@@ -79,6 +80,7 @@ class Referrals:
         action re-applied if the state machine still allows it; otherwise StateTransitionError.
         """
         act = parse_action(action) if isinstance(action, str) else action
+        await verify_identity(self.ctx.directory, actor)  # the token's role is the directory's
         when = at or self.ctx.clock()
         referral = (await self.ctx.store.inbox.get(referral_id)).referral
         # fail fast on what we already know; checked again on the Task as the EHR has it

@@ -16,7 +16,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.domain import PeerEncounter, PeerNote
-from bridge.errors import InputError, PolicyError, StoreError
+from bridge.errors import ForbiddenError, InputError, PolicyError, RecordIdTakenError, StoreError
+from bridge.exchange.authorship import (
+    check_author,
+    check_cosigner,
+    check_record_owner,
+    verify_identity,
+)
 from bridge.exchange.context import ExchangeContext
 from bridge.exchange.payload import OutboxPayload, PayloadKind
 from bridge.exchange.routing import partition_key
@@ -94,6 +100,7 @@ class Submissions:
         self, encounter: PeerEncounter, *, actor: Actor, idempotency_key: str | None = None
     ) -> Submission:
         ctx = self.ctx
+        await self._check_author(actor, encounter.peer_id, "encounter", encounter.id)
         self._check_dates({"start": encounter.start, "end": encounter.end})
         participant = await ctx.directory.participant(encounter.participant_id)
         peer = await ctx.directory.peer(encounter.peer_id)
@@ -121,6 +128,8 @@ class Submissions:
             return decision
 
         payload = OutboxPayload(kind=PayloadKind.ENCOUNTER, encounter=encounter)
+        earlier = await ctx.store.outbox.find(kind="encounter", item_key=encounter.id)
+        await self._check_owner(actor, encounter.id, "encounter", earlier, encounter.peer_id)
         return await self._enqueue(
             Work(payload, endpoint, participant.id, actor, idempotency_key, judge, billed=encounter)
         )
@@ -163,6 +172,9 @@ class Submissions:
 
     async def check_note(self, note: PeerNote, *, actor: Actor) -> Decision:
         """Dry run: the policy's verdict for this note as it would be sent now. Nothing is stored."""
+        await verify_identity(self.ctx.directory, actor)
+        if note.cosigner_id is None:
+            await check_author(self.ctx.directory, actor, note.author_id)
         self._check_dates({"written_at": note.written_at})
         decision, _ = await self.judge_note(note)
         return decision
@@ -196,6 +208,10 @@ class Submissions:
     ) -> Submission:
         if note.encounter_id is None:
             raise InputError("encounter_id", "required: a note is sent with the session it documents")
+        if note.cosigner_id is None:
+            await self._check_author(actor, note.author_id, "note", note.id)
+        else:  # the one co-sign check, as POST /cosign makes it
+            await self._check_cosigner(actor, note)
         self._check_dates({"written_at": note.written_at})
         if not note.sud_related and self.ctx.policy.sud_content(note.text):
             # Part 2 rests on what the note says, not on a flag its author can switch off
@@ -213,6 +229,7 @@ class Submissions:
             raise PolicyError("peer-team notes are not sent to an EHR")
         encounter = await self.ctx.encounter_of(note)
         earlier = await self.ctx.store.outbox.find(kind="note", item_key=note.id)
+        await self._check_owner(actor, note.id, "note", earlier, note.author_id)
         # sent before (now co-signed or amended): replace the EHR's copy, don't leave it stale
         update = any(i.state is not OutboxState.HELD for i in earlier)
         payload = OutboxPayload(kind=PayloadKind.NOTE, encounter=encounter, note=note, update=update)
@@ -234,6 +251,62 @@ class Submissions:
                 supersedes=held[-1] if held else None,
             )
         )
+
+    # --- who may submit what (issue 10) ---------------------------------------------------------
+
+    async def _check_author(self, actor: Actor, author_id: str, kind: str, record_id: str) -> None:
+        """The caller is who the directory says, and the record's author is the caller (or, for a
+        service account, a peer of its organization). A refusal is on record."""
+        try:
+            await verify_identity(self.ctx.directory, actor)
+            await check_author(self.ctx.directory, actor, author_id)
+        except ForbiddenError as exc:
+            await self._refused(actor, "submit", record_id, kind, exc.code, exc.rule)
+            raise
+
+    async def _check_cosigner(self, actor: Actor, note: PeerNote) -> None:
+        """A note sent with ``cosigner_id``: the caller is that supervisor and may co-sign the
+        author's notes (:func:`check_cosigner`, as ``POST /cosign``). A refusal is on record."""
+        directory = self.ctx.directory
+        try:
+            await verify_identity(directory, actor)
+            try:
+                supervisor = await directory.peer(str(note.cosigner_id))
+            except InputError:
+                raise ForbiddenError(
+                    "the directory does not know the co-signer", rule="cosign.role"
+                ) from None
+            author = await directory.peer(note.author_id)
+            check_cosigner(actor, supervisor, author, self.ctx.organization)
+        except ForbiddenError as exc:
+            await self._refused(actor, "note.cosign", note.id, "note", exc.code, exc.rule)
+            raise
+
+    async def _check_owner(
+        self, actor: Actor, record_id: str, kind: str, earlier: Sequence[OutboxItem], author_id: str
+    ) -> None:
+        """A record id is its first author's: anyone else's copy is refused (409), on record."""
+        authors: list[str] = []
+        for item in earlier:
+            try:
+                payload = OutboxPayload.read(item.payload)
+            except ValueError:
+                authors.append("(unreadable)")  # whose it is cannot be shown: not the caller's
+                continue
+            authors.append(payload.note.author_id if payload.note is not None else payload.encounter.peer_id)
+        owners = [self.ctx.submission(i).organization for i in earlier]
+        try:
+            check_record_owner(record_id, authors, author_id, owners, actor.organization)
+        except RecordIdTakenError as exc:
+            await self._refused(actor, "submit", record_id, kind, exc.code, None)
+            raise
+
+    async def _refused(
+        self, actor: Actor, action: str, record_id: str, kind: str, code: str, rule: str | None
+    ) -> None:
+        # codes, ids and the deciding rule only: never the record's text
+        detail = {"kind": kind, "record": record_id, "code": code, "rule": rule}
+        await self.ctx.audit(actor, action, record_id, outcome="refused", detail=detail)
 
     # --- the unit of work ------------------------------------------------------------------------
 

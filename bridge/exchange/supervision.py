@@ -13,8 +13,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from bridge.domain import PeerNote, PeerWorker, Role, parse
+from bridge.domain import PeerNote, PeerWorker, parse
 from bridge.errors import ForbiddenError, InputError, NotFoundInStoreError, NotHeldError
+from bridge.exchange.authorship import check_cosigner, verify_identity
 from bridge.exchange.context import ExchangeContext
 from bridge.exchange.payload import OutboxPayload
 from bridge.exchange.submissions import Submissions, stored_warnings
@@ -23,22 +24,6 @@ from bridge.roles.decision import Verdict
 from bridge.store import OutboxItem, OutboxState
 
 ESCALATION_REF = re.compile(r"^(Task|Communication)/[A-Za-z0-9\-.]{1,64}$")
-
-
-def check_cosigner(actor: Actor, supervisor: PeerWorker, author: PeerWorker, organization: str) -> None:
-    """May ``actor`` (who is ``supervisor`` in the directory) co-sign ``author``'s note? Pure.
-
-    A peer supervisor of the bridge's organization and the author's, and where the directory says
-    who supervises the author, that supervisor. Raises ForbiddenError naming the deciding rule.
-    """
-    if actor.organization != organization:
-        raise ForbiddenError("callers act only within their own organization", rule="same-organization")
-    if actor.role != Role.PEER_SUPERVISOR.value or supervisor.role is not Role.PEER_SUPERVISOR:
-        raise ForbiddenError("only a peer supervisor co-signs notes", rule="cosign.role")
-    if supervisor.organization_id != author.organization_id:
-        raise ForbiddenError("the co-signer works for another organization", rule="cosign.organization")
-    if author.supervisor_id is not None and author.supervisor_id != supervisor.id:
-        raise ForbiddenError("only the author's own supervisor co-signs this note", rule="cosign.supervisor")
 
 
 def _note(item: OutboxItem) -> PeerNote:
@@ -73,6 +58,8 @@ class Supervision:
     async def _supervisor(self, actor: Actor, author: PeerWorker) -> PeerWorker:
         if actor.practitioner_id is None:
             raise ForbiddenError("co-signing needs a practitioner identity", rule="cosign.role")
+        self.ctx.require_own_organization(actor)
+        await verify_identity(self.ctx.directory, actor)  # the token's role is the directory's
         try:
             supervisor = await self.ctx.directory.peer(actor.practitioner_id)
         except InputError:

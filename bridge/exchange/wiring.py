@@ -177,6 +177,7 @@ class ExchangeService:
         out: dict[str, tuple[bool, str | None]] = {}
         try:
             await self.store.outbox.counts()
+            await self.store.check_writable()  # read-only, every submission would answer 503
             out["store"] = (True, None)
         except BridgeError as exc:
             out["store"] = (False, exc.code)

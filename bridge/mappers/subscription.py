@@ -98,6 +98,11 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def _reference(value: Any) -> str | None:
+    ref = value.get("reference") if isinstance(value, dict) else None
+    return ref if isinstance(ref, str) else None
+
+
 def parse_notification(body: Mapping[str, Any] | None) -> Notification:
     """Read a backport notification Bundle, an R4 criteria payload (a resource), or an empty ping."""
     if not body:
@@ -109,24 +114,32 @@ def parse_notification(body: Mapping[str, Any] | None) -> Notification:
             )
         raise InputError("notification", "not a Subscriptions Backport notification Bundle")
     entries = body.get("entry") or []
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise InputError("notification.entry", "must be a list of objects")
     first = (entries[0].get("resource") if entries else None) or {}
-    if first.get("resourceType") != "Parameters":
+    if not isinstance(first, dict) or first.get("resourceType") != "Parameters":
         raise InputError("notification.entry.0", "the first entry must be a Parameters (SubscriptionStatus)")
     kind: str | None = None
     subscription = None
     since: int | None = None
     numbers: list[int] = []
     focus: list[str] = []
-    for p in first.get("parameter") or []:
+    parameters = first.get("parameter") or []
+    if not isinstance(parameters, list) or not all(isinstance(p, dict) for p in parameters):
+        raise InputError("notification.entry.0.parameter", "must be a list of objects")
+    for p in parameters:
         name = p.get("name")
         if name == "type":
             kind = p.get("valueCode")
         elif name == "subscription":
-            subscription = (p.get("valueReference") or {}).get("reference")
+            subscription = _reference(p.get("valueReference"))
         elif name in ("events-since-subscription-start", "eventsSinceSubscriptionStart"):
             since = _int(p.get("valueString", p.get("valueInteger64", p.get("valueUnsignedInt"))))
         elif name in ("notification-event", "notificationEvent"):
-            for part in p.get("part") or []:
+            parts = p.get("part") or []
+            if not isinstance(parts, list) or not all(isinstance(x, dict) for x in parts):
+                raise InputError("notification.entry.0.parameter.part", "must be a list of objects")
+            for part in parts:
                 pname = part.get("name")
                 if pname in ("event-number", "eventNumber"):
                     n = _int(
@@ -135,7 +148,7 @@ def parse_notification(body: Mapping[str, Any] | None) -> Notification:
                     if n is not None:
                         numbers.append(n)
                 elif pname == "focus":
-                    ref = (part.get("valueReference") or {}).get("reference")
+                    ref = _reference(part.get("valueReference"))
                     if ref:
                         focus.append(ref)
     if not kind:

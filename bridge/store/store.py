@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
 
+from sqlalchemy import false
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.store.audit import AuditLog
@@ -14,6 +15,7 @@ from bridge.store.engine import Database, open_database
 from bridge.store.idempotency import IdempotencyKeys
 from bridge.store.inbox import Inbox
 from bridge.store.outbox import Outbox
+from bridge.store.schema import sync_state
 from bridge.store.sync_state import SyncState
 
 
@@ -40,6 +42,13 @@ class Store:
         to disk before the commit returns (SQLite; PostgreSQL always is), for accepted work."""
         async with self.db.tx(durable=durable) as conn:
             yield conn
+
+    async def check_writable(self) -> None:
+        """Raise :class:`~bridge.errors.StoreError` unless a write can be made now (a read-only
+        file or replica answers reads but refuses every submission): an update of no row, which
+        still needs the write lock or a read-write transaction."""
+        async with self.db.tx() as conn:
+            await conn.execute(sync_state.update().where(false()).values(key=sync_state.c.key))
 
     async def close(self) -> None:
         await self.db.dispose()

@@ -120,7 +120,13 @@ def create_app(
     """The bridge's aiohttp application over a running exchange: by default opened from
     ``settings`` with ``directory`` (else the directory file beside the config), its workers
     started; ``exchange_factory`` opens it otherwise (e.g. without workers)."""
-    app = web.Application(middlewares=[observe, errors], client_max_size=MAX_BODY_BYTES)
+    # a request line up to 16 KiB reaches the app (an overlong id answers 400 JSON, not aiohttp's
+    # plain-text 400 from the parser, which stays the answer beyond that)
+    app = web.Application(
+        middlewares=[observe, errors],
+        client_max_size=MAX_BODY_BYTES,
+        handler_args={"max_line_size": 16 * 1024},
+    )
     app[SETTINGS] = settings
     app[METRICS] = metrics or Metrics()
     app[IDEMPOTENCY] = IdempotencyCache()

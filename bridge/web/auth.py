@@ -24,7 +24,8 @@ from joserfc.jwt import JWTClaimsRegistry
 
 from bridge.config import Settings
 from bridge.domain import Role
-from bridge.errors import ConfigError, NotAuthenticatedError
+from bridge.errors import ConfigError, IdentityMismatchError, NotAuthenticatedError
+from bridge.exchange.authorship import PEER_ROLES
 from bridge.web.principal import Principal
 
 # Asymmetric algorithms only: a shared-secret HS256 token from an IdP would make the JWKS a secret.
@@ -38,6 +39,18 @@ class _ApiKey:
     secret: bytes
     role: Role
     organization: str
+
+
+def _check_jwks(jwks: Any, path: str) -> None:
+    """A JWKS that would switch bearer tokens off (``[]``, no keys) or cannot be read is a start-up
+    error naming the setting, never a silent "no JWT" nor a traceback."""
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(keys, list) or not keys:
+        raise ConfigError(path, "the JWKS must be an object with a non-empty 'keys' list")
+    try:
+        KeySet.import_key_set(jwks)
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(path, f"the JWKS cannot be read ({type(exc).__name__})") from None
 
 
 class Authenticator:
@@ -67,6 +80,8 @@ class Authenticator:
             except (OSError, ValueError) as exc:
                 reason = f"cannot read a JWKS from it ({type(exc).__name__})"
                 raise ConfigError("api_auth.jwks_file", reason) from None
+        if jwks is not None:
+            _check_jwks(jwks, "api_auth.jwks_url" if cfg.jwks_url else "api_auth.jwks_file")
         if jwks is not None and not (cfg.issuer and cfg.audience):
             raise ConfigError("api_auth.issuer", "issuer and audience are required when a JWKS is set")
         keys = [
@@ -91,7 +106,10 @@ class Authenticator:
         return self._by_jwt(token.strip())
 
     def _by_api_key(self, presented: str) -> Principal:
-        given = presented.encode()
+        try:
+            given = presented.encode()
+        except UnicodeEncodeError:  # bytes that are not UTF-8 in the header: no key of ours
+            raise NotAuthenticatedError("unknown API key") from None
         match: _ApiKey | None = None
         # compare against every key, so timing does not reveal which one (or whether any) matched
         for key in self._api_keys:
@@ -123,9 +141,17 @@ class Authenticator:
         if not isinstance(org, str) or not org:
             raise NotAuthenticatedError("bearer token has no 'organization' claim")
         practitioner = claims.get("practitioner_id")
+        if role in PEER_ROLES and not (isinstance(practitioner, str) and practitioner):
+            # a person signs in as themselves: the directory decides who that is (issue 10)
+            raise IdentityMismatchError(
+                "a peer's token must name its practitioner_id", rule="identity.unknown"
+            )
         sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub:
+            # the subject scopes idempotency keys and names the caller: tokens without one would share
+            raise NotAuthenticatedError("bearer token has no 'sub' claim")
         return Principal(
-            subject=sub if isinstance(sub, str) else "(no sub)",
+            subject=sub,
             role=Role(role),
             organization=org,
             practitioner_id=practitioner if isinstance(practitioner, str) else None,

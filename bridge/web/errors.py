@@ -26,6 +26,7 @@ from bridge.errors import (
     NotHeldError,
     PermanentError,
     PolicyError,
+    RecordIdTakenError,
     RetryableError,
     RuleFileError,
     StateTransitionError,
@@ -40,6 +41,7 @@ STATUS_BY_ERROR: tuple[tuple[type[BridgeError], int], ...] = (
     (ForbiddenError, 403),
     (AccessError, 403),
     (IdempotencyConflictError, 409),
+    (RecordIdTakenError, 409),
     (PolicyError, 422),  # scope violation, consent required: the reasons are in the body
     (InputError, 422),  # includes MappingError
     (StateTransitionError, 409),

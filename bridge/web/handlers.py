@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from bridge.domain import PeerEncounter, PeerNote
+from bridge.domain import PeerEncounter, PeerNote, parse
 from bridge.errors import ForbiddenError, InputError, NotAuthenticatedError, NotFoundInStoreError
 from bridge.exchange.views import InboxItem, Submission
 from bridge.web.keys import EXCHANGE, METRICS, NOTIFY_TOKEN, PRINCIPAL, SETTINGS
@@ -30,7 +30,7 @@ from bridge.web.models import (
     Violation,
 )
 from bridge.web.principal import Action, Principal, actor_for, may_see_assignee
-from bridge.web.requests import authorize, body, json_object
+from bridge.web.requests import M, authorize, body, json_object
 
 log = logging.getLogger("bridge.web")
 
@@ -120,7 +120,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def submit_encounter(request: web.Request) -> web.Response:
     actor = authorize(request, Action.SUBMIT_ENCOUNTER)
-    encounter = await body(request, PeerEncounter)
+    encounter = await authored(request, actor, PeerEncounter, "peer_id")
     key = request.headers.get("Idempotency-Key")
     s = await request.app[EXCHANGE].submissions.submit_encounter(
         encounter, actor=actor_for(actor), idempotency_key=key
@@ -131,13 +131,22 @@ async def submit_encounter(request: web.Request) -> web.Response:
 
 async def submit_note(request: web.Request) -> web.Response:
     actor = authorize(request, Action.SUBMIT_NOTE)
-    note = await body(request, PeerNote)
+    note = await authored(request, actor, PeerNote, "author_id")
     if note.cosigner_id is not None:
         check_cosigner(request, actor, note.cosigner_id)
     key = request.headers.get("Idempotency-Key")
     s = await request.app[EXCHANGE].submissions.submit_note(note, actor=actor_for(actor), idempotency_key=key)
     log.info("note accepted", extra={"submission_id": s.id, "record_id": note.id, "event": s.state})
     return accepted(request, s)
+
+
+async def authored(request: web.Request, actor: Principal, model: type[M], field: str) -> M:
+    """The body as ``model``, its author ``field`` filled in with the caller when left out: a peer
+    submits as themselves (whether a named author is the caller is the exchange's check)."""
+    data = await json_object(request)
+    if field not in data and actor.practitioner_id is not None:
+        data[field] = actor.practitioner_id
+    return parse(model, data)
 
 
 async def authorize_supervision(request: web.Request, action: Action, audited: str) -> Principal:
@@ -206,7 +215,7 @@ def check_cosigner(request: web.Request, actor: Principal, cosigner_id: str) -> 
 
 async def check_note(request: web.Request) -> web.Response:
     actor = authorize(request, Action.CHECK_NOTE)
-    note = await body(request, PeerNote)
+    note = await authored(request, actor, PeerNote, "author_id")
     decision = await request.app[EXCHANGE].submissions.check_note(note, actor=actor_for(actor))
     # hold (waits for a co-sign or an escalation) is reported as such: the note will be accepted
     # and held, and the peer should know before submitting
@@ -298,9 +307,11 @@ def referral_action(action: str) -> Any:
 async def notify(request: web.Request) -> web.Response:
     """Subscription rest-hook target, authenticated with the token set on the Subscription."""
     expected = request.app[NOTIFY_TOKEN]
-    presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
-        raise NotAuthenticatedError("notification token missing or wrong")
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    # bytes that are not UTF-8 cannot be the token (surrogateescape keeps the comparison total)
+    given = presented.strip().encode("utf-8", "surrogateescape")
+    if not expected or scheme != "Bearer" or not hmac.compare_digest(given, expected.encode()):
+        raise NotAuthenticatedError("notification token missing or wrong (Authorization: Bearer <token>)")
     # an R4 criteria subscription without payload sends an empty POST: a ping to go and look.
     # Empty means no bytes, whatever the framing (Content-Length: 0, an empty chunked body) or
     # the Content-Type a server put on it

@@ -26,6 +26,7 @@ from multidict import MultiDictProxy
 from bridge.domain import Activity, Audience, ContactMethod, PeerEncounter, PeerNote, Setting, parse
 from bridge.errors import AccessError, BridgeError, InputError, NotAuthenticatedError
 from bridge.exchange.task_state import PEER_ACTIONS, ReferralAction, peer_actions
+from bridge.web import csrf
 from bridge.web.errors import status_for
 from bridge.web.handlers import authorize_supervision, load_referral
 from bridge.web.keys import AUTHENTICATOR, EXCHANGE, SETTINGS
@@ -106,6 +107,7 @@ async def _page(
         "inbox.html",
         status=status,
         principal=principal,
+        csrf_token=csrf.page_token(request),
         referrals=referrals,
         actions={r.id: [a.value for a in peer_actions(r.status)] for r in referrals},
         action_labels={a.value: label for a, label in ACTION_LABELS.items()},
@@ -181,7 +183,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         httponly=True,
         samesite="Strict",
         path="/",
-        secure=request.secure,
+        # behind a TLS proxy the request itself is plain http: the public URL says what browsers use
+        secure=request.secure or (request.app[SETTINGS].server.public_url or "").startswith("https://"),
     )
     return resp
 
@@ -334,7 +337,8 @@ async def record_escalation(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
-    """Register the inbox routes (HTML; not part of the OpenAPI document)."""
+    """Register the inbox routes (HTML; not part of the OpenAPI document) and their CSRF guard."""
+    app.middlewares.append(csrf.csrf_guard)  # inside the error mapping: a refusal is a JSON 403
     app.router.add_get("/inbox", inbox, name="inbox")
     app.router.add_post("/inbox/login", login, name="inbox_login")
     app.router.add_post("/inbox/logout", logout, name="inbox_logout")

@@ -64,10 +64,20 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id_var.reset(token)
 
 
+# ids in paths are at most 64 characters (the route table's patterns): longer is malformed, not unknown
+MAX_PATH_ID = 64
+
+
+class MalformedId(web.HTTPBadRequest):
+    code = "malformed_id"
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     rid: str | None = request.get(REQUEST_ID)
     try:
+        if any(len(v) > MAX_PATH_ID for v in request.match_info.values()):
+            raise MalformedId(reason=f"an id in the path is longer than {MAX_PATH_ID} characters")
         return await handler(request)
     except BridgeError as exc:
         return bridge_error_response(exc, rid)

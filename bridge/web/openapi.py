@@ -18,16 +18,51 @@ from bridge.web.routes import ROUTES, Route
 
 JsonMode = Literal["validation", "serialization"]
 _ERROR_TEXT = {
-    400: "The body is not a JSON object (`malformed_json`)",
+    400: "The body is not a JSON object, or an id in the path is too long",
     401: "No, bad or expired credentials (`unauthenticated`)",
     403: "Not allowed for this role or organization (`forbidden`, with the deciding `rule`)",
     404: "No such item, or not visible to the caller (`not_found`)",
-    409: "Idempotency-Key conflict, or a referral status change the state machine forbids",
+    409: "Idempotency-Key conflict, a referral status change the state machine forbids, a record id "
+    "that belongs to another author, or a note that is not held",
     413: "The body is larger than the bridge accepts (`payload_too_large`)",
     422: "A field is invalid (`invalid_input`, with `field`) or the policy refused (`violations`)",
     502: "The EHR refused the request",
     503: "The store or the EHR is unavailable; retry after `Retry-After` seconds",
 }
+
+
+# the stable ``code`` of each refusal, by status, and what some routes add to them (issue 10):
+# listed in each answer's description and as ``x-error-codes``
+_CODES: dict[int, tuple[str, ...]] = {
+    401: ("unauthenticated",),
+    # identity_mismatch: the directory does not know the caller as the token says (role, organization)
+    403: ("forbidden", "identity_mismatch"),
+    404: ("not_found",),
+    413: ("payload_too_large",),
+    422: ("invalid_input",),
+}
+_ROUTE_CODES: dict[str, dict[int, tuple[str, ...]]] = {
+    # a peer submits as themselves; a record id is its first author's
+    "submit_encounter": {403: ("authorship_mismatch",), 409: ("record_id_taken",)},
+    "submit_note": {403: ("authorship_mismatch",), 409: ("record_id_taken",)},
+    "check_note": {403: ("authorship_mismatch",)},
+    "cosign_note": {409: ("not_held",)},
+    "record_escalation": {409: ("not_held",)},
+}
+
+
+def error_codes(route: Route, status: int) -> tuple[str, ...]:
+    """The stable codes a refusal of ``route`` with ``status`` may carry."""
+    codes = _CODES.get(status, ())
+    if status == 400 and (route.body is not None or route.security == "notify"):
+        codes += ("malformed_json",)
+    if status == 400 and route.path_patterns:
+        codes += ("malformed_id",)
+    if status == 409 and route.idempotent:
+        codes += ("idempotency_conflict",)
+    if status == 409 and route.name.startswith("referral_"):
+        codes += ("invalid_transition",)
+    return codes + _ROUTE_CODES.get(route.name, {}).get(status, ())
 
 
 def _error_statuses(route: Route) -> list[int]:
@@ -41,11 +76,13 @@ def _error_statuses(route: Route) -> list[int]:
     if route.idempotent:
         statuses |= {409}
     if route.path_patterns:
-        statuses |= {404}
+        statuses |= {400, 404}  # 400 `malformed_id`: an id longer than its pattern allows
     if route.security == "notify":
         statuses |= {502, 503}
     if route.name.startswith("referral_"):
         statuses |= {409, 502}
+    if route.name in _ROUTE_CODES:
+        statuses |= set(_ROUTE_CODES[route.name])
     if route.name == "list_outbox":  # an out-of-range ``limit``
         statuses |= {422}
     return sorted(statuses)
@@ -129,9 +166,15 @@ def build_openapi(routes: Sequence[Route] = ROUTES, *, server_url: str | None = 
             described = answer if isinstance(answer, str) else answer.__name__
             op["responses"][str(status)] = {"description": described, "content": content}
         for status in _error_statuses(r):
+            codes = error_codes(r, status)
+            listed = f" Codes: {', '.join(f'`{c}`' for c in codes)}." if codes else ""
             op["responses"].setdefault(
                 str(status),
-                {"description": _ERROR_TEXT[status], "content": {"application/json": {"schema": error_ref}}},
+                {
+                    "description": _ERROR_TEXT[status] + listed,
+                    "content": {"application/json": {"schema": error_ref}},
+                    **({"x-error-codes": list(codes)} if codes else {}),
+                },
             )
         if r.action is not None:
             op["security"] = [{"bearer": []}, {"apiKey": []}]

@@ -66,7 +66,9 @@ async def held_world(
 ) -> tuple[World, Settings, Team, ExchangeService]:
     """The sandbox world, its settings, a provisional peer's team and a service on ``store``."""
     w = World(ehr)
-    settings = settings_for(ehr.base_url)
+    # the bridge's organization is the one the directory places the team in (callers are checked
+    # against the directory: issue 10)
+    settings = settings_for(ehr.base_url, org="harbor-recovery")
     team = Team(w, settings.organization.id)
     # the bridge's clock is the co-sign day's: supervision recency is judged against it
     return w, settings, team, await make_service(settings, store, w.directory, clock=lambda: COSIGN_AT)

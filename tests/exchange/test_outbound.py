@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.domain import Audience
+from bridge.domain import Audience, Role
 from bridge.errors import IdempotencyConflictError, InputError, PolicyError
 from bridge.exchange.views import Actor
 from bridge.store import OutboxState, Store
@@ -179,10 +179,17 @@ async def test_cosigned_note_replaces_the_ehr_copy(
 
     w = World(sandbox_ehr)
     p = w.participant()
-    supervisor = samples.supervisor(f"sup-{w.tag}", npi=None)
+    supervisor = samples.supervisor(f"sup-{w.tag}", npi=None, role=Role.PEER_SUPERVISOR)
     w.directory.add(supervisor)
-    settings = settings_for(sandbox_ehr.base_url)
+    # whoever names a co-signer is that supervisor, of the bridge's organization (issue 10)
+    settings = settings_for(sandbox_ehr.base_url, org=supervisor.organization_id)
     svc = await make_service(settings, sqlite_store, w.directory)
+    signer = Actor(
+        name=f"practitioner:{supervisor.id}",
+        role=Role.PEER_SUPERVISOR.value,
+        organization=supervisor.organization_id,
+        practitioner_id=supervisor.id,
+    )
     enc = w.encounter(p)
     await svc.submissions.submit_encounter(enc, actor=ACTOR)
     first = w.note(enc)
@@ -193,7 +200,7 @@ async def test_cosigned_note_replaces_the_ehr_copy(
         cosigner_id=supervisor.id,
         cosigned_at=datetime(2026, 11, 27, 9, 0, tzinfo=samples.CENTRAL),
     )
-    sub = await svc.submissions.submit_note(cosigned, actor=ACTOR)
+    sub = await svc.submissions.submit_note(cosigned, actor=signer)
     await svc.worker.drain("clinic")
     assert (await svc.submissions.get(sub.id)).state == "delivered"
 

@@ -139,7 +139,7 @@ async def test_idempotency_key_replays_and_refuses_reuse(
     # another caller may use the same key for its own request
     mine = await client.post(
         "/api/v1/encounters",
-        json=payloads.encounter(),
+        json=payloads.encounter(peer_id="peer-2"),  # their own session
         headers={**bearer(make_token(practitioner_id="peer-2")), "Idempotency-Key": "k-1"},
     )
     assert mine.status == 202 and await _submissions(exchange) == before + 2

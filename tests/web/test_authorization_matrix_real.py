@@ -98,8 +98,9 @@ async def world(
         submissions: dict[str, str] = {}
         for pid in (stack.peer_id, sup, prov):
             enc = {**encounter_for(stack), "id": f"enc-{tag}-{pid}", "peer_id": pid}
+            role = "peer-supervisor" if pid == sup else "peer-specialist"  # as the directory says
             resp = await client.post(
-                "/api/v1/encounters", json=enc, headers=bearer(make_token(practitioner_id=pid))
+                "/api/v1/encounters", json=enc, headers=bearer(make_token(role, practitioner_id=pid))
             )
             assert resp.status == 202, await resp.text()
             encounters[pid] = enc["id"]

@@ -9,11 +9,18 @@ from urllib.parse import unquote_plus
 from aiohttp.test_utils import TestClient
 
 from bridge.exchange.wiring import ExchangeService
+from bridge.web.csrf import form_token
 from tests.web import payloads
 from tests.web.conftest import TokenFactory, bearer
 
 Client = TestClient[Any, Any]
 TEXT = "Said she keeps thinking about suicide <b>tonight</b>; we called her supervisor together."
+
+
+def _csrf(client: Client) -> str:
+    """The form token the page puts in its forms (an HMAC of the session cookie)."""
+    cookies = client.session.cookie_jar.filter_cookies(client.make_url("/"))
+    return form_token(cookies["bridge_session"].value)
 
 
 async def _sign_in(client: Client, credential: str) -> None:
@@ -44,11 +51,15 @@ async def test_supervisor_sees_held_notes_escaped_and_cosigns(
     assert f'id="escalate-{sid}"' not in html  # only a co-sign resolves this one
     assert f'id="escalate-{risky}"' in html  # a risk-of-harm hold can be resolved by an escalation
 
-    resp = await client.post(f"/inbox/notes/{sid}/cosign", allow_redirects=False)
+    resp = await client.post(
+        f"/inbox/notes/{sid}/cosign", data={"csrf_token": _csrf(client)}, allow_redirects=False
+    )
     assert resp.status == 303
     assert "co-signed: queued for delivery" in unquote_plus(resp.headers["Location"])
     assert await _state(exchange, sid) == "queued"
-    again = await client.post(f"/inbox/notes/{sid}/cosign", allow_redirects=False)
+    again = await client.post(
+        f"/inbox/notes/{sid}/cosign", data={"csrf_token": _csrf(client)}, allow_redirects=False
+    )
     assert again.status == 409 and "not_held" in await again.text()
 
 
@@ -57,11 +68,15 @@ async def test_escalation_form_needs_a_reference(
 ) -> None:
     sid = await _held(client, make_token(), payloads.note(text=TEXT))
     await _sign_in(client, make_token("peer-supervisor", practitioner_id="sup-1"))
-    bad = await client.post(f"/inbox/notes/{sid}/escalation", data={"escalation_ref": "phoned her"})
+    bad = await client.post(
+        f"/inbox/notes/{sid}/escalation", data={"escalation_ref": "phoned her", "csrf_token": _csrf(client)}
+    )
     assert bad.status == 422 and await _state(exchange, sid) == "held"
     assert "escalation_ref" in await bad.text()
     ok = await client.post(
-        f"/inbox/notes/{sid}/escalation", data={"escalation_ref": "Task/esc-9"}, allow_redirects=False
+        f"/inbox/notes/{sid}/escalation",
+        data={"escalation_ref": "Task/esc-9", "csrf_token": _csrf(client)},
+        allow_redirects=False,
     )
     assert ok.status == 303 and await _state(exchange, sid) == "queued"
 
@@ -80,10 +95,14 @@ async def test_a_peer_is_told_the_note_is_held_and_sees_no_queue(
         "audience": "care-team",
         "text": TEXT,
     }
-    resp = await client.post("/inbox/notes", data=form, allow_redirects=False)
+    resp = await client.post(
+        "/inbox/notes", data={**form, "csrf_token": _csrf(client)}, allow_redirects=False
+    )
     assert resp.status == 303, await resp.text()
     assert "held until resolved (content.risk-of-harm)" in unquote_plus(resp.headers["Location"])
-    refused = await client.post(f"/inbox/notes/{sid}/cosign", allow_redirects=False)
+    refused = await client.post(
+        f"/inbox/notes/{sid}/cosign", data={"csrf_token": _csrf(client)}, allow_redirects=False
+    )
     assert refused.status == 403 and (await refused.json())["rule"] == "role:peer-specialist"
     assert await _state(exchange, sid) == "held"
     entries = [e for e in await exchange.store.audit.entries(subject=sid) if e.outcome == "refused"]

@@ -8,12 +8,19 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from bridge.exchange.wiring import ExchangeService
+from bridge.web.csrf import form_token
 from tests.web import payloads, seed
 from tests.web.conftest import API_KEYS, TokenFactory
 
 BLOCKED = "Told her to cut her dose to 8 mg."  # content.medication-change: block
 
 Client = TestClient[Any, Any]
+
+
+def _csrf(client: Client) -> str:
+    """The form token the page puts in its forms (an HMAC of the session cookie)."""
+    cookies = client.session.cookie_jar.filter_cookies(client.make_url("/"))
+    return form_token(cookies["bridge_session"].value)
 
 
 async def _sign_in(client: Client, credential: str) -> None:
@@ -62,7 +69,9 @@ async def test_decline_form_records_the_reason(
 ) -> None:
     rid = await seed.referral(exchange)
     await _sign_in(client, make_token())
-    resp = await client.post(f"/inbox/referrals/{rid}/decline", data={"reason": "outside our county"})
+    resp = await client.post(
+        f"/inbox/referrals/{rid}/decline", data={"reason": "outside our county", "csrf_token": _csrf(client)}
+    )
     assert resp.status == 200  # followed the redirect back to the page
     entry = await exchange.store.inbox.get(rid)
     # the reason reached the clinic's Task; the peer view keeps only coded status reasons
@@ -83,7 +92,7 @@ async def test_blocked_note_is_shown_again_with_its_reasons(
         "audience": "care-team",
         "text": BLOCKED,
     }
-    resp = await client.post("/inbox/notes", data=form)
+    resp = await client.post("/inbox/notes", data={**form, "csrf_token": _csrf(client)})
     html = await resp.text()
     assert resp.status == 422
     assert "content.medication-change" in html and "cut her dose to 8 mg" in html
@@ -107,7 +116,7 @@ async def test_session_form_queues_and_shows_status(
         ("activities", "recovery-coaching"),
         ("activities", "advocacy"),
     ]
-    resp = await client.post("/inbox/encounters", data=form)
+    resp = await client.post("/inbox/encounters", data=[*form, ("csrf_token", _csrf(client))])
     html = await resp.text()
     assert resp.status == 200 and 'id="submissions"' in html and "queued" in html
     assert [s.record_id for s in await exchange.submissions.list()][-1] == "s-1"

@@ -24,7 +24,7 @@ from bridge.web.openapi import build_openapi
 from bridge_dev.sandbox import Sandbox
 from tests.web.conftest import TokenFactory, bearer
 from tests.web.live import serve_in_thread
-from tests.web.stack import environment, write_stack
+from tests.web.stack import add_peer, environment, write_stack
 
 # routes that are not part of the JSON API (HTML page, static files, the document itself)
 NOT_IN_DOCUMENT = re.compile(r"^/(inbox|static|api/openapi\.json)")
@@ -55,6 +55,8 @@ def live_url(
 ) -> Iterator[str]:
     """The real service: ExchangeService on a SQLite file, the rule files, the sandbox EHR."""
     stack = write_stack(sandbox_ehr, tmp_path_factory.mktemp("openapi"), port=0)
+    # the caller below, as the directory knows them (else every call is refused: identity_mismatch)
+    add_peer(stack, "peer-1", role="peer-supervisor", level="supervisor")
     with environment(stack) as s:
         auth = Authenticator.from_settings(s, jwks=jwks)
         with serve_in_thread(create_app(s, authenticator=auth)) as url:

@@ -18,7 +18,7 @@ from bridge.mappers import referral_id_for
 from bridge.store import open_store
 from bridge_dev.sandbox import Sandbox
 from tests.web.conftest import TokenFactory, bearer
-from tests.web.stack import Stack, place_referrals, serve, write_stack
+from tests.web.stack import Stack, add_peer, place_referrals, serve, write_stack
 
 Client = TestClient[Any, Any]
 
@@ -30,6 +30,10 @@ async def only_own(
     jwks_file = tmp_path / "jwks.json"
     jwks_file.write_text(json.dumps(jwks))
     stack = write_stack(sandbox_ehr, tmp_path / "b", port=0, jwks_file=jwks_file, peers_see_only_own=True)
+    # the callers below, as the directory knows them (acting on a referral checks the caller)
+    add_peer(stack, "peer-alice")
+    add_peer(stack, "peer-bob")
+    add_peer(stack, "sup-1", role="peer-supervisor", level="supervisor")
     tasks = await place_referrals(stack, sandbox_ehr, 2)
     async with serve(stack) as client:
         yield client, stack, tasks

@@ -48,6 +48,8 @@ async def test_items_carry_their_owning_organization(
     theirs = _stack(sandbox_ehr, tmp_path / "theirs", jwks)
     config = ours.config.read_text().replace(ORG, OTHER_ORG)
     theirs.config.write_text(config.replace(str(ours.directory), str(theirs.directory)))
+    # and their directory places their people in their organization (callers are checked against it)
+    theirs.directory.write_text(theirs.directory.read_text().replace(ORG, OTHER_ORG))
     async with serve(ours) as ours_client, serve(theirs) as theirs_client:
         peer = make_token(organization=OTHER_ORG, practitioner_id=theirs.peer_id)
         resp = await theirs_client.post(
