@@ -380,8 +380,8 @@ async def play(
         seen = await _until("the referral reaching the peer inbox", in_inbox, within=150)
         story.step(
             "peer",
-            f"referral {seen['id']} in the inbox: “{seen.get('reason')}” "
-            f"(status {seen['status']}; minimum necessary view)",
+            f"referral {seen['id']} in the inbox from {seen.get('requester')} (status {seen['status']}; "
+            "minimum necessary view: no diagnosis, results or free-text reason)",
         )
 
         resp = await api.post(
