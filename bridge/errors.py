@@ -24,6 +24,7 @@ pydantic, TOML) are translated at the boundary with ``raise ... from exc`` and n
     │       └── CsrfError               a browser form without its token, or from another origin
     ├── IdempotencyConflictError        an Idempotency-Key reused for a different request
     ├── RecordIdTakenError              a record id that belongs to another author (HTTP 409)
+    │   └── CosignedRecordError         an unsigned amendment of a co-signed note
     └── ExchangeError                   talking to an EHR failed
         ├── RetryableError              worth trying again later (same request, unchanged)
         │   ├── TransportError          connection refused/reset, DNS, TLS, timeout
@@ -206,6 +207,12 @@ class RecordIdTakenError(BridgeError):
     """A session or note id already used by another author (or organization): nothing changes."""
 
     code = "record_id_taken"
+
+
+class CosignedRecordError(RecordIdTakenError):
+    """A note sent before with a co-signature, amended without one: it would replace the signed copy."""
+
+    code = "record_cosigned"
 
 
 class IdempotencyConflictError(BridgeError):

@@ -2,8 +2,9 @@
 session or note, the owner of a record id, and who may co-sign. Issue 10: a note in a chart is only
 trustworthy if its author, signer and text are what they claim.
 
-- :func:`verify_identity`: a caller with a practitioner id is that person as the directory knows
-  them (same role, same organization); a peer role without one is refused.
+- :func:`verify_identity`: a peer or supervisor is that person as the directory knows them (same
+  role, same organization): checked on every write and on the views a role widens (referrals,
+  held notes).
 - :func:`check_author`: a peer signs in as themselves, so a session's ``peer_id`` and a note's
   ``author_id`` are theirs; a service account (a peer-role API key, no practitioner) submits on
   behalf of peers the directory places in its own organization.
@@ -35,15 +36,17 @@ PEER_ROLES = frozenset({Role.PEER_SPECIALIST.value, Role.PEER_SUPERVISOR.value})
 async def verify_identity(directory: Directory, actor: Actor) -> PeerWorker | None:
     """The directory's record of ``actor`` (None for a service account); refuses a caller the
     directory does not know as such (rules ``identity.*``)."""
-    if actor.practitioner_id is None:
-        return None  # a service account (the web layer refuses a peer's token without one)
+    if actor.practitioner_id is None or actor.role not in PEER_ROLES:
+        # a service account (the web layer refuses a peer's token without a practitioner), or a
+        # role the peer directory does not list (they submit nothing: the API's role table)
+        return None
     try:
         person = await directory.peer(actor.practitioner_id)
     except InputError:
         raise IdentityMismatchError(
             "the directory does not know the caller", rule="identity.unknown"
         ) from None
-    if actor.role in PEER_ROLES and person.role.value != actor.role:
+    if person.role.value != actor.role:
         raise IdentityMismatchError(
             f"the directory lists the caller as {person.role.value}, not {actor.role}", rule="identity.role"
         )

@@ -41,6 +41,7 @@ class Referrals:
         """The inbox, newest first; a list shows contact details: who saw which is on record."""
         if actor.organization != self.ctx.organization:
             return []  # this bridge's inbox holds only its own organization's referrals
+        await verify_identity(self.ctx.directory, actor)  # what a peer sees depends on the role
         entries = await self.ctx.store.inbox.list(
             statuses=list(statuses) if statuses is not None else None,
             endpoint=endpoint,
@@ -57,6 +58,8 @@ class Referrals:
     ) -> InboxItem:
         """The referral, audited as a view by ``actor``. ``allowed`` runs first and raises to
         refuse, so a refused look is not recorded as a view."""
+        if actor.organization == self.ctx.organization:
+            await verify_identity(self.ctx.directory, actor)
         entry = await self.ctx.store.inbox.get(referral_id)
         item = InboxItem.of(entry, organization=self.ctx.organization)
         if allowed is not None:

@@ -16,7 +16,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.domain import PeerEncounter, PeerNote
-from bridge.errors import ForbiddenError, InputError, PolicyError, RecordIdTakenError, StoreError
+from bridge.errors import (
+    CosignedRecordError,
+    ForbiddenError,
+    InputError,
+    PolicyError,
+    RecordIdTakenError,
+    StoreError,
+)
 from bridge.exchange.authorship import (
     check_author,
     check_cosigner,
@@ -232,6 +239,8 @@ class Submissions:
         await self._check_owner(actor, note.id, "note", earlier, note.author_id)
         # sent before (now co-signed or amended): replace the EHR's copy, don't leave it stale
         update = any(i.state is not OutboxState.HELD for i in earlier)
+        if update and note.cosigner_id is None and decision.verdict is not Verdict.HOLD:
+            await self._check_cosigned(actor, note, earlier)
         payload = OutboxPayload(kind=PayloadKind.NOTE, encounter=encounter, note=note, update=update)
         # a hold (co-sign or escalation missing) keeps the peer's work: stored, never sent while held
         held = [i for i in earlier if i.state is OutboxState.HELD]
@@ -300,6 +309,23 @@ class Submissions:
         except RecordIdTakenError as exc:
             await self._refused(actor, "submit", record_id, kind, exc.code, None)
             raise
+
+    async def _check_cosigned(self, actor: Actor, note: PeerNote, earlier: Sequence[OutboxItem]) -> None:
+        """A co-signed note sent before is never silently replaced by an unsigned version: the
+        amendment goes through its co-signer (sent with ``cosigner_id``). 409, on record."""
+        for item in earlier:
+            if item.state is OutboxState.HELD:
+                continue
+            try:
+                sent = OutboxPayload.read(item.payload).note
+            except ValueError:
+                continue
+            if sent is not None and sent.cosigner_id is not None:
+                exc = CosignedRecordError(
+                    f"note {note.id!r} was co-signed: an amendment is co-signed too (sent with cosigner_id)"
+                )
+                await self._refused(actor, "submit", note.id, "note", exc.code, None)
+                raise exc
 
     async def _refused(
         self, actor: Actor, action: str, record_id: str, kind: str, code: str, rule: str | None

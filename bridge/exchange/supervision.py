@@ -158,6 +158,7 @@ class Supervision:
         """The held notes ``actor`` (a peer supervisor) may co-sign, oldest first; with ``mine``,
         the held notes ``actor`` wrote (waiting for their co-sign). Audited as a view."""
         self.ctx.require_own_organization(actor)
+        await verify_identity(self.ctx.directory, actor)
         out: list[HeldNote] = []
         items = await self.ctx.store.outbox.list(
             states=[OutboxState.HELD],

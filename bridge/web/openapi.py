@@ -44,7 +44,7 @@ _CODES: dict[int, tuple[str, ...]] = {
 _ROUTE_CODES: dict[str, dict[int, tuple[str, ...]]] = {
     # a peer submits as themselves; a record id is its first author's
     "submit_encounter": {403: ("authorship_mismatch",), 409: ("record_id_taken",)},
-    "submit_note": {403: ("authorship_mismatch",), 409: ("record_id_taken",)},
+    "submit_note": {403: ("authorship_mismatch",), 409: ("record_id_taken", "record_cosigned")},
     "check_note": {403: ("authorship_mismatch",)},
     "cosign_note": {409: ("not_held",)},
     "record_escalation": {409: ("not_held",)},

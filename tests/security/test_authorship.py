@@ -106,3 +106,17 @@ async def test_a_service_account_submits_only_for_peers_of_its_organization(peop
         "authorship.organization",
     )
     assert OTHER_ORG  # the outsider's organization is another one
+
+
+@pytest.mark.parametrize("path", ["/api/v1/referrals", "/api/v1/notes/held", "/api/v1/notes/held/mine"])
+async def test_a_peer_claiming_to_be_a_supervisor_sees_no_more(people: People, path: str) -> None:
+    """Views a role widens (all of the organization's referrals, the co-sign queue) check the
+    claimed role against the directory too."""
+    p = people
+    resp = await p.client.get(path, headers=p.token(p.provisional, "peer-supervisor"))
+    assert resp.status == 403, await resp.text()
+    assert (await resp.json())["code"] == "identity_mismatch"
+    resp = await p.client.get(
+        path.replace("/held", "/held/mine") if path.endswith("held") else path, headers=p.token(p.provisional)
+    )
+    assert resp.status == 200, await resp.text()  # as herself she may look

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.errors import AuthorshipError, IdentityMismatchError, NotHeldError, RecordIdTakenError
+from bridge.errors import (
+    AuthorshipError,
+    CosignedRecordError,
+    IdentityMismatchError,
+    NotHeldError,
+    RecordIdTakenError,
+)
 from bridge.web.openapi import build_openapi
 from bridge.web.routes import ROUTES
 
@@ -32,6 +38,7 @@ def test_every_protected_route_may_refuse_a_caller_the_directory_disagrees_with(
         ("/api/v1/notes/check", 403, AuthorshipError.code),
         ("/api/v1/encounters", 409, RecordIdTakenError.code),
         ("/api/v1/notes", 409, RecordIdTakenError.code),
+        ("/api/v1/notes", 409, CosignedRecordError.code),
         ("/api/v1/notes/{note_ref}/cosign", 409, NotHeldError.code),
         ("/api/v1/notes/{note_ref}/escalation", 409, NotHeldError.code),
     ],

@@ -71,3 +71,31 @@ async def test_the_author_may_still_send_their_own_note_again(people: People) ->
     resp = await p.client.post("/api/v1/notes", json=edited, headers=p.token(p.provisional))
     assert resp.status == 202, await resp.text()
     assert (await resp.json())["submission_id"] == held["submission_id"]
+
+
+async def test_a_cosigned_note_is_not_silently_replaced_by_an_unsigned_amendment(people: People) -> None:
+    """The certified peer's note, co-signed by a supervisor and delivered final: re-sending it
+    without the co-signature would have replaced the signed copy with an unsigned one."""
+    p = people
+    note = p.note(p.certified, await p.session(p.certified))
+    sup = p.token(p.supervisor, "peer-supervisor")
+    signed = {**note, "cosigner_id": p.supervisor, "cosigned_at": "2026-03-02T16:00:00-06:00"}
+    resp = await p.client.post("/api/v1/notes", json=signed, headers=sup)
+    assert resp.status == 202, await resp.text()
+    assert await p.wait_state((await resp.json())["submission_id"], "delivered") == "delivered"
+    [doc] = await p.documents(str(note["id"]))
+    assert doc["docStatus"] == "final"
+
+    seq = await p.last_seq()
+    amended = {**note, "text": f"{note['text']} Changed afterwards."}
+    resp = await p.client.post("/api/v1/notes", json=amended, headers=p.token(p.certified))
+    assert resp.status == 409, await resp.text()
+    assert (await resp.json())["code"] == "record_cosigned"
+    refused = [
+        (e.action, (e.detail or {}).get("code")) for e in await p.audit_after(seq) if e.outcome == "refused"
+    ]
+    assert refused == [("submit", "record_cosigned")]
+    assert await p.documents(str(note["id"])) == [doc]
+    # the amendment through its co-signer still goes out
+    resp = await p.client.post("/api/v1/notes", json={**signed, "text": amended["text"]}, headers=sup)
+    assert resp.status == 202, await resp.text()
