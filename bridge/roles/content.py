@@ -91,9 +91,7 @@ class RuleBase:
         return bool(self.unless and (analysis.contexts(start, end) & self.unless))
 
     def find(self, analysis: Analysis) -> list[Evidence]:
-        found = [
-            ev for ev in self._find_patterns(analysis) if not self._term_allowed(analysis, ev.start, ev.end)
-        ]
+        found = [ev for ev in self._find_patterns(analysis) if not self._excused(analysis, ev.start, ev.end)]
         if self.terms or self.acts:
             found.extend(self._find_terms(analysis))
             found.extend(self._find_acts(analysis))
@@ -113,12 +111,13 @@ class RuleBase:
                 return any(s0 <= n0 < s1 for n0, _ in analysis.negated)
         return False
 
-    def _term_allowed(self, analysis: Analysis, start: int, end: int | None = None) -> bool:
+    def _excused(self, analysis: Analysis, start: int, end: int) -> bool:
+        return self._masked(analysis, start, end) or self._term_allowed(analysis, start)
+
+    def _term_allowed(self, analysis: Analysis, start: int) -> bool:
         """An allowed form near the hit: in its clause and within :data:`ALLOW_REACH` words (notes
         dictated without punctuation are one long clause; a "clinic" forty words away is no deferral).
         A negated one does not count: "no need to wait for the doctor" defers nothing."""
-        if end is not None and self._masked(analysis, start, end):
-            return True
         if not self.allow_terms:
             return False
         c0, c1 = analysis.clause_at(start)
@@ -133,7 +132,7 @@ class RuleBase:
     def _find_terms(self, analysis: Analysis) -> list[Evidence]:
         out = []
         for t in analysis.terms_of(self.terms):
-            if self._suppressed(analysis, t.start, t.end) or self._term_allowed(analysis, t.start, t.end):
+            if self._suppressed(analysis, t.start, t.end) or self._excused(analysis, t.start, t.end):
                 continue
             if _allowed_by(self.allow, analysis, t.start, t.end):
                 continue
@@ -198,7 +197,7 @@ class RuleBase:
         judged = chosen if act.allow_on == "all" else chosen[: 1 + len(cues)]
         if any(self._masked(analysis, t.start, t.end) for t in chosen):
             return None
-        if any(self._term_allowed(analysis, t.start, t.end) for t in judged) or _allowed_by(
+        if any(self._term_allowed(analysis, t.start) for t in judged) or _allowed_by(
             self.allow, analysis, start, end
         ):
             return None
