@@ -277,15 +277,19 @@ def _check_vocabulary_names(spec: RuleFileSpec, origin: Origin, default: str) ->
     check(("privacy", "sud_terms"), spec.privacy.sud_terms)
 
 
+FileStamp = tuple[str, int, int]  # path, modification time (ns), size
+
+
 def _read_terms(
     file: Path, key: tuple[str | int, ...], origin: Origin, default: str
-) -> list[tuple[str, str]]:
+) -> tuple[FileStamp, list[tuple[str, str]]]:
     try:
         stat = file.stat()
     except OSError as exc:
         raise _fail(key, f"cannot read vocabulary file {file}: {exc.strerror}", origin, default) from None
+    stamp = (str(file), stat.st_mtime_ns, stat.st_size)
     try:
-        return _parse_terms(str(file), stat.st_mtime_ns, stat.st_size)
+        return stamp, _parse_terms(*stamp)
     except (OSError, UnicodeDecodeError) as exc:
         raise _fail(key, f"cannot read vocabulary file {file}: {exc}", origin, default) from None
 
@@ -319,19 +323,21 @@ _VOCAB_CACHE: dict[tuple[Any, ...], Vocabulary] = {}
 def _vocabulary(spec: RuleFileSpec, origin: Origin, default: str) -> Vocabulary:
     """Compile every vocabulary once per distinct content (a loaded policy is immutable)."""
     sources: list[tuple[str, VocabularySpec, list[list[tuple[str, str]]]]] = []
+    stamps: list[tuple[Any, ...]] = []
     for name, vspec in spec.vocabularies.items():
         lists = []
+        files: list[FileStamp] = []
         for i, rel in enumerate(vspec.files):
             key = ("vocabularies", name, "files", i)
             base = Path(_file_of(("vocabularies", name, "files"), origin, default)).parent
-            lists.append(_read_terms(base / rel, key, origin, default))
+            stamp, entries = _read_terms(base / rel, key, origin, default)
+            files.append(stamp)
+            lists.append(entries)
         lists.append(_inline(vspec.terms))
         lists.append(_inline(vspec.add))
         sources.append((name, vspec, lists))
-    cache_key = tuple(
-        (name, vspec.match, vspec.fuzzy, tuple(id(x) for x in lists[:-2]), tuple(map(tuple, lists[-2:])))
-        for name, vspec, lists in sources
-    )
+        stamps.append((name, vspec.match, vspec.fuzzy, tuple(files), tuple(vspec.terms), tuple(vspec.add)))
+    cache_key = tuple(stamps)
     cached = _VOCAB_CACHE.get(cache_key)
     if cached is not None:
         return cached
