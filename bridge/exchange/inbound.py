@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from bridge.clients import AsyncFhirClient
+from bridge.clients.retry import backoff_seconds
 from bridge.domain import Referral
 from bridge.errors import BridgeError, FhirHttpError, InputError, MappingError
 from bridge.mappers.subscription import (
@@ -50,6 +52,7 @@ from bridge.store import Store
 log = logging.getLogger("bridge.exchange.inbound")
 
 MIN_POLL_SECONDS = 15 * 60.0
+POLL_RETRY_SECONDS = 5.0  # the first wait after a failed poll; doubles up to the poll interval
 # a Task whose ServiceRequest or Patient answers this is skipped (audited), not retried: the same
 # answer would come back on every poll
 _GONE = (404, 410)
@@ -499,15 +502,23 @@ class InboundSync:
                 log.warning("inbound %s: cannot subscribe yet: [%s]", endpoint, exc.code)
                 await asyncio.sleep(min(30.0, self.poll_interval(endpoint)))
         next_poll = self.clock()
+        failures = 0
         while True:
             now = self.clock()
             try:
                 if now >= next_poll:
                     await self.poll(endpoint)
+                    failures = 0
                     next_poll = now + timedelta(seconds=self.poll_interval(endpoint))
                 await self.check_heartbeat(endpoint)
             except BridgeError as exc:
-                log.warning("inbound %s: sync failed: [%s]", endpoint, exc.code)
+                # a failing EHR or store: back off (5 s, 10 s, ... up to the interval) instead of
+                # polling the EHR every half second until the fault clears
+                failures += 1
+                cap = self.poll_interval(endpoint)
+                delay = backoff_seconds(failures, base=POLL_RETRY_SECONDS, cap=cap, jitter=random.random())
+                next_poll = max(next_poll, self.clock() + timedelta(seconds=delay))
+                log.warning("inbound %s: sync failed: [%s]; next try in %.0f s", endpoint, exc.code, delay)
             period = state.heartbeat_seconds or self.poll_interval(endpoint)
             await asyncio.sleep(max(0.5, min(period, (next_poll - self.clock()).total_seconds())))
 
