@@ -18,6 +18,7 @@ pydantic, TOML) are translated at the boundary with ``raise ... from exc`` and n
     │   └── NotFoundInStoreError        no such submission, referral or outbox item
     ├── AccessError                     a caller of the bridge's own API was refused
     │   ├── NotAuthenticatedError       no, bad or expired credentials (HTTP 401)
+    │   ├── TooManyFailuresError        too many failed sign-ins from one address (HTTP 429)
     │   └── ForbiddenError              authenticated, but not allowed (HTTP 403)
     │       ├── IdentityMismatchError   the directory does not know the caller as the token says
     │       ├── AuthorshipError         a record names someone else as its author
@@ -166,6 +167,16 @@ class AccessError(BridgeError):
 
 class NotAuthenticatedError(AccessError):
     code = "unauthenticated"
+
+
+class TooManyFailuresError(AccessError):
+    """A source address that failed to authenticate too often lately (``retry_after`` seconds)."""
+
+    code = "too_many_failures"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ForbiddenError(AccessError):

@@ -46,6 +46,10 @@ SAFE_FIELDS = frozenset(
         "count",
         "port",
         "event",
+        "source",  # a caller's address (failed sign-ins)
+        "credential",  # the kind of credential that failed ("api_key", "bearer"), never its value
+        "failures",
+        "reason",
     }
 )
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}

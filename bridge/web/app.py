@@ -22,11 +22,20 @@ from bridge.observability import Metrics
 from bridge.web import inbox
 from bridge.web.auth import Authenticator
 from bridge.web.idempotency import IdempotencyCache, StoredResponse, fingerprint
-from bridge.web.keys import AUTHENTICATOR, EXCHANGE, IDEMPOTENCY, METRICS, NOTIFY_TOKEN, SETTINGS
+from bridge.web.keys import (
+    AUTH_THROTTLE,
+    AUTHENTICATOR,
+    EXCHANGE,
+    IDEMPOTENCY,
+    METRICS,
+    NOTIFY_TOKEN,
+    SETTINGS,
+)
 from bridge.web.middlewares import errors, observe
 from bridge.web.openapi import build_openapi
 from bridge.web.requests import authenticate
 from bridge.web.routes import ROUTES, Handler, Route
+from bridge.web.throttle import FailedAuthThrottle
 
 log = logging.getLogger("bridge.web")
 
@@ -130,6 +139,7 @@ def create_app(
     app[SETTINGS] = settings
     app[METRICS] = metrics or Metrics()
     app[IDEMPOTENCY] = IdempotencyCache()
+    app[AUTH_THROTTLE] = FailedAuthThrottle()
     app[NOTIFY_TOKEN] = _notify_token(settings)
     if authenticator is not None:
         app[AUTHENTICATOR] = authenticator

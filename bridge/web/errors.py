@@ -31,6 +31,7 @@ from bridge.errors import (
     RuleFileError,
     StateTransitionError,
     StoreError,
+    TooManyFailuresError,
 )
 
 log = logging.getLogger("bridge.web")
@@ -38,6 +39,7 @@ log = logging.getLogger("bridge.web")
 # most specific first; the first isinstance match decides the status
 STATUS_BY_ERROR: tuple[tuple[type[BridgeError], int], ...] = (
     (NotAuthenticatedError, 401),
+    (TooManyFailuresError, 429),
     (ForbiddenError, 403),
     (AccessError, 403),
     (IdempotencyConflictError, 409),
@@ -91,6 +93,8 @@ def bridge_error_response(exc: BridgeError, request_id: str | None) -> web.Respo
     if isinstance(exc, NotAuthenticatedError):
         headers["WWW-Authenticate"] = 'Bearer realm="peer-bridge"'
     retry_after = getattr(exc, "retry_after", None)
+    if status == 429 and isinstance(retry_after, int):
+        headers["Retry-After"] = str(retry_after)
     if status == 503:
         headers["Retry-After"] = str(int(retry_after) if isinstance(retry_after, (int, float)) else 30)
     if status >= 500:

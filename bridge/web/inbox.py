@@ -24,12 +24,12 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from bridge.domain import Activity, Audience, ContactMethod, PeerEncounter, PeerNote, Setting, parse
-from bridge.errors import AccessError, BridgeError, InputError, NotAuthenticatedError
+from bridge.errors import AccessError, BridgeError, InputError, NotAuthenticatedError, TooManyFailuresError
 from bridge.exchange.task_state import PEER_ACTIONS, ReferralAction, peer_actions
 from bridge.web import csrf
 from bridge.web.errors import status_for
 from bridge.web.handlers import authorize_supervision, load_referral
-from bridge.web.keys import AUTHENTICATOR, EXCHANGE, SETTINGS
+from bridge.web.keys import AUTH_THROTTLE, AUTHENTICATOR, EXCHANGE, SETTINGS
 from bridge.web.models import EscalationRequest
 from bridge.web.principal import Action, Principal, actor_for, has_required_scope, may_see_assignee
 from bridge.web.requests import SESSION_COOKIE, authorize, form_fields
@@ -163,19 +163,28 @@ async def login(request: web.Request) -> web.StreamResponse:
     credential = str(form.get("credential", "")).strip()
     auth = request.app[AUTHENTICATOR]
     kind = "jwt" if credential.count(".") == 2 else "key"
+    throttle, source = request.app[AUTH_THROTTLE], request.remote or "unknown"
     try:
-        if kind == "jwt":
-            principal = auth.authenticate(f"Bearer {credential}", None)
-        else:
-            principal = auth.authenticate(None, credential)
+        throttle.check(source)  # a guessing page is slowed down like a guessing API client
+        try:
+            if kind == "jwt":
+                principal = auth.authenticate(f"Bearer {credential}", None)
+            else:
+                principal = auth.authenticate(None, credential)
+        except NotAuthenticatedError as exc:
+            throttle.failed(source, "bearer" if kind == "jwt" else "api_key", exc)
+            raise
         org = request.app[SETTINGS].organization.id
         permits = request.app[EXCHANGE].permits
         if not has_required_scope(principal, Action.VIEW_INBOX, organization=org, permits=permits):
             raise AccessError("this account may not use the peer inbox")
     except AccessError as exc:
-        return _html(
-            "login.html", status=401 if isinstance(exc, NotAuthenticatedError) else 403, error=exc.message
-        )
+        status = 403
+        if isinstance(exc, NotAuthenticatedError):
+            status = 401
+        elif isinstance(exc, TooManyFailuresError):
+            status = 429
+        return _html("login.html", status=status, error=exc.message)
     resp = web.Response(status=303, headers={"Location": "/inbox"})
     resp.set_cookie(
         SESSION_COOKIE,

@@ -10,10 +10,12 @@ from bridge.observability import Metrics
 from bridge.web.auth import Authenticator
 from bridge.web.idempotency import IdempotencyCache
 from bridge.web.principal import Principal
+from bridge.web.throttle import FailedAuthThrottle
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+AUTH_THROTTLE = web.AppKey("auth_throttle", FailedAuthThrottle)  # failed sign-ins per source address
 EXCHANGE = web.AppKey("exchange", ExchangeService)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyCache)
 NOTIFY_TOKEN = web.AppKey("notify_token", str)  # "" when the notification endpoint is not configured

@@ -20,6 +20,8 @@ JsonMode = Literal["validation", "serialization"]
 _ERROR_TEXT = {
     400: "The body is not a JSON object, or an id in the path is too long",
     401: "No, bad or expired credentials (`unauthenticated`)",
+    429: "Too many failed sign-ins from this address lately (`too_many_failures`); retry after "
+    "`Retry-After` seconds",
     403: "Not allowed for this role or organization (`forbidden`, with the deciding `rule`)",
     404: "No such item, or not visible to the caller (`not_found`)",
     409: "Idempotency-Key conflict, a referral status change the state machine forbids, a record id "
@@ -39,6 +41,7 @@ _CODES: dict[int, tuple[str, ...]] = {
     403: ("forbidden", "identity_mismatch"),
     404: ("not_found",),
     413: ("payload_too_large",),
+    429: ("too_many_failures",),
     422: ("invalid_input",),
 }
 _ROUTE_CODES: dict[str, dict[int, tuple[str, ...]]] = {
@@ -70,7 +73,7 @@ def _error_statuses(route: Route) -> list[int]:
     if route.action is not None or route.security == "notify":
         statuses |= {401}
     if route.action is not None:
-        statuses |= {403, 503}
+        statuses |= {403, 429, 503}
     if route.body is not None or route.security == "notify":
         statuses |= {400, 413, 422}
     if route.idempotent:

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from bridge.domain import parse
 from bridge.errors import ForbiddenError, NotAuthenticatedError
-from bridge.web.keys import AUTHENTICATOR, EXCHANGE, PRINCIPAL, SETTINGS
+from bridge.web.keys import AUTH_THROTTLE, AUTHENTICATOR, EXCHANGE, PRINCIPAL, SETTINGS
 from bridge.web.principal import Action, Principal, has_required_scope
 
 M = TypeVar("M", bound=BaseModel)
@@ -44,7 +44,14 @@ def authenticate(request: web.Request, *, allow_cookie: bool) -> Principal:
                 authorization = f"Bearer {value}"
         elif cookie:
             raise NotAuthenticatedError(f"API calls with the session cookie need the {CSRF_HEADER} header")
-    principal = auth.authenticate(authorization, api_key)
+    throttle = request.app[AUTH_THROTTLE]
+    source = request.remote or "unknown"
+    throttle.check(source)
+    try:
+        principal = auth.authenticate(authorization, api_key)
+    except NotAuthenticatedError as exc:
+        throttle.failed(source, "api_key" if api_key is not None else "bearer", exc)
+        raise
     request[PRINCIPAL] = principal
     return principal
 
