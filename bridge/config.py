@@ -116,6 +116,9 @@ class ServerSettings(_Section):
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     public_url: str | None = None  # how EHRs reach the notification endpoint
     notification_token_env: str | None = None
+    # behind a TLS-terminating proxy that sets X-Forwarded-Proto: trust that header (only then; a
+    # client could send it itself when nothing in front of the bridge overwrites it)
+    trust_forwarded_proto: bool = False
 
 
 class StoreSettings(_Section):

@@ -158,6 +158,16 @@ async def inbox(request: web.Request) -> web.Response:
     return await _page(request, principal)
 
 
+def _https(request: web.Request) -> bool:
+    """Whether the browser reached us over TLS: directly, by the configured public URL, or by a
+    proxy's ``X-Forwarded-Proto`` when the integrator said that header can be trusted."""
+    server = request.app[SETTINGS].server
+    if request.secure or (server.public_url or "").startswith("https://"):
+        return True
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return server.trust_forwarded_proto and forwarded == "https"
+
+
 async def login(request: web.Request) -> web.StreamResponse:
     form = await form_fields(request)
     credential = str(form.get("credential", "")).strip()
@@ -193,7 +203,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         samesite="Strict",
         path="/",
         # behind a TLS proxy the request itself is plain http: the public URL says what browsers use
-        secure=request.secure or (request.app[SETTINGS].server.public_url or "").startswith("https://"),
+        secure=_https(request),
     )
     return resp
 
