@@ -210,6 +210,18 @@ class Submissions:
         )
         return decision, endpoint
 
+    async def _part_2(self, note: PeerNote) -> PeerNote:
+        """Part 2 rests on facts the author cannot switch off: what the note says (SUD words) and the
+        program of the referral it serves (a SUD program), not the ``sud_related`` flag alone."""
+        if note.sud_related:
+            return note
+        policy = self.ctx.policy
+        encounter = await self.ctx.encounter_of(note) if note.encounter_id else None
+        referral = await self.ctx.referral(encounter.referral_id) if encounter is not None else None
+        if policy.sud_content(note.text) or (referral is not None and policy.sud_program(referral.programs)):
+            return note.model_copy(update={"sud_related": True})
+        return note
+
     async def submit_note(
         self, note: PeerNote, *, actor: Actor, idempotency_key: str | None = None
     ) -> Submission:
@@ -220,9 +232,7 @@ class Submissions:
         else:  # the one co-sign check, as POST /cosign makes it
             await self._check_cosigner(actor, note)
         self._check_dates({"written_at": note.written_at})
-        if not note.sud_related and self.ctx.policy.sud_content(note.text):
-            # Part 2 rests on what the note says, not on a flag its author can switch off
-            note = note.model_copy(update={"sud_related": True})
+        note = await self._part_2(note)
         decision, endpoint = await self.judge_note(note)
         decision.raise_for_verdict()
         holds = [v.rule for v in decision.violations if v.severity.value == "hold"]

@@ -194,6 +194,12 @@ class Policy:
             )
         )
 
+    def sud_program(self, programs: Sequence[str]) -> bool:
+        """Whether a referral's programs include a SUD program (``[privacy] sud_programs``, matched
+        the way ``[assignment.programs]`` reads program names): its notes are Part 2 records."""
+        keys = {encounter_checks.program_key(p, self.spec.assignment) for p in programs}
+        return bool(keys & set(self.spec.privacy.sud_programs))
+
     # --- disclosure ----------------------------------------------------------------------------
 
     def check_disclosure(

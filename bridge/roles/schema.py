@@ -205,6 +205,8 @@ class PrivacySpec(_Spec):
     care_team_labels: list[CodingSpec] = Field(default_factory=list)
     # vocabulary classes whose terms make a note SUD-related (Part 2), whatever its input flag says
     sud_terms: list[VocabName] = Field(default_factory=list)
+    # [assignment.programs] keys whose referrals are SUD programs: their notes are Part 2 records
+    sud_programs: list[str] = Field(default_factory=list)
 
 
 class ItemFilterSpec(_Spec):

@@ -51,3 +51,36 @@ async def test_sud_text_is_labelled_part_2_whatever_the_flag_says(
     assert "42CFRPart2" not in security_codes(sandbox_ehr.base_url, system, plain.id)
     gate = [e for e in await sqlite_store.audit.entries(subject=sub.id) if e.action == "privacy-gate"]
     assert gate and gate[0].detail is not None and "42CFRPart2" in gate[0].detail["labels"]
+
+
+async def test_a_note_for_a_sud_program_referral_is_part_2_whatever_the_flag_says(
+    sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    from datetime import UTC, datetime
+
+    from bridge.domain import Referral, ReferralStatus
+
+    w = World(sandbox_ehr)
+    p = w.participant()
+    settings = settings_for(sandbox_ehr.base_url)
+    svc = await make_service(settings, sqlite_store, w.directory)
+    system = f"{settings.organization.identifier_system}/note"
+    ids = {}
+    for program in ("Recovery support", "Housing navigation"):  # a SUD program, and a near miss
+        ref = Referral(
+            id=f"ref-{program[:4]}-{w.tag}",
+            endpoint="clinic",
+            task_id=f"task-{program[:4]}-{w.tag}",
+            service_request_id=f"sr-{program[:4]}-{w.tag}",
+            status=ReferralStatus.IN_PROGRESS,
+            programs=(program,),
+        )
+        await sqlite_store.inbox.upsert(ref, now=datetime(2026, 11, 26, 15, 0, tzinfo=UTC))
+        enc = w.encounter(p, len(ids), referral_id=ref.id)
+        await svc.submissions.submit_encounter(enc, actor=ACTOR)
+        note = w.note(enc, audience=Audience.CARE_TEAM, sud_related=False)  # text about housing only
+        await svc.submissions.submit_note(note, actor=ACTOR)
+        ids[program] = note.id
+    await svc.worker.drain("clinic")
+    assert "42CFRPart2" in security_codes(sandbox_ehr.base_url, system, ids["Recovery support"])
+    assert "42CFRPart2" not in security_codes(sandbox_ehr.base_url, system, ids["Housing navigation"])

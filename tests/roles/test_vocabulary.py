@@ -188,3 +188,8 @@ def test_an_overlay_adds_terms_without_replacing_the_files(rules: Path) -> None:
     policy = load_policy(rules, "XX")
     assert entries(policy, "about zorbex now", "medication") == ["zorbexamide"]
     assert entries(policy, "about Seroquel now", "medication") == ["quetiapine"]
+
+
+def test_a_sud_program_referral_is_part_2(policy: Policy) -> None:
+    assert policy.sud_program(["Recovery support"]) and policy.sud_program(["SUD program"])
+    assert not policy.sud_program(["Housing navigation", "Mental health"])  # near misses
