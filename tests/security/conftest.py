@@ -20,10 +20,12 @@ from aiohttp.test_utils import TestClient
 
 from bridge.store import AuditEntry, OutboxItem, open_store
 from bridge_dev.sandbox import Sandbox
+from tests.exchange.conftest import make_service, policy, sqlite_store
 from tests.web.conftest import TokenFactory, bearer, idp_key, jwks, make_token
 from tests.web.stack import Stack, add_peer, encounter_for, place_referrals, serve, write_stack
 
-__all__ = ["idp_key", "jwks", "make_token"]  # the web tests' identity provider, shared
+# the web tests' identity provider and the exchange tests' service factory, shared
+__all__ = ["idp_key", "jwks", "make_service", "make_token", "policy", "sqlite_store"]
 
 Client = TestClient[Any, Any]
 OTHER_ORG = "elsewhere-recovery"

@@ -11,8 +11,7 @@ from bridge.domain import Audience
 from bridge.exchange.views import Actor
 from bridge.store import Store
 from bridge_dev.sandbox import Sandbox
-
-from .support import ServiceFactory, World, settings_for
+from tests.exchange.support import ServiceFactory, World, settings_for
 
 ACTOR = Actor(name="peer-app", role="peer-specialist", organization="harbor-recovery", source="127.0.0.1")
 SUD_TEXT = "Drove him to his methadone clinic intake; we planned his rides for the first two weeks."

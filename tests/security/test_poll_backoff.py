@@ -11,8 +11,7 @@ import asyncio
 from bridge.errors import StoreError
 from bridge.store import Store
 from bridge_dev.sandbox import Sandbox
-
-from .support import ServiceFactory, World, settings_for
+from tests.exchange.support import ServiceFactory, World, settings_for
 
 
 async def test_a_failing_poll_is_retried_with_backoff_not_every_half_second(
