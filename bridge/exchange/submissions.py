@@ -31,6 +31,7 @@ from bridge.exchange.authorship import (
     verify_identity,
 )
 from bridge.exchange.context import ExchangeContext
+from bridge.exchange.part2 import part_2
 from bridge.exchange.payload import OutboxPayload, PayloadKind
 from bridge.exchange.routing import partition_key
 from bridge.exchange.views import Actor, Submission
@@ -210,18 +211,6 @@ class Submissions:
         )
         return decision, endpoint
 
-    async def _part_2(self, note: PeerNote) -> PeerNote:
-        """Part 2 rests on facts the author cannot switch off: what the note says (SUD words) and the
-        program of the referral it serves (a SUD program), not the ``sud_related`` flag alone."""
-        if note.sud_related:
-            return note
-        policy = self.ctx.policy
-        encounter = await self.ctx.encounter_of(note) if note.encounter_id else None
-        referral = await self.ctx.referral(encounter.referral_id) if encounter is not None else None
-        if policy.sud_content(note.text) or (referral is not None and policy.sud_program(referral.programs)):
-            return note.model_copy(update={"sud_related": True})
-        return note
-
     async def submit_note(
         self, note: PeerNote, *, actor: Actor, idempotency_key: str | None = None
     ) -> Submission:
@@ -232,7 +221,7 @@ class Submissions:
         else:  # the one co-sign check, as POST /cosign makes it
             await self._check_cosigner(actor, note)
         self._check_dates({"written_at": note.written_at})
-        note = await self._part_2(note)
+        note = await part_2(self.ctx, note)
         decision, endpoint = await self.judge_note(note)
         decision.raise_for_verdict()
         holds = [v.rule for v in decision.violations if v.severity.value == "hold"]

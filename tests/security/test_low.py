@@ -176,50 +176,41 @@ async def test_a_token_without_sub_is_refused(
             assert resp.status == status, (sub, await resp.text())
 
 
+# (a [server] setting added to the stack's config, the X-Forwarded-Proto the request carries, Secure?)
+COOKIE_CASES = [
+    ('public_url = "https://bridge.harbor.test"', None, True),  # the public URL is https
+    ("", "https", False),  # a header any client can send is not trusted by default
+    ("trust_forwarded_proto = true", "https", True),  # ... unless a proxy is said to set it
+    ("trust_forwarded_proto = true", None, False),
+]
+
+
+@pytest.mark.parametrize(("setting", "forwarded", "secure"), COOKIE_CASES)
 async def test_the_session_cookie_is_secure_behind_a_tls_proxy(
-    sandbox_ehr: Sandbox, tmp_path: Path, jwks: dict[str, Any], make_token: TokenFactory
+    sandbox_ehr: Sandbox,
+    tmp_path: Path,
+    jwks: dict[str, Any],
+    make_token: TokenFactory,
+    setting: str,
+    forwarded: str | None,
+    secure: bool,
 ) -> None:
     jwks_file = tmp_path / "jwks.json"
     jwks_file.write_text(json.dumps(jwks))
     stack = write_stack(sandbox_ehr, tmp_path / "b", port=0, jwks_file=jwks_file)
     text = stack.config.read_text().replace(
-        '[server]\nhost = "127.0.0.1"\n',
-        '[server]\nhost = "127.0.0.1"\npublic_url = "https://bridge.harbor.test"\n',
+        '[server]\nhost = "127.0.0.1"\n', f'[server]\nhost = "127.0.0.1"\n{setting}\n'
     )
-    assert "public_url" in text
+    assert setting in text
     stack.config.write_text(text)
+    headers = {"X-Forwarded-Proto": forwarded} if forwarded else {}
     async with serve(stack) as client:
         token = make_token(practitioner_id=stack.peer_id)
-        resp = await client.post("/inbox/login", data={"credential": token}, allow_redirects=False)
+        resp = await client.post(
+            "/inbox/login", data={"credential": token}, headers=headers, allow_redirects=False
+        )
         assert resp.status == 303, await resp.text()
-        assert "Secure" in resp.headers["Set-Cookie"]
-
-
-async def test_a_forwarded_proto_makes_the_cookie_secure_only_when_trusted(
-    sandbox_ehr: Sandbox, tmp_path: Path, jwks: dict[str, Any], make_token: TokenFactory
-) -> None:
-    jwks_file = tmp_path / "jwks.json"
-    jwks_file.write_text(json.dumps(jwks))
-    for trusted in (False, True):
-        stack = write_stack(sandbox_ehr, tmp_path / f"b-{trusted}", port=0, jwks_file=jwks_file)
-        if trusted:
-            text = stack.config.read_text().replace(
-                '[server]\nhost = "127.0.0.1"\n',
-                '[server]\nhost = "127.0.0.1"\ntrust_forwarded_proto = true\n',
-            )
-            assert "trust_forwarded_proto" in text
-            stack.config.write_text(text)
-        async with serve(stack) as client:
-            token = make_token(practitioner_id=stack.peer_id)
-            resp = await client.post(
-                "/inbox/login",
-                data={"credential": token},
-                headers={"X-Forwarded-Proto": "https"},
-                allow_redirects=False,
-            )
-            assert resp.status == 303, await resp.text()
-            # a header any client can send counts only when the integrator says a proxy sets it
-            assert ("Secure" in resp.headers["Set-Cookie"]) is trusted
+        assert ("Secure" in resp.headers["Set-Cookie"]) is secure
 
 
 async def test_a_location_name_is_a_name_not_a_story(served: tuple[Client, Stack]) -> None:

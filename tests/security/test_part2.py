@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import httpx
 
-from bridge.domain import Audience
+from bridge.domain import Audience, Participant
 from bridge.exchange.views import Actor
+from bridge.exchange.wiring import ExchangeService
 from bridge.store import Store
 from bridge_dev.sandbox import Sandbox
 from tests.exchange.support import ServiceFactory, World, settings_for
@@ -24,14 +25,20 @@ def security_codes(base_url: str, system: str, note_id: str) -> set[str]:
     return {c["code"] for c in entry["resource"].get("meta", {}).get("security", [])}
 
 
+async def _world(
+    sandbox_ehr: Sandbox, store: Store, make_service: ServiceFactory
+) -> tuple[World, Participant, ExchangeService, str]:
+    """A participant known at the EHR, the exchange over ``store``, and the notes' identifier system."""
+    w = World(sandbox_ehr)
+    settings = settings_for(sandbox_ehr.base_url)
+    svc = await make_service(settings, store, w.directory)
+    return w, w.participant(), svc, f"{settings.organization.identifier_system}/note"
+
+
 async def test_sud_text_is_labelled_part_2_whatever_the_flag_says(
     sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
 ) -> None:
-    w = World(sandbox_ehr)
-    p = w.participant()
-    settings = settings_for(sandbox_ehr.base_url)
-    svc = await make_service(settings, sqlite_store, w.directory)
-    system = f"{settings.organization.identifier_system}/note"
+    w, p, svc, system = await _world(sandbox_ehr, sqlite_store, make_service)
 
     enc = w.encounter(p)
     await svc.submissions.submit_encounter(enc, actor=ACTOR)
@@ -59,11 +66,7 @@ async def test_a_note_for_a_sud_program_referral_is_part_2_whatever_the_flag_say
 
     from bridge.domain import Referral, ReferralStatus
 
-    w = World(sandbox_ehr)
-    p = w.participant()
-    settings = settings_for(sandbox_ehr.base_url)
-    svc = await make_service(settings, sqlite_store, w.directory)
-    system = f"{settings.organization.identifier_system}/note"
+    w, p, svc, system = await _world(sandbox_ehr, sqlite_store, make_service)
     ids = {}
     for program in ("Recovery support", "Housing navigation"):  # a SUD program, and a near miss
         ref = Referral(
