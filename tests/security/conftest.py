@@ -135,6 +135,21 @@ async def people(
         yield p
 
 
+@pytest.fixture
+async def with_referral(
+    sandbox_ehr: Sandbox, tmp_path: Path, jwks: dict[str, Any], make_token: TokenFactory
+) -> AsyncIterator[People]:
+    """:func:`people` with one referral placed for the peer organization."""
+    async with open_people(sandbox_ehr, tmp_path, jwks, make_token, referrals=1) as p:
+        yield p
+
+
+async def task_status(p: People, task_id: str) -> str:
+    """The Task's status at the EHR, read directly (what the clinic sees)."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        return str((await http.get(f"{p.ehr.base_url}/Task/{task_id}")).json()["status"])
+
+
 @asynccontextmanager
 async def open_people(
     sandbox_ehr: Sandbox,

@@ -5,17 +5,9 @@ as the attacker. Now every inbox form carries a form token and a foreign Origin/
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
-
-import httpx
-import pytest
 
 from bridge.mappers import referral_id_for
-from bridge_dev.sandbox import Sandbox
-from tests.security.conftest import People, eventually, open_people
-from tests.web.conftest import TokenFactory
+from tests.security.conftest import People, eventually, task_status
 
 EVIL = "http://127.0.0.1:1"  # another port of the same host: same site, another origin
 
@@ -28,19 +20,6 @@ async def _sign_in(p: People, who: str, role: str = "peer-specialist") -> str:
     found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
     assert found, "the page's forms carry a token"
     return found.group(1)
-
-
-async def _task_status(p: People, task_id: str) -> str:
-    async with httpx.AsyncClient(timeout=30) as http:
-        return str((await http.get(f"{p.ehr.base_url}/Task/{task_id}")).json()["status"])
-
-
-@pytest.fixture
-async def with_referral(
-    sandbox_ehr: Sandbox, tmp_path: Path, jwks: dict[str, Any], make_token: TokenFactory
-) -> AsyncIterator[People]:
-    async with open_people(sandbox_ehr, tmp_path, jwks, make_token, referrals=1) as p:
-        yield p
 
 
 async def test_a_cross_origin_form_cannot_accept_a_referral(with_referral: People) -> None:
@@ -68,12 +47,12 @@ async def test_a_cross_origin_form_cannot_accept_a_referral(with_referral: Peopl
         assert resp.status == 403, await resp.text()
         body = await resp.json()
         assert (body["code"], body["rule"]) == ("csrf_refused", rule)
-    assert await _task_status(p, task_id) == "requested"  # nothing moved at the EHR
+    assert await task_status(p, task_id) == "requested"  # nothing moved at the EHR
 
     own = {"Origin": str(p.client.make_url("")).rstrip("/")}
     resp = await p.client.post(url, data={"csrf_token": token}, headers=own, allow_redirects=False)
     assert resp.status == 303, await resp.text()  # the page's own form still works
-    assert await _task_status(p, task_id) == "accepted"
+    assert await task_status(p, task_id) == "accepted"
 
 
 async def test_a_cross_origin_form_cannot_cosign(people: People) -> None:

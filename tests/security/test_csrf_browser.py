@@ -5,20 +5,15 @@ peer. The bridge refuses it (403 ``csrf_refused``) and the Task does not move at
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Page
 
 from bridge.mappers import referral_id_for
-from bridge_dev.sandbox import Sandbox
-from tests.security.conftest import People, open_people
-from tests.web.conftest import CHROMIUM, TokenFactory, browser_page
+from tests.security.conftest import People, task_status
+from tests.web.conftest import CHROMIUM, browser_page
 
 __all__ = ["browser_page"]
 
@@ -29,14 +24,6 @@ pytestmark = [
         reason="Debian chromium is not installed (make test installs it)",
     ),
 ]
-
-
-@pytest.fixture
-async def with_referral(
-    sandbox_ehr: Sandbox, tmp_path: Path, jwks: dict[str, Any], make_token: TokenFactory
-) -> AsyncIterator[People]:
-    async with open_people(sandbox_ehr, tmp_path, jwks, make_token, referrals=1) as p:
-        yield p
 
 
 async def _evil_page(target: str) -> TestServer:
@@ -87,6 +74,4 @@ async def test_a_page_on_another_port_cannot_accept_for_the_signed_in_peer(
         assert sent.get("cookie", "").startswith("bridge_session=")  # the cookie did ride along
     finally:
         await evil.close()
-    async with httpx.AsyncClient(timeout=30) as http:
-        task = (await http.get(f"{p.ehr.base_url}/Task/{task_id}")).json()
-    assert task["status"] == "requested"  # nothing moved at the EHR
+    assert await task_status(p, task_id) == "requested"  # nothing moved at the EHR
