@@ -10,6 +10,7 @@ Relative paths in the file are resolved against the file's own directory.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -69,6 +70,11 @@ class EndpointAuth(_Section):
         return self
 
 
+_SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key"}
+_SECRET_WORDS = ("token", "secret", "password", "apikey", "api-key", "auth", "session", "key")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
+
+
 class EndpointSettings(_Section):
     """One clinic EHR's FHIR R4 endpoint."""
 
@@ -82,8 +88,27 @@ class EndpointSettings(_Section):
     breaker_failures: Annotated[int, Field(ge=1)] = 5
     breaker_reset_seconds: Annotated[float, Field(gt=0)] = 30.0
     verify_tls: bool = True
-    poll_interval_seconds: Annotated[float, Field(ge=1)] = 3600.0
+    # domain.md: hourly recommended; an integrator may lower it to 60 s where the EHR allows it
+    # (the bridge logs a warning below 15 minutes)
+    poll_interval_seconds: Annotated[float, Field(ge=60)] = 3600.0
     subscribe: bool = True
+    # sent with every request to this endpoint (e.g. ``Prefer = "handling=strict"``); never
+    # credentials: those come from ``auth`` (``*_env`` / ``*_file``)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("headers")
+    @classmethod
+    def _no_secrets(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, value in v.items():
+            low = name.lower()
+            if low in _SECRET_HEADERS or any(word in low for word in _SECRET_WORDS):
+                raise ValueError(
+                    f"{name}: looks like a credential; secrets stay in auth (*_env / *_file), "
+                    "never in the file"
+                )
+            if not _HEADER_NAME.fullmatch(name) or "\n" in value or "\r" in value:
+                raise ValueError(f"{name}: not a valid HTTP header")
+        return v
 
     @field_validator("base_url")
     @classmethod

@@ -26,7 +26,6 @@ from typing import Any
 
 from bridge.clients import AsyncFhirClient, BundleResult
 from bridge.clients.retry import backoff_seconds
-from bridge.clients.status import outcome_summary
 from bridge.errors import (
     BridgeError,
     CircuitOpenError,
@@ -35,13 +34,17 @@ from bridge.errors import (
     ServerUnavailableError,
     ThrottledError,
 )
+from bridge.exchange.sending import Prepared, send_submission
 from bridge.store import OutboxItem, Store
 
 log = logging.getLogger("bridge.exchange.outbound")
 
 Clock = Callable[[], datetime]
-# prepare(item, now) -> the transaction Bundle to send; raises MappingError / PolicyError to refuse
-Prepare = Callable[[OutboxItem, datetime], Awaitable[Mapping[str, Any]]]
+# prepare(item, now) -> the transaction Bundle to send (or a Prepared: the Bundle and what was left
+# out of it, with why); raises MappingError / PolicyError to refuse
+Prepare = Callable[[OutboxItem, datetime], Awaitable[Mapping[str, Any] | Prepared]]
+# the resources that carry each kind of work: without one of them written, nothing was delivered
+REQUIRED = {"encounter": ("Encounter", "Procedure"), "note": ("DocumentReference",)}
 
 
 @dataclass(frozen=True)
@@ -213,8 +216,15 @@ class OutboundWorker:
 
     async def _attempt(self, loop: _Loop, item: OutboxItem) -> None:
         try:
-            bundle = await self.prepare(item, self.clock())
-            result = await loop.client.transaction(bundle)
+            prepared = await self.prepare(item, self.clock())
+            if not isinstance(prepared, Prepared):
+                prepared = Prepared(prepared)
+            sent = await send_submission(
+                loop.client,
+                prepared.bundle,
+                skipped=prepared.skipped,
+                required=REQUIRED.get(item.kind, ()),
+            )
         except RetryableError as exc:
             await self._failed(loop, item, exc, retryable=True)
             return
@@ -227,16 +237,8 @@ class OutboundWorker:
             # The type only: messages such as pydantic's quote the input (PHI).
             await self._dead(loop, item, _short_error(exc), None)
             return
-        bad = [e for e in result.entries if not 200 <= e.status < 300]
-        if bad:
-            outcome = bad[0].outcome
-            err = (
-                f"[fhir_request_failed] transaction entry answered {bad[0].status}{outcome_summary(outcome)}"
-            )
-            await self._dead(loop, item, err, outcome)
-            return
         now = self.clock()
-        ids = fhir_ids(result)
+        ids = sent.result()
         async with self.store.transaction() as conn:
             delivered = await self.store.outbox.mark_delivered(
                 item.id, owner=self.owner, now=now, result=ids, conn=conn
@@ -248,7 +250,12 @@ class OutboundWorker:
                     subject=item.id,
                     at=now,
                     source=loop.endpoint,
-                    detail={"kind": item.kind, "record": item.item_key, "fhir": ids["refs"]},
+                    detail={
+                        "kind": item.kind,
+                        "record": item.item_key,
+                        "fhir": ids["refs"],
+                        "skipped": [s["type"] for s in ids["skipped"]],
+                    },
                     conn=conn,
                 )
         loop.stats.delivered += 1

@@ -50,6 +50,9 @@ class Submission:
     warnings: Violations = field(default_factory=list)
     hold_reasons: Violations = field(default_factory=list)  # state "held": what it waits for
     replayed: bool = False  # answered from an earlier request with the same Idempotency-Key
+    # delivered: each resource written ({type, id, status}) and each left out ({type, reason})
+    written: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
     @classmethod
     def of(
@@ -81,6 +84,8 @@ class Submission:
             warnings=[dict(w) for w in (warnings or item.warnings or []) if w.get("severity") == "warn"],
             hold_reasons=[dict(v) for v in item.hold or []],
             replayed=replayed,
+            written=[dict(w) for w in (item.result or {}).get("written", [])],
+            skipped=[dict(k) for k in (item.result or {}).get("skipped", [])],
         )
 
 

@@ -26,8 +26,10 @@ from bridge.web.models import (
     OutboxList,
     ReferralActionRequest,
     ReferralList,
+    SkippedResource,
     SubmissionView,
     Violation,
+    WrittenResource,
 )
 from bridge.web.principal import Action, Principal, actor_for, may_see_assignee
 from bridge.web.requests import M, authorize, body, json_object
@@ -57,6 +59,10 @@ def submission_view(s: Submission) -> SubmissionView:
             Violation(rule=str(w["rule"]), severity=str(w["severity"]), message=str(w["message"]))
             for w in s.warnings
         ],
+        written=[
+            WrittenResource(type=str(w["type"]), id=str(w["id"]), status=int(w["status"])) for w in s.written
+        ],
+        skipped=[SkippedResource(type=str(k["type"]), reason=str(k["reason"])) for k in s.skipped],
     )
 
 

@@ -205,7 +205,7 @@ def demo_settings(ehr: Sandbox, workdir: Path, port: int, idp: IdentityProvider)
         store_url=f"sqlite+aiosqlite:///{workdir / 'bridge.db'}",
         endpoint={
             "patient_identifier_system": MRN_SYSTEM,
-            "poll_interval_seconds": 2,  # the fallback if a notification is lost
+            "poll_interval_seconds": 60,  # the fallback if a notification is lost
             "retry_max_seconds": 20,
         },
         rules={"dir": str(rules_dir())},

@@ -207,10 +207,40 @@ def test_workarounds_are_warns_with_reasons(change: dict[str, Any], name: str, w
 
 
 def test_no_transaction_and_polling_interval_are_said() -> None:
-    caps = EndpointCapabilities.from_documents(_statement(FULL, system=()))
+    caps = EndpointCapabilities.from_documents(_statement(FULL, system=("batch",)))
     findings = {f.name: f for f in caps.findings(poll_interval_seconds=900)}
     assert findings["transaction"].level == "warn" and not caps.supports_transaction
+    assert "ordered conditional writes" in findings["transaction"].reason
     assert "every 15 minutes" in findings["referral-notifications"].reason
+
+
+MINIMAL = {"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1", "rest": [{"mode": "server"}]}
+
+
+def test_what_the_statement_does_not_list_is_unknown_not_absent() -> None:
+    """Issue 12 (1): a statement listing no resources read as 'supports nothing'; the session
+    then went out as Organization + Practitioner only, and was called delivered."""
+    caps = EndpointCapabilities.from_documents(MINIMAL)
+    assert caps.support("Encounter", "create") == "unknown"
+    assert caps.can_create("Encounter") and caps.can_create("Procedure") and caps.supports_transaction
+    assert caps.can_search("Task") and caps.can_update("Task") and caps.supports_if_match("Task")
+    findings = {f.name: f for f in caps.findings()}
+    assert not any(f.level == "fail" for f in findings.values())
+    for name in ("write-notes", "write-sessions", "transaction", "receive-referrals", "update-referrals"):
+        assert "assumed" in findings[name].reason, name
+    # a listed statement still says no where it says no
+    listed = EndpointCapabilities.from_documents(_statement({**FULL, "Encounter": {"i": ("read",)}}))
+    assert listed.support("Encounter", "create") == "no" and not listed.can_create("Encounter")
+
+
+def test_refusals_and_probes_are_learned() -> None:
+    caps = EndpointCapabilities.from_documents(MINIMAL)
+    caps = caps.learn("Encounter", "create", False, "the server answered 405")
+    caps = caps.learn("Task", "search-type", True, "probed: Task?_summary=count answered")
+    assert not caps.can_create("Encounter") and caps.support("Task", "search-type") == "yes"
+    findings = {f.name: f for f in caps.findings()}
+    assert findings["write-sessions"].level == "warn" and "405" in findings["write-sessions"].reason
+    assert findings["receive-referrals"].level == "ok" and "probed" in findings["receive-referrals"].reason
 
 
 def test_subscription_topic_for_tasks_and_smart_configuration() -> None:

@@ -1,0 +1,156 @@
+"""The exchange end to end against every FHIR server (``fhir_server``: the sandbox EHR, the sandbox
+in strict mode, Medplum's router in memory): sessions and notes written in full with literal
+Patient references, the referral loop by polling, clinic changes seen, nothing lost to cut pages.
+Issue 12: each of these failed on Medplum before."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from bridge.domain import ReferralStatus
+from bridge.exchange.inbound import InboundSettings
+from bridge.exchange.views import Actor
+from bridge.store import Store
+from bridge_dev import samples
+from bridge_dev.servers import FhirServer
+
+from .support import ServiceFactory, World, count, create_patient, create_referral, settings_for
+
+PEER = Actor(name="peer-app", role="peer-specialist", organization="harbor-recovery", source="10.1.2.3")
+
+
+def _peer_of(world: World) -> Actor:
+    """The session's servers are shared: each test's peer organization is its own."""
+    org = f"org-{world.tag}"
+    world.peer = world.peer.model_copy(update={"organization_id": org})
+    world.directory.add(world.peer)
+    return Actor(name="peer-app", role="peer-specialist", organization=org, source="10.1.2.3")
+
+
+def _get(server: FhirServer, path: str, **params: str) -> dict[str, Any]:
+    r = httpx.get(f"{server.base_url}/{path}", params=params, timeout=30)
+    r.raise_for_status()
+    return dict(r.json())
+
+
+def _put(server: FhirServer, resource: dict[str, Any]) -> None:
+    r = httpx.put(f"{server.base_url}/{resource['resourceType']}/{resource['id']}", json=resource, timeout=30)
+    r.raise_for_status()
+
+
+async def test_session_and_note_are_written_in_full_with_literal_references(
+    fhir_server: FhirServer, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    w = World(fhir_server)
+    p = w.participant()
+    patient_id = _get(
+        fhir_server, "Patient", identifier=f"{p.identifiers['clinic'].system}|{p.identifiers['clinic'].value}"
+    )["entry"][0]["resource"]["id"]
+    settings = settings_for(fhir_server.base_url, **fhir_server.endpoint)
+    svc = await make_service(settings, sqlite_store, w.directory)
+    enc = w.encounter(p)
+    e = await svc.submissions.submit_encounter(enc, actor=PEER)
+    n = await svc.submissions.submit_note(w.note(enc), actor=PEER)
+    await svc.worker.drain("clinic")
+
+    session, note = await svc.submissions.get(e.id), await svc.submissions.get(n.id)
+    assert session.state == note.state == "delivered"
+    assert {x["type"] for x in session.written} >= {"Organization", "Practitioner", "Encounter", "Procedure"}
+    assert {x["type"] for x in note.written} >= {"DocumentReference", "Provenance"}
+    assert session.skipped == note.skipped == []
+    assert all(x["id"] for x in session.written + note.written)
+
+    docref = _get(fhir_server, note.fhir_ids["DocumentReference"])
+    assert docref["subject"]["reference"] == f"Patient/{patient_id}"
+    found = _get(fhir_server, "DocumentReference", subject=f"Patient/{patient_id}")
+    assert [x["resource"]["id"] for x in found.get("entry", [])] == [docref["id"]]
+    encounter = _get(fhir_server, session.fhir_ids["Encounter"])
+    assert encounter["subject"]["reference"] == f"Patient/{patient_id}"
+
+    # sent again (a lost answer): nothing new anywhere
+    await svc.submissions.submit_encounter(enc, actor=PEER)
+    await svc.worker.drain("clinic")
+    system = f"{settings.organization.identifier_system}/encounter"
+    assert count(fhir_server.base_url, "Encounter", f"{system}|{enc.id}") == 1
+
+
+async def test_referral_loop_by_polling_and_clinic_changes_are_seen(
+    fhir_server: FhirServer, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    w = World(fhir_server)
+    p = w.participant(at_ehr=False)
+    patient_id = create_patient(fhir_server.base_url, p)
+    peer = _peer_of(w)
+    settings = settings_for(fhir_server.base_url, org=peer.organization, **fhir_server.endpoint)
+    svc = await make_service(
+        settings, sqlite_store, w.directory, inbound=InboundSettings(allow_fast_poll=True)
+    )
+    owner = await svc.intake.organization_ref("clinic")
+    task_id = create_referral(fhir_server.base_url, owner_ref=owner, patient_id=patient_id, tag=w.tag)
+    other = create_referral(fhir_server.base_url, owner_ref=owner, patient_id=patient_id, tag="b" + w.tag)
+    assert await svc.inbound.poll("clinic") == 2
+    items = {i.referral.task_id: i.referral for i in await svc.referrals.list(actor=peer)}
+    ref = items[task_id]
+
+    await svc.referrals.act(ref.id, "accept", actor=peer)
+    await svc.referrals.act(items[other].id, "accept", actor=peer)
+    task = _get(fhir_server, f"Task/{task_id}")
+    assert task["status"] == "accepted"
+    assert task["businessStatus"]["coding"][0]["code"] == "3.0"
+    await svc.referrals.act(ref.id, "start", actor=peer)
+
+    enc = w.encounter(p, referral_id=ref.id)
+    session = await svc.submissions.submit_encounter(enc, actor=peer)
+    await svc.worker.drain("clinic")
+    procedure = (await svc.submissions.get(session.id)).fhir_ids["Procedure"]
+    done = (await svc.referrals.act(ref.id, "complete", actor=peer, outputs=[procedure])).referral
+    assert done.status is ReferralStatus.COMPLETED
+    task = _get(fhir_server, f"Task/{task_id}")
+    assert task["status"] == "completed" and task["businessStatus"]["coding"][0]["code"] == "7.0"
+    outputs = [o["valueReference"]["reference"] for o in task.get("output", [])]
+    assert any(o.startswith("Procedure/") for o in outputs)
+
+    # the clinic cancels the other accepted referral (its own version id, its own clock): seen
+    cancelled = _get(fhir_server, f"Task/{other}")
+    cancelled["status"] = "cancelled"
+    cancelled.pop("lastModified", None)
+    _put(fhir_server, cancelled)
+    assert await svc.inbound.poll("clinic") >= 1
+    entry = await sqlite_store.inbox.find_task("clinic", other)
+    assert entry is not None and entry.referral.status is ReferralStatus.CANCELLED
+
+
+@pytest.mark.parametrize("fhir_server", ["sekmet", "medplum"], indirect=True)
+async def test_a_poll_loses_nothing_when_pages_are_cut(
+    fhir_server: FhirServer, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    """Issue 12 (5): 105 Tasks, 100 returned with total 105 and no next link: 3 never arrived.
+    Here 205 Tasks: more than two of Medplum's 100-entry pages."""
+    w = World(fhir_server)
+    p = w.participant(at_ehr=False)
+    patient_id = create_patient(fhir_server.base_url, p)
+    peer = _peer_of(w)
+    settings = settings_for(fhir_server.base_url, org=peer.organization, **fhir_server.endpoint)
+    svc = await make_service(
+        settings, sqlite_store, w.directory, inbound=InboundSettings(allow_fast_poll=True)
+    )
+    owner = await svc.intake.organization_ref("clinic")
+    entries = []
+    for i in range(205):
+        sr, task = samples.referral_resources(f"{w.tag}-{i}", patient_id=patient_id, owner_ref=owner)
+        for res in (sr, task):
+            entries.append(
+                {"resource": res, "request": {"method": "PUT", "url": f"{res['resourceType']}/{res['id']}"}}
+            )
+    async with httpx.AsyncClient(timeout=120) as http:
+        r = await http.post(
+            fhir_server.base_url,
+            json={"resourceType": "Bundle", "type": "batch", "entry": entries},
+            headers={"Content-Type": "application/fhir+json"},
+        )
+    r.raise_for_status()
+    assert await svc.inbound.poll("clinic") == 205
+    assert len(await svc.referrals.list(actor=peer, limit=1000)) == 205
