@@ -320,6 +320,8 @@ class Referral(_Record):
     status_reason: str | None = None
     authored_on: AwareDatetime | None = None
     last_modified: AwareDatetime | None = None
+    # the Task's meta.lastUpdated at the EHR: what orders its versions (version ids are opaque)
+    task_updated: AwareDatetime | None = None
     requester: str | None = None  # display name of the referring clinician/organization
     patient_id: str | None = None  # the patient's id at that endpoint
     contact: ReferralContact | None = None

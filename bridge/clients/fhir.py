@@ -85,6 +85,7 @@ class RawPage:
     matches: list[dict[str, Any]]
     included: list[dict[str, Any]]
     next_url: str | None
+    total: int | None = None  # Bundle.total, when the server gave it
 
 
 @dataclass(frozen=True)
@@ -550,7 +551,8 @@ class AsyncFhirClient:
                     included.append(data)
                 elif mode == "match" and data.get("resourceType") == resource_type:
                     matches.append(data)
-            yield RawPage(matches, included, path)
+            total = bundle.get("total")
+            yield RawPage(matches, included, path, total if isinstance(total, int) else None)
 
     async def _bundle_page(self, path: str) -> tuple[dict[str, Any], str | None]:
         """One search answer and its ``next`` link (refused when it leaves the base URL)."""

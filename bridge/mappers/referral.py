@@ -272,6 +272,7 @@ def referral_from_fhir(
             status_reason=_concept_text(task.get("statusReason")),
             authored_on=_datetime(task.get("authoredOn"), "task.authoredOn"),
             last_modified=_datetime(task.get("lastModified"), "task.lastModified"),
+            task_updated=_datetime((task.get("meta") or {}).get("lastUpdated"), "task.meta.lastUpdated"),
             requester=requester,
             patient_id=patient_id,
             contact=_contact(patient) if patient is not None else None,

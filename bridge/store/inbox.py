@@ -1,8 +1,9 @@
 """The inbox: referrals in the peer view, one row per (endpoint, Task), de-duplicated.
 
 A notification, a catch-up poll and a repeated event can all bring the same Task: ``upsert`` keeps
-the newest version (by ``Task.meta.versionId``, then ``lastUpdated``) and says whether anything
-changed, so callers audit and notify only once.
+the newest version and says whether anything changed, so callers audit and notify only once.
+Version ids are opaque (UUIDs at some servers): versions are ordered by ``meta.lastUpdated``, then
+``lastModified``, both compared as instants; by version id only where both are numbers.
 """
 
 from __future__ import annotations
@@ -30,12 +31,16 @@ def referral_id(endpoint: str, task_id: str) -> str:
     return rid[:64]
 
 
-def _version_key(ref: Referral) -> tuple[int, str]:
-    try:
-        v = int(ref.task_version or 0)
-    except ValueError:
-        v = 0
-    return v, ref.last_modified.isoformat() if ref.last_modified else ""
+def is_older(new: Referral, old: Referral) -> bool:
+    """Whether ``new`` is known to be an older version of the Task than ``old`` (when nothing
+    tells, it is not: a different copy is taken as the change it most likely is)."""
+    for a, b in ((new.task_updated, old.task_updated), (new.last_modified, old.last_modified)):
+        if a is not None and b is not None and a != b:
+            return a < b
+    v_new, v_old = new.task_version or "", old.task_version or ""
+    if v_new.isdigit() and v_old.isdigit():
+        return int(v_new) < int(v_old)
+    return False
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ class Inbox:
                 .one()
             )
             old = Referral.model_validate_json(json.dumps(row["referral"]))
-            if _version_key(ref) < _version_key(old) or data == row["referral"]:
+            if is_older(ref, old) or data == row["referral"]:
                 return False
             await c.execute(
                 update(inbox)

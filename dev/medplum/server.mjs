@@ -63,7 +63,7 @@ function refusal(method, type) {
 }
 
 function refusedOutcome(rule) {
-  const code = rule.status === 403 ? 'forbidden' : 'not-supported';
+  const code = rule.status === 403 ? 'forbidden' : [405, 501].includes(rule.status) ? 'not-supported' : 'processing';
   return {
     resourceType: 'OperationOutcome',
     issue: [{ severity: 'error', code, diagnostics: `${rule.method} ${rule.type} is not allowed here` }],

@@ -9,7 +9,9 @@ from bridge.errors import IdempotencyConflictError, InputError, PolicyError
 from bridge.exchange.views import Actor
 from bridge.store import OutboxState, Store
 from bridge_dev import samples
+from bridge_dev.medplum import MedplumServer
 from bridge_dev.sandbox import Sandbox
+from bridge_dev.servers import as_server
 
 from .support import ServiceFactory, World, count, settings_for
 
@@ -130,16 +132,20 @@ async def test_policy_gates_before_anything_is_queued(
 
 
 async def test_permanent_refusal_is_dead_lettered_with_the_outcome(
-    sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
+    medplum_ehr: MedplumServer, sqlite_store: Store, make_service: ServiceFactory
 ) -> None:
-    w = World(sandbox_ehr)
-    p = w.participant(at_ehr=False)  # the EHR does not know this patient: the reference cannot resolve
-    svc = await make_service(settings_for(sandbox_ehr.base_url), sqlite_store, w.directory)
+    w = World(as_server("medplum", medplum=medplum_ehr))
+    p = w.participant()
+    svc = await make_service(settings_for(medplum_ehr.base_url), sqlite_store, w.directory)
     sub = await svc.submissions.submit_encounter(w.encounter(p), actor=ACTOR)
-    await svc.worker.drain("clinic")
+    medplum_ehr.refuse(("POST", "transaction", 422))  # a refusal of this request, not of the kind
+    try:
+        await svc.worker.drain("clinic")
+    finally:
+        medplum_ehr.refuse()
     item = await sqlite_store.outbox.get(sub.id)
     assert item.state is OutboxState.DEAD and item.attempts == 1
-    assert (item.last_error and "404" in item.last_error) or "not" in (item.last_error or "")
+    assert item.last_error is not None and "422 (error processing)" in item.last_error
     assert item.last_outcome is not None and item.last_outcome["resourceType"] == "OperationOutcome"
     assert [e.action for e in await sqlite_store.audit.entries(subject=sub.id)] == ["submit", "dead-letter"]
 

@@ -154,3 +154,81 @@ async def test_a_poll_loses_nothing_when_pages_are_cut(
     r.raise_for_status()
     assert await svc.inbound.poll("clinic") == 205
     assert len(await svc.referrals.list(actor=peer, limit=1000)) == 205
+
+
+@pytest.mark.parametrize("fhir_server", ["medplum"], indirect=True)
+async def test_a_ping_polls_whatever_the_subscription_kind(
+    fhir_server: FhirServer, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    """Issue 12 (4): an empty POST to /fhir/notify answered 200 and polled nothing unless a
+    criteria subscription existed (Medplum has none)."""
+    w = World(fhir_server)
+    peer = _peer_of(w)
+    p = w.participant(at_ehr=False)
+    patient_id = create_patient(fhir_server.base_url, p)
+    settings = settings_for(fhir_server.base_url, org=peer.organization, **fhir_server.endpoint)
+    svc = await make_service(settings, sqlite_store, w.directory, inbound=InboundSettings())
+    owner = await svc.intake.organization_ref("clinic")
+    task_id = create_referral(fhir_server.base_url, owner_ref=owner, patient_id=patient_id, tag=w.tag)
+    result = await svc.inbound.handle_notification(None)
+    assert result.kind == "ping" and result.stored == 1
+    assert await sqlite_store.inbox.find_task("clinic", task_id) is not None
+
+
+def test_a_poll_interval_of_a_minute_is_kept_and_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 12 (4): ``bridge serve`` silently raised any interval below 15 minutes to 900 s."""
+    from bridge.exchange.inbound import InboundSync
+
+    sync = InboundSync(
+        None,  # type: ignore[arg-type]  # no store needed to answer the interval
+        {"clinic": None, "other": None},  # type: ignore[dict-item]
+        lambda *a: None,  # type: ignore[arg-type,return-value]
+        owner_for=lambda e: None,  # type: ignore[arg-type,return-value]
+        clock=lambda: None,  # type: ignore[arg-type,return-value]
+        settings=InboundSettings(poll_seconds={"clinic": 60, "other": 3600}),
+    )
+    assert sync.poll_interval("clinic") == 60 and sync.poll_interval("other") == 3600
+    with caplog.at_level("WARNING", logger="bridge.exchange.inbound"):
+        assert sync.warn_fast_polling() == ["clinic"]
+    assert "polling every 60 s" in caplog.text
+
+
+@pytest.mark.parametrize("fhir_server", ["medplum"], indirect=True)
+async def test_refusals_are_learned_and_the_rest_still_goes(
+    fhir_server: FhirServer, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    """Run-time refusals: no transactions (405), no Encounter create (405), Provenance out of
+    scope (403). The session and the note still go, as ordered conditional writes, and the
+    submission says what was skipped and why; later submissions do not try again."""
+    assert fhir_server.medplum is not None
+    w = World(fhir_server)
+    p = w.participant()
+    settings = settings_for(fhir_server.base_url, **fhir_server.endpoint)
+    svc = await make_service(settings, sqlite_store, w.directory)
+    fhir_server.medplum.refuse(
+        ("POST", "transaction", 405), ("POST", "Encounter", 405), ("POST", "Provenance", 403)
+    )
+    try:
+        enc = w.encounter(p)
+        e = await svc.submissions.submit_encounter(enc, actor=PEER)
+        n = await svc.submissions.submit_note(w.note(enc), actor=PEER)
+        await svc.worker.drain("clinic")
+        session, note = await svc.submissions.get(e.id), await svc.submissions.get(n.id)
+        second = await svc.submissions.submit_encounter(w.encounter(p, 1), actor=PEER)
+        await svc.worker.drain("clinic")
+        later = await svc.submissions.get(second.id)
+    finally:
+        fhir_server.medplum.refuse()
+    assert session.state == note.state == later.state == "delivered"
+    assert {x["type"] for x in session.written} == {"Organization", "Practitioner", "Procedure"}
+    assert [(s["type"], "405" in s["reason"]) for s in session.skipped] == [("Encounter", True)]
+    assert {x["type"] for x in note.written} >= {"DocumentReference"}
+    assert {s["type"] for s in note.skipped} == {"Encounter", "Provenance"}
+    assert any("403" in s["reason"] for s in note.skipped if s["type"] == "Provenance")
+    # learned: the Encounter is left out of the next session before anything is sent
+    caps = await svc.clients["clinic"].capabilities()
+    assert not caps.supports_transaction and not caps.can_create("Encounter")
+    assert not caps.can_create("Provenance") and "403" in caps.why_not("Provenance", "create")
+    assert [s["type"] for s in later.skipped] == ["Encounter"]
+    procedure = _get(fhir_server, later.fhir_ids["Procedure"])
+    assert "encounter" not in procedure  # the reference to what was not written is dropped
