@@ -177,11 +177,13 @@ class EndpointCapabilities:
             elif state == "no":
                 add(what, no_level, f"{no_text} ({self.why_not(rtype, interaction)})")
             else:
+                searched = self.learned.get((rtype, "search-type"))
+                known_type = f"; the server knows {rtype} ({searched[1]})" if searched and searched[0] else ""
                 add(
                     what,
                     "warn",
-                    f"{ok_text}: not listed in the CapabilityStatement; assumed (tried, and if the "
-                    f"server refuses it: {no_text})",
+                    f"{ok_text}: not listed in the CapabilityStatement{known_type}; assumed (tried, "
+                    f"and if the server refuses it: {no_text})",
                 )
 
         if self.fhir_r4:
