@@ -34,7 +34,7 @@ from bridge.errors import (
     ServerUnavailableError,
     ThrottledError,
 )
-from bridge.exchange.sending import Prepared, send_submission
+from bridge.exchange.sending import Prepared, check_references, send_submission
 from bridge.store import OutboxItem, Store
 
 log = logging.getLogger("bridge.exchange.outbound")
@@ -70,6 +70,7 @@ class _Loop:
     client: AsyncFhirClient
     capacity: int
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    references_checked: bool = False  # the first delivery here reads back what it wrote
     in_flight: set[asyncio.Task[None]] = field(default_factory=set)
     stats: EndpointStats = field(default_factory=EndpointStats)
 
@@ -237,8 +238,15 @@ class OutboundWorker:
             # The type only: messages such as pydantic's quote the input (PHI).
             await self._dead(loop, item, _short_error(exc), None)
             return
-        now = self.clock()
         ids = sent.result()
+        if not loop.references_checked:
+            # a server new to the bridge: does it keep the patient reference as sent?
+            try:
+                ids["references_ok"] = await check_references(loop.client, prepared.bundle, sent)
+                loop.references_checked = True
+            except BridgeError as exc:
+                log.warning("outbound %s: could not read back %s: [%s]", loop.endpoint, item.id, exc.code)
+        now = self.clock()
         async with self.store.transaction() as conn:
             delivered = await self.store.outbox.mark_delivered(
                 item.id, owner=self.owner, now=now, result=ids, conn=conn

@@ -121,6 +121,27 @@ async def send_submission(
     return outcome
 
 
+async def check_references(client: AsyncFhirClient, bundle: Mapping[str, Any], outcome: SendOutcome) -> bool:
+    """Read back one written resource that names the patient and compare its ``subject`` with what
+    was sent: a server that stores a reference as text, or rewrites it, is caught the first time
+    (the caller does this once per endpoint). True when it holds (or there was nothing to check)."""
+    sent = {
+        str(e["resource"].get("resourceType")): e["resource"]["subject"]["reference"]
+        for e in bundle.get("entry") or []
+        if isinstance((e.get("resource") or {}).get("subject"), dict)
+        and "reference" in e["resource"]["subject"]
+    }
+    for w in outcome.written:
+        if w.type in sent:
+            stored = await client.read_raw(f"{w.type}/{w.id}")
+            got = str((stored.get("subject") or {}).get("reference", ""))
+            if got.removeprefix(client.base_url + "/") != sent[w.type]:
+                log.warning("sending %s: %s.subject was not stored as sent", client.name, w.type)
+                return False
+            return True
+    return True
+
+
 def _transaction_written(result: BundleResult, outcome: SendOutcome) -> None:
     bad = [e for e in result.entries if not 200 <= e.status < 300]
     if bad:

@@ -69,6 +69,9 @@ async def test_session_and_note_are_written_in_full_with_literal_references(
     assert [x["resource"]["id"] for x in found.get("entry", [])] == [docref["id"]]
     encounter = _get(fhir_server, session.fhir_ids["Encounter"])
     assert encounter["subject"]["reference"] == f"Patient/{patient_id}"
+    # the first delivery to a server read back what it wrote, and the reference held
+    first = await sqlite_store.outbox.get(e.id)
+    assert first.result is not None and first.result["references_ok"] is True
 
     # sent again (a lost answer): nothing new anywhere
     await svc.submissions.submit_encounter(enc, actor=PEER)
