@@ -95,6 +95,8 @@ class EndpointSettings(_Section):
     # sent with every request to this endpoint (e.g. ``Prefer = "handling=strict"``); never
     # credentials: those come from ``auth`` (``*_env`` / ``*_file``)
     headers: dict[str, str] = Field(default_factory=dict)
+    # when a note for a referral is delivered, tell the referring clinician (a Communication)
+    notify_requester: bool = True
 
     @field_validator("headers")
     @classmethod

@@ -323,6 +323,7 @@ class Referral(_Record):
     # the Task's meta.lastUpdated at the EHR: what orders its versions (version ids are opaque)
     task_updated: AwareDatetime | None = None
     requester: str | None = None  # display name of the referring clinician/organization
+    requester_ref: str | None = None  # the referring clinician at the EHR (told when a note arrives)
     patient_id: str | None = None  # the patient's id at that endpoint
     contact: ReferralContact | None = None
     reason: str | None = None  # plain-language reason
