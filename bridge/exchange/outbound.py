@@ -43,6 +43,8 @@ Clock = Callable[[], datetime]
 # prepare(item, now) -> the transaction Bundle to send (or a Prepared: the Bundle and what was left
 # out of it, with why); raises MappingError / PolicyError to refuse
 Prepare = Callable[[OutboxItem, datetime], Awaitable[Mapping[str, Any] | Prepared]]
+# after a delivery is recorded (e.g. the referral's Task lists the service): never fails it
+Delivered = Callable[[OutboxItem, Mapping[str, Any]], Awaitable[None]]
 # the resources that carry each kind of work: without one of them written, nothing was delivered
 REQUIRED = {"encounter": ("Encounter", "Procedure"), "note": ("DocumentReference",)}
 
@@ -114,6 +116,7 @@ class OutboundWorker:
         }
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self.on_delivered: Delivered | None = None
 
     # --- control ---------------------------------------------------------------------------------
 
@@ -267,6 +270,8 @@ class OutboundWorker:
                     conn=conn,
                 )
         loop.stats.delivered += 1
+        if delivered and self.on_delivered is not None:
+            await self.on_delivered(item, ids)
         if loop.stats.failing:
             loop.stats.failing = False
             # the endpoint is back: let the backlog go now rather than at each item's backoff

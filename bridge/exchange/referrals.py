@@ -6,17 +6,23 @@ accepts a referral is stored with it (its assignee).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from bridge.domain import Referral, ReferralStatus
-from bridge.errors import FhirRequestError, InputError, StateTransitionError
+from bridge.errors import BridgeError, FhirRequestError, InputError, StateTransitionError
 from bridge.exchange.authorship import verify_identity
 from bridge.exchange.context import ExchangeContext
 from bridge.exchange.inbound import InboundSync
+from bridge.exchange.payload import OutboxPayload
 from bridge.exchange.task_state import TARGET, ReferralAction, check_action, parse_action
 from bridge.exchange.views import Actor, InboxItem
 from bridge.mappers import task_with_status
+from bridge.store import OutboxItem
+
+log = logging.getLogger("bridge.exchange.referrals")
 
 # an attempt to move a Task that keeps changing under us gives up after this many reads
 CONFLICT_ATTEMPTS = 3
@@ -101,6 +107,45 @@ class Referrals:
         }
         await self.ctx.audit(actor, f"referral.{act.value}", referral_id, detail=detail, at=now)
         return InboxItem.of(await self.ctx.store.inbox.get(referral_id), organization=self.ctx.organization)
+
+    async def record_delivery(self, item: OutboxItem, result: Mapping[str, Any]) -> None:
+        """A session for a referral was delivered: its Task at the EHR lists the service now (as
+        ``output``, BSeR 5.1.4 Event Completed) rather than only when the referral is completed.
+        Only while the referral is in progress; a failure here leaves the delivery delivered."""
+        payload = OutboxPayload.read(item.payload)
+        referral_id = payload.encounter.referral_id
+        if payload.note is not None or referral_id is None:
+            return
+        written = [f"{w['type']}/{w['id']}" for w in result.get("written", [])]
+        outputs = [r for r in written if r.startswith("Procedure/")] or [
+            r for r in written if r.startswith("Encounter/")
+        ]
+        if not outputs:
+            return
+        try:
+            referral = (await self.ctx.store.inbox.get(referral_id)).referral
+            client = self.ctx.clients[referral.endpoint]
+            for _ in range(CONFLICT_ATTEMPTS):
+                task = await client.read_raw(f"Task/{referral.task_id}")
+                if task.get("status") != ReferralStatus.IN_PROGRESS.value:
+                    return
+                updated = task_with_status(
+                    task,
+                    ReferralStatus.IN_PROGRESS,
+                    now=self.ctx.clock(),
+                    business_status="5.1.4",
+                    outputs=outputs,
+                )
+                version = str((task.get("meta") or {}).get("versionId") or "")
+                try:
+                    await client.update(updated, if_match=version or None)
+                    break
+                except FhirRequestError as exc:
+                    if exc.status != 412:
+                        raise
+            await self.inbound.fetch_task(referral.endpoint, referral.task_id)
+        except BridgeError as exc:
+            log.warning("referral %s: the Task's outputs were not updated: [%s]", referral_id, exc.code)
 
     async def _move_task(
         self,

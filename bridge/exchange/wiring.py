@@ -95,6 +95,7 @@ class ExchangeService:
         self.submissions = Submissions(self.ctx, wake=self.worker.wake)
         self.supervision = Supervision(self.ctx, self.submissions, wake=self.worker.wake)
         self.referrals = Referrals(self.ctx, self.inbound)
+        self.worker.on_delivered = self.referrals.record_delivery
 
     # what every job shares, held once by the context
     @property

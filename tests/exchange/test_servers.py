@@ -92,7 +92,14 @@ async def test_referral_loop_by_polling_and_clinic_changes_are_seen(
         settings, sqlite_store, w.directory, inbound=InboundSettings(allow_fast_poll=True)
     )
     owner = await svc.intake.organization_ref("clinic")
-    task_id = create_referral(fhir_server.base_url, owner_ref=owner, patient_id=patient_id, tag=w.tag)
+    clinician = {"reference": f"Practitioner/dr-{w.tag}", "display": "Dr. Sam Patel"}
+    task_id = create_referral(
+        fhir_server.base_url,
+        owner_ref=owner,
+        patient_id=patient_id,
+        tag=w.tag,
+        extra_sr={"requester": clinician},
+    )
     other = create_referral(fhir_server.base_url, owner_ref=owner, patient_id=patient_id, tag="b" + w.tag)
     assert await svc.inbound.poll("clinic") == 2
     items = {i.referral.task_id: i.referral for i in await svc.referrals.list(actor=peer)}
@@ -109,6 +116,21 @@ async def test_referral_loop_by_polling_and_clinic_changes_are_seen(
     session = await svc.submissions.submit_encounter(enc, actor=peer)
     await svc.worker.drain("clinic")
     procedure = (await svc.submissions.get(session.id)).fhir_ids["Procedure"]
+    # the Task lists the service as soon as it is delivered, not only at the end
+    task = _get(fhir_server, f"Task/{task_id}")
+    assert task["status"] == "in-progress" and task["businessStatus"]["coding"][0]["code"] == "5.1.4"
+    assert [o["valueReference"]["reference"] for o in task["output"]] == [procedure]
+    assert "Services delivered" in task["text"]["div"]
+    # the note for the referral: the referring clinician is told it arrived
+    note = w.note(enc)
+    n = await svc.submissions.submit_note(note, actor=peer)
+    await svc.worker.drain("clinic")
+    assert (await svc.submissions.get(n.id)).state == "delivered"
+    system = f"{settings.organization.identifier_system}/note-notification"
+    found = _get(fhir_server, "Communication", identifier=f"{system}|{note.id}")
+    [message] = [e["resource"] for e in found["entry"]]
+    assert message["recipient"][0]["reference"] == clinician["reference"]
+    assert message["about"][0]["reference"] == (await svc.submissions.get(n.id)).fhir_ids["DocumentReference"]
     done = (await svc.referrals.act(ref.id, "complete", actor=peer, outputs=[procedure])).referral
     assert done.status is ReferralStatus.COMPLETED
     task = _get(fhir_server, f"Task/{task_id}")
