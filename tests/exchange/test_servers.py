@@ -257,3 +257,32 @@ async def test_refusals_are_learned_and_the_rest_still_goes(
     assert [s["type"] for s in later.skipped] == ["Encounter"]
     procedure = _get(fhir_server, later.fhir_ids["Procedure"])
     assert "encounter" not in procedure  # the reference to what was not written is dropped
+
+
+@pytest.mark.parametrize("fhir_server", ["medplum"], indirect=True)
+async def test_what_the_bridge_writes_passes_two_independent_validators(
+    fhir_server: FhirServer, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    """Conformance: every resource the bridge wrote (this test's session, co-signed note and
+    referral loop, and whatever the session's other tests left on this server) passes the
+    fhir.resources R4B models and Medplum's own validator (validateResource, in the Node glue)."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    assert fhir_server.medplum is not None
+    w = World(fhir_server)
+    p = w.participant()
+    settings = settings_for(fhir_server.base_url, **fhir_server.endpoint)
+    svc = await make_service(settings, sqlite_store, w.directory)
+    enc = w.encounter(p)
+    e = await svc.submissions.submit_encounter(enc, actor=PEER)
+    n = await svc.submissions.submit_note(w.note(enc), actor=PEER)
+    await svc.worker.drain("clinic")
+    written = (await svc.submissions.get(e.id)).written + (await svc.submissions.get(n.id)).written
+    assert len(written) >= 6
+    for x in written:
+        resource = _get(fhir_server, f"{x['type']}/{x['id']}")
+        get_fhir_model_class(x["type"]).model_validate(resource)
+        assert resource["text"]["status"] == "generated"
+    report = fhir_server.medplum.validate()
+    assert report["checked"] >= len(written)
+    assert report["problems"] == []
