@@ -35,4 +35,4 @@ bench: install
 	$(PY) bench/mapping.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache dev/medplum/node_modules

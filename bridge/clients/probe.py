@@ -84,8 +84,10 @@ async def probe_endpoint(
     request_timeout: float = 10.0,
     poll_interval_seconds: float = 3600.0,
     transport: httpx.AsyncBaseTransport | None = None,
+    headers: dict[str, str] | None = None,
 ) -> EndpointReport:
-    """Probe one endpoint; never raises for what it finds (that is in the report)."""
+    """Probe one endpoint; never raises for what it finds (that is in the report). ``headers``
+    are the endpoint's own (``Prefer: handling=strict`` ...), sent as the bridge would."""
     report = EndpointReport(name, base_url.rstrip("/"))
     common = {
         "name": name,
@@ -93,6 +95,7 @@ async def probe_endpoint(
         "verify": verify,
         "retry": PROBE_RETRY,
         "transport": transport,
+        "headers": headers,
     }
 
     # 1. reachability and metadata, without credentials (/metadata is open by the spec)
@@ -256,6 +259,7 @@ async def probe_configured(name: str, endpoint: EndpointSettings, base_dir: Path
         verify=endpoint.verify_tls,
         request_timeout=min(endpoint.timeout_seconds, 15.0),
         poll_interval_seconds=endpoint.poll_interval_seconds,
+        headers=dict(endpoint.headers),
     )
     report.findings.insert(0, Finding("config", "ok", f"[endpoints.{name}] valid"))
     return report
