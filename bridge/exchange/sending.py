@@ -247,8 +247,12 @@ def _rewrite(value: Any, ids: Mapping[str, str], gone: set[str]) -> Any:
 
 
 def _lost_its_target(resource: Mapping[str, Any]) -> bool:
-    # the one element of the resources sent whose loss leaves nothing to say (Provenance.target 1..*)
-    return resource.get("resourceType") == "Provenance" and not resource.get("target")
+    # the elements of the resources sent whose loss leaves nothing to say: Provenance.target (1..*),
+    # and the note a Communication announces
+    rtype = resource.get("resourceType")
+    return (rtype == "Provenance" and not resource.get("target")) or (
+        rtype == "Communication" and not resource.get("about")
+    )
 
 
 def _check_required(outcome: SendOutcome, required: Sequence[str]) -> None:

@@ -311,3 +311,40 @@ def test_breaker_half_open_admits_one_trial_and_a_cancelled_trial_frees_it() -> 
     breaker.before_call()  # a new trial may go
     breaker.record_success()
     assert breaker.status().state == "closed"
+
+
+async def test_transaction_versions_from_the_returned_resources() -> None:
+    """Issue 12: a server that gives the version only in ``entry.resource.meta.versionId`` (no
+    etag, an unversioned location) left the bridge without version ids."""
+    answer = {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [
+            {
+                "response": {"status": "201", "location": "Encounter/e-1"},
+                "resource": {
+                    "resourceType": "Encounter",
+                    "id": "e-1",
+                    "meta": {"versionId": "0a0e6084-uuid"},
+                },
+            }
+        ],
+    }
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, json=answer))
+    async with AsyncFhirClient("http://ehr/fhir", transport=transport) as ehr:
+        result = await ehr.transaction({"resourceType": "Bundle", "type": "transaction", "entry": []})
+    assert result.entries[0].version_id == "0a0e6084-uuid" and result.entries[0].id == "e-1"
+
+
+async def test_endpoint_headers_go_with_every_request() -> None:
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("prefer"))
+        return httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset"})
+
+    async with AsyncFhirClient(
+        "http://ehr/fhir", transport=httpx.MockTransport(handler), headers={"Prefer": "handling=strict"}
+    ) as ehr:
+        await ehr.search("Task", {"_summary": "count"})
+    assert seen == ["handling=strict"]

@@ -286,3 +286,17 @@ async def test_what_the_bridge_writes_passes_two_independent_validators(
     report = fhir_server.medplum.validate()
     assert report["checked"] >= len(written)
     assert report["problems"] == []
+
+
+async def test_strict_mode_is_really_strict(fhir_server: FhirServer) -> None:
+    """The endpoint's headers reach the server: in strict mode an unknown search parameter is an
+    error, where the lenient servers ignore it."""
+    from bridge.clients import AsyncFhirClient
+    from bridge.errors import FhirRequestError
+
+    async with AsyncFhirClient(fhir_server.base_url, headers=fhir_server.headers) as ehr:
+        if fhir_server.kind == "sekmet-strict":
+            with pytest.raises(FhirRequestError):
+                await ehr.search("Task", {"no-such-parameter": "x"})
+        else:
+            await ehr.search("Task", {"no-such-parameter": "x", "_summary": "count"})
