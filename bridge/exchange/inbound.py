@@ -168,7 +168,9 @@ class InboundSync:
                 topic, criteria, channel, heartbeat_seconds=self.settings.heartbeat_seconds
             )
             kind = "backport"
-        elif caps.can_create("Subscription"):
+        elif caps.support("Subscription", "create") == "yes":
+            # only where the statement says so: a server that merely stores the resource (and
+            # never notifies) would give no refusal to learn from, just silence
             sub = criteria_subscription(criteria, channel)
             kind = "criteria"
         else:

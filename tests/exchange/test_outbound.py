@@ -1,4 +1,5 @@
-"""Outbound: submit -> outbox -> transaction at the real sandbox EHR -> delivered, on both stores."""
+"""Outbound: submit -> outbox -> transaction at the real sandbox EHR -> delivered, on both stores
+(the first two on every FHIR server: the sandbox, the sandbox in strict mode, Medplum)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from bridge.store import OutboxState, Store
 from bridge_dev import samples
 from bridge_dev.medplum import MedplumServer
 from bridge_dev.sandbox import Sandbox
-from bridge_dev.servers import as_server
+from bridge_dev.servers import FhirServer, as_server
 
 from .support import ServiceFactory, World, count, settings_for
 
@@ -19,11 +20,11 @@ ACTOR = Actor(name="peer-app", role="peer-specialist", organization="harbor-reco
 
 
 async def test_encounter_delivered_once_and_ids_recorded(
-    sandbox_ehr: Sandbox, store: Store, make_service: ServiceFactory
+    fhir_server: FhirServer, store: Store, make_service: ServiceFactory
 ) -> None:
-    w = World(sandbox_ehr)
+    w = World(fhir_server)
     p = w.participant()
-    settings = settings_for(sandbox_ehr.base_url)
+    settings = settings_for(fhir_server.base_url, **fhir_server.endpoint)
     svc = await make_service(settings, store, w.directory)
     enc = w.encounter(p)
 
@@ -39,7 +40,7 @@ async def test_encounter_delivered_once_and_ids_recorded(
     assert done.state == "delivered" and done.attempts == 1
     assert done.fhir_ids["Encounter"].startswith("Encounter/")
     system = f"{settings.organization.identifier_system}/encounter"
-    assert count(sandbox_ehr.base_url, "Encounter", f"{system}|{enc.id}") == 1
+    assert count(fhir_server.base_url, "Encounter", f"{system}|{enc.id}") == 1
 
     audit = await store.audit.entries(subject=sub.id)
     assert [e.action for e in audit] == ["submit", "disclose"]
@@ -66,11 +67,11 @@ async def test_sending_twice_creates_nothing_new(
 
 
 async def test_note_follows_its_encounter(
-    sandbox_ehr: Sandbox, store: Store, make_service: ServiceFactory
+    fhir_server: FhirServer, store: Store, make_service: ServiceFactory
 ) -> None:
-    w = World(sandbox_ehr)
+    w = World(fhir_server)
     p = w.participant()
-    settings = settings_for(sandbox_ehr.base_url)
+    settings = settings_for(fhir_server.base_url, **fhir_server.endpoint)
     svc = await make_service(settings, store, w.directory)
     enc = w.encounter(p)
     with pytest.raises(InputError) as exc:
@@ -105,7 +106,7 @@ async def test_note_follows_its_encounter(
     assert enc_done.delivered_at <= note_done.delivered_at
     assert note_done.fhir_ids["DocumentReference"].startswith("DocumentReference/")
     system = f"{settings.organization.identifier_system}/note"
-    assert count(sandbox_ehr.base_url, "DocumentReference", f"{system}|{w.note(enc).id}") == 1
+    assert count(fhir_server.base_url, "DocumentReference", f"{system}|{w.note(enc).id}") == 1
 
 
 async def test_policy_gates_before_anything_is_queued(

@@ -192,8 +192,12 @@ async def test_a_ping_polls_whatever_the_subscription_kind(
     p = w.participant(at_ehr=False)
     patient_id = create_patient(fhir_server.base_url, p)
     settings = settings_for(fhir_server.base_url, org=peer.organization, **fhir_server.endpoint)
-    svc = await make_service(settings, sqlite_store, w.directory, inbound=InboundSettings())
+    inbound = InboundSettings(notify_url="http://127.0.0.1:9/fhir/notify", notify_token="t")
+    svc = await make_service(settings, sqlite_store, w.directory, inbound=inbound)
     owner = await svc.intake.organization_ref("clinic")
+    # a statement that does not list Subscription: no subscription is made (the server would
+    # store it and never notify: silence, not a refusal to learn from); polling and pings it is
+    assert (await svc.inbound.subscribe("clinic")).kind is None
     task_id = create_referral(fhir_server.base_url, owner_ref=owner, patient_id=patient_id, tag=w.tag)
     result = await svc.inbound.handle_notification(None)
     assert result.kind == "ping" and result.stored == 1
