@@ -289,7 +289,7 @@ class EndpointCapabilities:
                 "update",
                 "Task update with If-Match",
                 "warn",
-                "accept/decline/complete stay in the bridge and are not written back",
+                "the peer's accept/decline/complete cannot be written back: each is refused with this reason",
             )
 
         every = _duration(poll_interval_seconds)

@@ -11,8 +11,16 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from bridge.clients.status import refusal
 from bridge.domain import Referral, ReferralStatus
-from bridge.errors import BridgeError, FhirRequestError, InputError, StateTransitionError
+from bridge.errors import (
+    BridgeError,
+    FhirHttpError,
+    FhirRequestError,
+    InputError,
+    StateTransitionError,
+    UnsupportedError,
+)
 from bridge.exchange.authorship import verify_identity
 from bridge.exchange.context import ExchangeContext
 from bridge.exchange.inbound import InboundSync
@@ -160,6 +168,14 @@ class Referrals:
         if client is None:
             raise InputError("referral.endpoint", "the referral's endpoint is no longer configured")
         target = TARGET[act]
+        caps = await client.capabilities()
+        if not caps.can_update("Task"):
+            # as `bridge check` says: the EHR does not take Task updates, so the action cannot go back
+            reason_text = caps.why_not("Task", "update")
+            raise UnsupportedError(
+                f"{referral.endpoint}: the referral cannot be moved at the EHR: {reason_text}",
+                endpoint=referral.endpoint,
+            )
         for _ in range(CONFLICT_ATTEMPTS):
             task = await client.read_raw(f"Task/{referral.task_id}")
             current = ReferralStatus(str(task.get("status")))
@@ -171,8 +187,15 @@ class Referrals:
             try:
                 await client.update(updated, if_match=version or None)
                 return
-            except FhirRequestError as exc:
-                if exc.status != 412:
+            except FhirHttpError as exc:
+                why = refusal(exc)
+                if why is not None:
+                    client.learn("Task", "update", False, why)
+                    raise UnsupportedError(
+                        f"{referral.endpoint}: the referral cannot be moved at the EHR: {why}",
+                        endpoint=referral.endpoint,
+                    ) from exc
+                if not isinstance(exc, FhirRequestError) or exc.status != 412:
                     raise
                 # changed under us: read again and re-apply if still valid
         raise StateTransitionError(referral.status.value, target.value, "the Task kept changing at the EHR")

@@ -196,7 +196,7 @@ def test_no_document_reference_create_is_a_fail() -> None:
     [
         ({"Encounter": {"i": ("create",)}}, "no-duplicates", "conditional create for Encounter"),
         ({"Task": {"i": ("read", "search-type", "update")}}, "update-referrals", "If-Match"),
-        ({"Task": {"i": ("read", "search-type")}}, "update-referrals", "not written back"),
+        ({"Task": {"i": ("read", "search-type")}}, "update-referrals", "cannot be written back"),
         ({"Task": {"i": ("read",)}}, "receive-referrals", "Task search"),
     ],
 )

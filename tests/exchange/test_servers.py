@@ -304,3 +304,39 @@ async def test_strict_mode_is_really_strict(fhir_server: FhirServer) -> None:
                 await ehr.search("Task", {"no-such-parameter": "x"})
         else:
             await ehr.search("Task", {"no-such-parameter": "x", "_summary": "count"})
+
+
+@pytest.mark.parametrize("fhir_server", ["medplum"], indirect=True)
+async def test_a_refused_task_update_is_said_not_hidden(
+    fhir_server: FhirServer, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    """What check says ('cannot be written back') is what happens: a Task update the server
+    refuses is learned, and the peer's action is refused with the reason (nothing pretends)."""
+    from bridge.errors import UnsupportedError
+
+    assert fhir_server.medplum is not None
+    w = World(fhir_server)
+    peer = _peer_of(w)
+    p = w.participant(at_ehr=False)
+    patient_id = create_patient(fhir_server.base_url, p)
+    settings = settings_for(fhir_server.base_url, org=peer.organization, **fhir_server.endpoint)
+    svc = await make_service(
+        settings, sqlite_store, w.directory, inbound=InboundSettings(allow_fast_poll=True)
+    )
+    owner = await svc.intake.organization_ref("clinic")
+    task_id = create_referral(fhir_server.base_url, owner_ref=owner, patient_id=patient_id, tag=w.tag)
+    await svc.inbound.poll("clinic")
+    [item] = await svc.referrals.list(actor=peer)
+    fhir_server.medplum.refuse(("PUT", "Task", 405))
+    try:
+        with pytest.raises(UnsupportedError, match="405"):
+            await svc.referrals.act(item.referral.id, "accept", actor=peer)
+        before = svc.clients["clinic"].requests
+        with pytest.raises(UnsupportedError, match="405"):
+            await svc.referrals.act(item.referral.id, "accept", actor=peer)
+        assert svc.clients["clinic"].requests == before  # learned: not tried again
+    finally:
+        fhir_server.medplum.refuse()
+    assert _get(fhir_server, f"Task/{task_id}")["status"] == "requested"
+    findings = {f.name: f for f in (await svc.clients["clinic"].capabilities()).findings()}
+    assert "cannot be written back" in findings["update-referrals"].reason
