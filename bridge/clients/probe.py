@@ -176,7 +176,7 @@ async def _probe_unlisted(client: AsyncFhirClient, caps: EndpointCapabilities) -
             if why is not None:
                 caps = caps.learn(rtype, "search-type", False, f"probed: {why}")
         else:
-            caps = caps.learn(rtype, "search-type", True, f"probed: a {rtype} count search answered")
+            caps = caps.learn(rtype, "search-type", True, f"probed: {rtype}?_summary=count answered")
     if caps.support("ServiceRequest", "read") == "unknown":
         try:
             await client.read_raw(f"ServiceRequest/{MISSING_ID}")
