@@ -20,15 +20,25 @@ from pydantic import ValidationError
 
 from bridge.errors import RuleFileError
 from bridge.roles.checks import PLACEHOLDERS, Checks
-from bridge.roles.content import Act, ContentRule, DirectiveRule, NearRule, PatternRule, VocabularyRule
+from bridge.roles.content import (
+    Act,
+    ContentRule,
+    DirectiveRule,
+    ModelRule,
+    NearRule,
+    PatternRule,
+    VocabularyRule,
+)
 from bridge.roles.decision import Severity
 from bridge.roles.language import Lexicon
+from bridge.roles.model import ModelFileError, TextScreen
 from bridge.roles.permissions import WRITE_ACTIONS
 from bridge.roles.policy import Policy
 from bridge.roles.schema import (
     RULE_KINDS,
     CheckSpec,
     DirectiveSpec,
+    ModelRuleSpec,
     NearSpec,
     PatternSpec,
     RuleFileSpec,
@@ -294,6 +304,22 @@ def _read_terms(
         raise _fail(key, f"cannot read vocabulary file {file}: {exc}", origin, default) from None
 
 
+def _read_screen(file: Path, key: tuple[str | int, ...], origin: Origin, default: str) -> TextScreen:
+    try:
+        stat = file.stat()
+        return _parse_screen(str(file), stat.st_mtime_ns, stat.st_size)
+    except OSError as exc:
+        raise _fail(key, f"cannot read model file {file}: {exc.strerror}", origin, default) from None
+    except (ModelFileError, UnicodeDecodeError) as exc:
+        raise _fail(key, f"bad model file: {exc}", origin, default) from None
+
+
+@lru_cache(maxsize=8)
+def _parse_screen(path: str, _mtime: int, _size: int) -> TextScreen:
+    """Cached by path, time and size, like the vocabularies (tests load often)."""
+    return TextScreen.load(Path(path))
+
+
 @lru_cache(maxsize=32)
 def _parse_terms(path: str, _mtime: int, _size: int) -> list[tuple[str, str]]:
     """``term`` or ``term<TAB>entry`` per line; cached by path, time and size (tests load often)."""
@@ -373,7 +399,7 @@ def _lexicon(spec: RuleFileSpec, vocabulary: Vocabulary, origin: Origin, default
 
 def _compile_rule(
     rule_id: str,
-    rule: PatternSpec | NearSpec | DirectiveSpec | VocabularyRuleSpec,
+    rule: PatternSpec | NearSpec | DirectiveSpec | VocabularyRuleSpec | ModelRuleSpec,
     origin: Origin,
     default: str,
 ) -> ContentRule:
@@ -396,6 +422,7 @@ def _compile_rule(
                 reach=a.reach or a.window,
                 ordered=a.ordered,
                 allow_on=a.allow_on,
+                back=a.back,
             )
             for a in rule.acts
         ),
@@ -417,6 +444,10 @@ def _compile_rule(
         )
     if isinstance(rule, VocabularyRuleSpec):
         return VocabularyRule(**common, allow=each("allow", rule.allow))
+    if isinstance(rule, ModelRuleSpec):
+        base = Path(_file_of((*key, "model"), origin, default)).parent
+        screen = _read_screen(base / rule.model, (*key, "model"), origin, default)
+        return ModelRule(**common, screen=screen, threshold=rule.threshold, evidence=rule.evidence)
     if isinstance(rule, NearSpec):
         return NearRule(
             **common,
