@@ -92,6 +92,7 @@ FIRES: list[tuple[str, str, str]] = [
     ),
     ("content.clinical-review", "Wise mind came up again today.", "Wise mind"),
     ("content.risk-review", "She feels completely hopeless lately.", "hopeless"),
+    ("content.risk-of-harm", "She is saving her Seroquel in a sock.", "saving her Seroquel"),  # stockpiling
     # a crisis resource beside a warning sign (alone, the 988 card is routine: see the near misses)
     (
         "content.risk-review",
@@ -253,6 +254,7 @@ NEAR_MISSES: list[tuple[str, str]] = [
     ("content.clinical-review", "She goes to DBT at the clinic on Mondays."),
     ("content.risk-review", "She denied feeling hopeless."),  # negated
     ("content.risk-review", "Gave her the 988 card like we do with everyone."),  # routine resource
+    ("content.risk-of-harm", "She is saving up for a car and put away $40 this week."),
     # the victim word is in the sentence before: no act across a full stop
     (
         "content.risk-review",
