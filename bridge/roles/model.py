@@ -84,13 +84,29 @@ class TextScreen:
     def contributions(
         self, tokens: Sequence[Token], skip: frozenset[int] = frozenset()
     ) -> list[Contribution]:
-        """The note's features that carry a weight, in text order."""
-        weights = self.weights
-        return [
-            Contribution(name, weights[name], start, end)
-            for name, start, end in features(tokens, skip)
-            if name in weights
-        ]
+        """The note's features that carry a weight, each once, in text order (what :func:`features`
+        gives, filtered by the weights; one pass, as the page checks while the peer types)."""
+        get = self.weights.get
+        seen: set[str] = set()
+        out: list[Contribution] = []
+        prev: Token | None = None
+        for i, tok in enumerate(tokens):
+            if i in skip:
+                prev = None
+                continue
+            uni = "u:" + tok.stem
+            w = get(uni)
+            if w is not None and uni not in seen:
+                seen.add(uni)
+                out.append(Contribution(uni, w, tok.start, tok.end))
+            if prev is not None and not tok.after_break:
+                bi = f"b:{prev.stem}_{tok.stem}"
+                w = get(bi)
+                if w is not None and bi not in seen:
+                    seen.add(bi)
+                    out.append(Contribution(bi, w, prev.start, tok.end))
+            prev = tok
+        return out
 
     def score(self, contributions: Sequence[Contribution]) -> float:
         z = self.intercept + sum(c.weight for c in contributions)
