@@ -50,7 +50,7 @@ from bridge.roles.language import Analysis
 from bridge.roles.model import TextScreen
 from bridge.roles.vocabulary import TermHit, Token
 
-ALLOW_REACH = 8  # words between a hit and the allowed form that excuses it
+ALLOW_REACH = 8  # words between a hit and the allowed form that excuses it (a rule may set its own)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +80,8 @@ class RuleBase:
     terms: frozenset[str] = frozenset()
     acts: tuple[Act, ...] = ()
     allow_terms: frozenset[str] = frozenset()
+    allow_scope: str = "clause"  # or "sentence": where an allowed term excuses a hit
+    allow_reach: int = ALLOW_REACH
     # a hit that overlaps a term of these classes is not one ("my boss is gonna kill me" is an idiom)
     mask_terms: frozenset[str] = frozenset()
     # hits in a sentence with a term of these classes and a negation are a question answered no
@@ -115,16 +117,17 @@ class RuleBase:
         return self._masked(analysis, start, end) or self._term_allowed(analysis, start)
 
     def _term_allowed(self, analysis: Analysis, start: int) -> bool:
-        """An allowed form near the hit: in its clause and within :data:`ALLOW_REACH` words (notes
-        dictated without punctuation are one long clause; a "clinic" forty words away is no deferral).
-        A negated one does not count: "no need to wait for the doctor" defers nothing."""
+        """An allowed form near the hit: in its clause (or sentence, with ``allow_scope``) and within
+        ``allow_reach`` words (notes dictated without punctuation are one long clause; a "clinic"
+        forty words away is no deferral). A negated one does not count: "no need to wait for the
+        doctor" defers nothing."""
         if not self.allow_terms:
             return False
-        c0, c1 = analysis.clause_at(start)
+        c0, c1 = (analysis.sentence_at if self.allow_scope == "sentence" else analysis.clause_at)(start)
         at = analysis.token_index(start)
         return any(
             c0 <= t.start < c1
-            and abs(t.first - at) <= ALLOW_REACH
+            and abs(t.first - at) <= self.allow_reach
             and "negated" not in analysis.contexts(t.start, t.end)
             for t in analysis.terms_of(self.allow_terms)
         )

@@ -427,6 +427,8 @@ def _compile_rule(
             for a in rule.acts
         ),
         "allow_terms": frozenset(rule.allow_terms),
+        "allow_scope": rule.allow_scope,
+        "allow_reach": rule.allow_reach,
         "mask_terms": frozenset(rule.mask_terms),
         "question_terms": frozenset(rule.question_terms),
         "defer": rule.defer,

@@ -134,6 +134,9 @@ class _RuleSpec(_Spec):
     terms: list[VocabName] = Field(default_factory=list)
     acts: list[ActSpec] = Field(default_factory=list)
     allow_terms: list[VocabName] = Field(default_factory=list)
+    # where an allowed term excuses a hit: its clause within ``allow_reach`` words, or its sentence
+    allow_scope: Literal["clause", "sentence"] = "clause"
+    allow_reach: Annotated[int, Field(ge=1, le=60)] = 8
     mask_terms: list[VocabName] = Field(default_factory=list)
     question_terms: list[VocabName] = Field(default_factory=list)
     defer: bool = False

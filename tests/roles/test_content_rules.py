@@ -93,6 +93,11 @@ FIRES: list[tuple[str, str, str]] = [
     ("content.clinical-review", "Wise mind came up again today.", "Wise mind"),
     ("content.risk-review", "She feels completely hopeless lately.", "hopeless"),
     ("content.risk-of-harm", "She is saving her Seroquel in a sock.", "saving her Seroquel"),  # stockpiling
+    (
+        "content.medication-change",
+        "Told her to take 4 Imodium at a time.",
+        "Told her to take 4 Imodium at a time",
+    ),
     # a crisis resource beside a warning sign (alone, the 988 card is routine: see the near misses)
     (
         "content.risk-review",
@@ -255,6 +260,17 @@ NEAR_MISSES: list[tuple[str, str]] = [
     ("content.risk-review", "She denied feeling hopeless."),  # negated
     ("content.risk-review", "Gave her the 988 card like we do with everyone."),  # routine resource
     ("content.risk-of-harm", "She is saving up for a car and put away $40 this week."),
+    # the peer's own story, anywhere in the sentence; a DV advocate is a resource
+    (
+        "content.risk-of-harm",
+        "I told him some of my story: that in 2012, after my divorce and losing my kids, "
+        "I tried to end my life.",
+    ),
+    ("content.risk-of-harm", "I reminded everyone the DV advocate is at the house Thursdays."),
+    (
+        "content.medication-change",
+        "Told him to take it one day at a time and keep taking his Suboxone as prescribed.",
+    ),
     # the victim word is in the sentence before: no act across a full stop
     (
         "content.risk-review",
