@@ -73,6 +73,7 @@ CASES: dict[str, tuple[str, str, str]] = {
     "risk-excused": ("Her dad passed away.", "grief", "Her dad passed the exam."),
     "crisis-resource": ("She has the 988 card.", "crisis resource", "She has 98 cards."),
     "risk-stockpile": ("She has been stashing pills.", "stash", "She has been washing dishes."),
+    "risk-event": ("She led a training today.", "training", "She took the train today."),
     "idiom": ("My boss is gonna kill me.", "idiom", "My boss is gone."),
 }
 
