@@ -72,9 +72,13 @@ class ConfigError(BridgeError):
 
     code = "config_invalid"
 
-    def __init__(self, path: str, reason: str, *, source: str | None = None) -> None:
+    def __init__(
+        self, path: str, reason: str, *, source: str | None = None, more: Sequence[tuple[str, str]] = ()
+    ) -> None:
         where = f"{source}: " if source else ""
-        super().__init__(f"{where}{path}: {reason}")
+        # every problem found, one line each (the first is ``path``/``reason``)
+        self.problems = [(path, reason), *more]
+        super().__init__("\n".join(f"{where}{p}: {r}" for p, r in self.problems))
         self.path = path
         self.reason = reason
         self.source = source

@@ -142,7 +142,7 @@ class ExchangeService:
         if policy is None:
             from bridge.roles.loader import load_policy
 
-            policy = load_policy(settings.path(settings.rules.dir), settings.rules.jurisdiction)
+            policy = load_policy(settings.rules_dir(), settings.rules.jurisdiction)
         store = store or await open_store(settings.store.url, schema=store_schema)
         # the in-call retry budget stays well inside the outbox lease: longer outages are the
         # outbox's to ride out (durably), not a coroutine's

@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from bridge.web.throttle import FailedAuthThrottle
 log = logging.getLogger("bridge.web")
 
 ExchangeFactory = Callable[[Settings], AbstractAsyncContextManager[ExchangeService]]
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR = Path(str(package_files("bridge.web").joinpath("static")))  # package data (wheel too)
 MAX_BODY_BYTES = 1024 * 1024  # a note is at most 100 000 characters
 
 
@@ -94,7 +95,7 @@ def _notify_token(settings: Settings) -> str:
     return value
 
 
-async def _jwks_from_url(url: str) -> dict[str, Any]:
+async def jwks_from_url(url: str) -> dict[str, Any]:
     try:
         async with httpx.AsyncClient(timeout=10.0) as client:
             resp = await client.get(url)
@@ -149,7 +150,7 @@ def create_app(
     async def jwks_ctx(app: web.Application) -> AsyncIterator[None]:
         if AUTHENTICATOR not in app:
             assert settings.api_auth.jwks_url is not None
-            jwks = await _jwks_from_url(settings.api_auth.jwks_url)
+            jwks = await jwks_from_url(settings.api_auth.jwks_url)
             app[AUTHENTICATOR] = Authenticator.from_settings(settings, jwks=jwks)
         yield
 
