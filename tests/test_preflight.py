@@ -230,9 +230,7 @@ def test_check_without_identity_provider_fails(
     assert _site_levels(doc)["identity-provider"][0][0] == "fail"
 
 
-def test_port_in_use_is_a_clean_error_before_started(
-    site_ehr: tuple[Sandbox, Path], secrets: None
-) -> None:
+def test_port_in_use_is_a_clean_error_before_started(site_ehr: tuple[Sandbox, Path], secrets: None) -> None:
     ehr, site = site_ehr
     config = _configure(site, ehr)
     with socket.socket() as taken:
