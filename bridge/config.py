@@ -199,7 +199,7 @@ class Settings(_Section):
         prefix = "sqlite+aiosqlite:///"
         if isinstance(url, str) and url.startswith(prefix) and data.get("base_dir"):
             path = url.removeprefix(prefix)
-            if path and path != ":memory:" and not Path(path).is_absolute():
+            if path and path != ":memory:" and not path.startswith("file:") and not Path(path).is_absolute():
                 data = {**data, "store": {**store, "url": prefix + str(Path(data["base_dir"]) / path)}}
         return data
 

@@ -29,6 +29,7 @@ pydantic, TOML) are translated at the boundary with ``raise ... from exc`` and n
     └── ExchangeError                   talking to an EHR failed
         ├── RetryableError              worth trying again later (same request, unchanged)
         │   ├── TransportError          connection refused/reset, DNS, TLS, timeout
+        │   │   └── EndpointTimeoutError    no answer within the endpoint's timeout_seconds
         │   ├── ThrottledError          429 (``retry_after`` seconds when the server said)
         │   ├── ServerUnavailableError  502 / 503 / 504
         │   └── CircuitOpenError        our own breaker for that endpoint is open
@@ -279,6 +280,10 @@ class FhirHttpError(ExchangeError):
 
 class TransportError(RetryableError):
     code = "transport_failed"
+
+
+class EndpointTimeoutError(TransportError):
+    """The endpoint did not answer in time (a hung EHR): counted apart in the metrics."""
 
 
 class ThrottledError(FhirHttpError, RetryableError):

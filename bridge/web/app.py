@@ -109,14 +109,19 @@ async def jwks_from_url(url: str) -> dict[str, Any]:
 
 
 def _observe_latency(exchange: ExchangeService, metrics: Metrics) -> None:
-    """Time every request each EHR client makes."""
+    """Time every request each EHR client makes (those that got no answer too: ``timeout``,
+    ``error``), and count the exchange's deliveries, referrals and verdicts."""
     for name, client in exchange.clients.items():
 
         def finished(seconds: float, status: int, endpoint: str = name) -> None:
             outcome = "ok" if status < 400 else f"{status // 100}xx"
             metrics.observe_delivery(endpoint, seconds, outcome)
 
-        client.observe(finished)
+        def no_answer(seconds: float, kind: str, endpoint: str = name) -> None:
+            metrics.observe_delivery(endpoint, seconds, kind)
+
+        client.observe(finished, no_answer)
+    exchange.observe(metrics)
 
 
 def create_app(
