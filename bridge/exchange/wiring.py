@@ -6,6 +6,7 @@
     svc.referrals     # list, get, act (accept | decline | start | complete ...)      (referrals.py)
     svc.inbound       # notifications, subscriptions, polling                         (inbound.py)
     svc.worker        # outbound delivery of what svc.delivery.prepare maps           (outbound.py)
+    svc.operations    # per-endpoint state and dead-letter retry for the ops page     (operations.py)
     await svc.start(); await svc.close()
 
 Nothing else builds these: the web app, ``bridge.exchange.run``, the demo, benches and tests all
@@ -34,6 +35,7 @@ from bridge.exchange.directory import Directory
 from bridge.exchange.events import ExchangeEvents
 from bridge.exchange.inbound import InboundSettings, InboundSync
 from bridge.exchange.intake import Intake
+from bridge.exchange.operations import Operations
 from bridge.exchange.outbound import OutboundSettings, OutboundWorker
 from bridge.exchange.referrals import Referrals
 from bridge.exchange.submissions import Submissions
@@ -98,6 +100,7 @@ class ExchangeService:
         self.submissions = Submissions(self.ctx, wake=self.worker.wake)
         self.supervision = Supervision(self.ctx, self.submissions, wake=self.worker.wake)
         self.referrals = Referrals(self.ctx, self.inbound)
+        self.operations = Operations(self.ctx, self.inbound, wake=self.worker.wake)
 
     # what every job shares, held once by the context
     @property
@@ -195,7 +198,11 @@ class ExchangeService:
             # not ready until the endpoint answers again: a half-open breaker (trial pending) after
             # a run of failures or time-outs is still a failing EHR, not a recovered one
             failing = breaker.state == "open" or breaker.consecutive_failures >= client.breaker.failures
-            reason = f"circuit {breaker.state} after {breaker.consecutive_failures} consecutive failures"
+            reason = (
+                "circuit open"
+                if breaker.state == "open"
+                else f"circuit {breaker.state} after {breaker.consecutive_failures} consecutive failures"
+            )
             out[f"endpoint:{name}"] = (not failing, reason if failing else None)
         return out
 

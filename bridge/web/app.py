@@ -20,7 +20,7 @@ from bridge.errors import ConfigError
 from bridge.exchange.directory import Directory, load_directory
 from bridge.exchange.wiring import ExchangeService, running_exchange
 from bridge.observability import Metrics
-from bridge.web import inbox
+from bridge.web import inbox, ops
 from bridge.web.auth import Authenticator
 from bridge.web.idempotency import IdempotencyCache, StoredResponse, fingerprint
 from bridge.web.keys import (
@@ -177,5 +177,6 @@ def create_app(
         _add(app, route)
     app.router.add_get("/api/openapi.json", _openapi, name="openapi")
     inbox.setup(app)
+    ops.setup(app)
     app.router.add_static("/static", STATIC_DIR, name="static")
     return app
