@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bridge.clients import check as endpoint_check
@@ -116,10 +115,9 @@ async def check_identity_provider(settings: Settings) -> Finding:
 
 
 def check_directory(settings: Settings) -> Finding:
-    from bridge.exchange.directory import DEFAULT_DIRECTORY, DIRECTORY_ENV, InMemoryDirectory
+    from bridge.exchange.directory import DIRECTORY_ENV, InMemoryDirectory, directory_file
 
-    env = os.environ.get(DIRECTORY_ENV)
-    file = Path(env) if env else settings.path(DEFAULT_DIRECTORY)
+    file = directory_file(settings)
     if not file.exists():
         return _finding(
             "directory",

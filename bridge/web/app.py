@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bridge.config import Settings
 from bridge.errors import ConfigError
-from bridge.exchange.directory import Directory, load_directory
+from bridge.exchange.directory import Directory, directory_file, load_directory
 from bridge.exchange.wiring import ExchangeService, running_exchange
 from bridge.observability import Metrics
 from bridge.web import inbox, ops
@@ -26,6 +26,7 @@ from bridge.web.idempotency import IdempotencyCache, StoredResponse, fingerprint
 from bridge.web.keys import (
     AUTH_THROTTLE,
     AUTHENTICATOR,
+    DIRECTORY_MISSING,
     EXCHANGE,
     IDEMPOTENCY,
     METRICS,
@@ -158,6 +159,9 @@ def create_app(
             jwks = await jwks_from_url(settings.api_auth.jwks_url)
             app[AUTHENTICATOR] = Authenticator.from_settings(settings, jwks=jwks)
         yield
+
+    if directory is None and exchange_factory is None and not directory_file(settings).exists():
+        app[DIRECTORY_MISSING] = str(directory_file(settings))
 
     async def exchange_ctx(app: web.Application) -> AsyncIterator[None]:
         opened = (

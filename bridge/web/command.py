@@ -16,7 +16,7 @@ from aiohttp import web
 
 from bridge.config import load_settings
 from bridge.errors import ConfigError
-from bridge.exchange.directory import InMemoryDirectory, load_directory
+from bridge.exchange.directory import InMemoryDirectory, directory_file, load_directory
 from bridge.observability import configure_logging
 from bridge.web.app import create_app
 
@@ -42,7 +42,12 @@ def _listen(host: str, port: int) -> socket.socket:
 def serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     configure_logging(logging.DEBUG if args.verbose else logging.INFO)
-    directory = InMemoryDirectory.from_file(args.directory) if args.directory else load_directory(settings)
+    # no directory file: create_app marks the bridge not ready (every participant would be unknown)
+    directory = (
+        InMemoryDirectory.from_file(args.directory)
+        if args.directory
+        else load_directory(settings) if directory_file(settings).exists() else None
+    )
     app = create_app(settings, directory=directory)
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port

@@ -15,7 +15,15 @@ from bridge.domain import PeerEncounter, PeerNote, parse
 from bridge.errors import ForbiddenError, InputError, NotAuthenticatedError, NotFoundInStoreError
 from bridge.exchange.views import InboxItem, Submission
 from bridge.observability import CONTENT_TYPE
-from bridge.web.keys import AUTHENTICATOR, EXCHANGE, METRICS, NOTIFY_TOKEN, PRINCIPAL, SETTINGS
+from bridge.web.keys import (
+    AUTHENTICATOR,
+    DIRECTORY_MISSING,
+    EXCHANGE,
+    METRICS,
+    NOTIFY_TOKEN,
+    PRINCIPAL,
+    SETTINGS,
+)
 from bridge.web.models import (
     Accepted,
     CheckResult,
@@ -95,6 +103,9 @@ async def _checks(request: web.Request) -> Health:
         ok=signs_in or services,
         detail=None if signs_in else "no identity provider: nobody can sign in to /inbox",
     )
+    missing = request.app.get(DIRECTORY_MISSING)
+    if missing is not None:  # every submission would name an unknown participant
+        checks["directory"] = CheckStatus(ok=False, detail="no directory file")
     ready = all(c.ok for c in checks.values())
     return Health(status="ok" if ready else "degraded", checks=checks)
 
