@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from playwright.async_api import Page, expect
 
 from bridge.config import settings_from_dict
 from bridge.exchange.wiring import ExchangeService, running_exchange
@@ -22,59 +22,8 @@ from bridge.web import create_app
 from bridge.web.auth import Authenticator
 from bridge_dev.sandbox import Sandbox
 from tests.web import payloads
-from tests.web.conftest import TokenFactory, directory, settings_dict
-
-
-class FreezableEhr:
-    """A loopback reverse proxy to the sandbox EHR; ``freeze()`` makes it stop answering (the
-    connection stays open, no status line ever comes), ``thaw()`` lets requests through again."""
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream.rstrip("/")
-        self.frozen = asyncio.Event()
-        self.thawed = asyncio.Event()
-        self.thawed.set()
-        self.hung = 0
-        self._http = httpx.AsyncClient(timeout=30)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    async def _forward(self, request: web.Request) -> web.StreamResponse:
-        if self.frozen.is_set():
-            self.hung += 1
-            await self.thawed.wait()
-        body = await request.read()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        resp = await self._http.request(
-            request.method, f"{self.upstream}{request.path_qs}", content=body, headers=headers
-        )
-        text = resp.content.replace(self.upstream.encode(), f"http://127.0.0.1:{self.port}".encode())
-        keep = {k: v for k, v in resp.headers.items() if k.lower() in ("content-type", "location", "etag")}
-        return web.Response(status=resp.status_code, body=text, headers=keep)
-
-    def freeze(self) -> None:
-        self.thawed.clear()
-        self.frozen.set()
-
-    def thaw(self) -> None:
-        self.frozen.clear()
-        self.thawed.set()
-
-    async def start(self) -> str:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return f"http://127.0.0.1:{self.port}/fhir"
-
-    async def close(self) -> None:
-        self.thaw()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        await self._http.aclose()
+from tests.web.conftest import API_KEYS, CHROMIUM, TokenFactory, directory, settings_dict
+from tests.web.freezable import FreezableEhr
 
 
 @pytest.fixture
@@ -175,3 +124,36 @@ async def test_a_hung_ehr_makes_the_bridge_not_ready_and_shows_in_metrics(
         return (await client.get("/health/ready")).status == 200
 
     assert await eventually(ready)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(
+    not os.path.exists(CHROMIUM) and os.environ.get("CI", "").lower() != "true",
+    reason="Debian chromium is not installed (make test installs it)",
+)
+async def test_the_operations_page_shows_the_hung_endpoint(
+    hung_stack: tuple[TestClient[Any, Any], FreezableEhr, ExchangeService],
+    make_token: TokenFactory,
+    browser_page: Page,
+) -> None:
+    client, ehr, _exchange = hung_stack
+    url = str(client.make_url("")).rstrip("/")
+    page = browser_page
+    await page.goto(f"{url}/ops")
+    await page.get_by_label("Operator API key").fill(API_KEYS["ops"])
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("#endpoint-clinic-status")).to_have_text("ok")
+    await expect(page.locator("#endpoint-clinic-backlog")).to_contain_text("0 waiting")
+
+    ehr.freeze()
+    peer = {"Authorization": f"Bearer {make_token()}"}
+    resp = await client.post("/api/v1/encounters", json=payloads.encounter(billable=False), headers=peer)
+    assert resp.status == 202
+
+    async def down() -> bool:
+        await page.reload()
+        return await page.locator("#endpoint-clinic-status").inner_text() == "down"
+
+    assert await eventually(down)
+    await expect(page.locator("#endpoint-clinic-breaker")).to_contain_text("consecutive failures")
+    await expect(page.locator("#endpoint-clinic-backlog")).to_contain_text("1 waiting, oldest")
