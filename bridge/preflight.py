@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from bridge.clients.capabilities import Finding
 
 SITE = "(bridge)"  # the row name of the site checks in the table
+STORE_TIMEOUT = 15.0  # seconds: a firewalled database host would otherwise hang the check
 
 
 def _finding(name: str, level: str, reason: str) -> Finding:
@@ -74,7 +75,9 @@ async def check_store(settings: Settings) -> Finding:
     from bridge.store.migrations import latest_version
 
     try:
-        store = await open_store(settings.store.url, pool_size=1)
+        store = await asyncio.wait_for(open_store(settings.store.url, pool_size=1), STORE_TIMEOUT)
+    except TimeoutError:
+        return _finding("store", "fail", f"store.url: no answer within {STORE_TIMEOUT:.0f} s")
     except BridgeError as exc:
         return _finding("store", "fail", f"store.url: {exc.message}")
     except Exception as exc:  # an unreachable server, a refused login: named, never a traceback
