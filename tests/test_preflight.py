@@ -259,3 +259,20 @@ def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--version"])
     assert capsys.readouterr().out.startswith("bridge 0.")
+
+
+def test_check_names_the_directory_entry_that_does_not_parse(
+    site_ehr: tuple[Sandbox, Path], secrets: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ehr, site = site_ehr
+    config = _configure(site, ehr)
+    good = (site / "directory.json").read_text()
+    data = json.loads(good)
+    del data["peers"][0]["credential"]
+    (site / "directory.json").write_text(json.dumps(data))
+    try:
+        code, doc = _check(config, capsys)
+    finally:
+        (site / "directory.json").write_text(good)
+    [(level, reason)] = _site_levels(doc)["directory"]
+    assert code == 1 and level == "fail" and "peers.0.credential" in reason
