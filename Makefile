@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser test demo lint bench clean
+.PHONY: install browser test demo lint bench docs clean
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ lint: install
 
 bench: install
 	$(PY) bench/mapping.py
+
+# docs/configuration.md and docs/api.md, generated from the config schema and the OpenAPI document
+docs: install
+	$(PY) -m bridge_dev.docs
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -9,10 +9,12 @@ Relative paths in the file are resolved against the file's own directory.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+import types
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -140,12 +142,38 @@ class OutboxSettings(_Section):
     workers: Annotated[int, Field(ge=1, le=256)] = 8
 
 
+# the names integrators write instead of the two-letter code
+_STATES = {
+    "alabama": "AL", "alaska": "AK", "arizona": "AZ", "arkansas": "AR", "california": "CA",
+    "colorado": "CO", "connecticut": "CT", "delaware": "DE", "florida": "FL", "georgia": "GA",
+    "hawaii": "HI", "idaho": "ID", "illinois": "IL", "indiana": "IN", "iowa": "IA", "kansas": "KS",
+    "kentucky": "KY", "louisiana": "LA", "maine": "ME", "maryland": "MD", "massachusetts": "MA",
+    "michigan": "MI", "minnesota": "MN", "mississippi": "MS", "missouri": "MO", "montana": "MT",
+    "nebraska": "NE", "nevada": "NV", "new hampshire": "NH", "new jersey": "NJ", "new mexico": "NM",
+    "new york": "NY", "north carolina": "NC", "north dakota": "ND", "ohio": "OH", "oklahoma": "OK",
+    "oregon": "OR", "pennsylvania": "PA", "rhode island": "RI", "south carolina": "SC",
+    "south dakota": "SD", "tennessee": "TN", "texas": "TX", "utah": "UT", "vermont": "VT",
+    "virginia": "VA", "washington": "WA", "west virginia": "WV", "wisconsin": "WI", "wyoming": "WY",
+    "district of columbia": "DC",
+}  # fmt: skip
+
+
 class RulesSettings(_Section):
-    dir: str = "rules"
-    jurisdiction: str | None = None  # e.g. "TX"; overlays config/rules/<dir>/<xx>.toml
+    # a folder of rule files (default.toml + <xx>.toml overlays); unset: the rules shipped in the package
+    dir: str | None = None
+    jurisdiction: str | None = None  # e.g. "TX"; overlays <dir>/<xx>.toml
     # a session starting (or a note written) longer ago than this is refused: a typo'd year, not
     # late documentation (billing windows look back 6-12 months at most)
     oldest_record_days: Annotated[int, Field(ge=1, le=36500)] = 366
+
+    @field_validator("jurisdiction")
+    @classmethod
+    def _two_letters(cls, v: str | None) -> str | None:
+        if v is None or (len(v) == 2 and v.isalpha()):
+            return v
+        code = _STATES.get(v.strip().lower())
+        hint = f' (did you mean "{code}"?)' if code else ""
+        raise ValueError(f"{v!r} is not a two-letter state code{hint}")
 
 
 class Settings(_Section):
@@ -159,6 +187,22 @@ class Settings(_Section):
     rules: RulesSettings = Field(default_factory=RulesSettings)
     base_dir: str = "."  # set by the loader: the config file's directory
 
+    @model_validator(mode="before")
+    @classmethod
+    def _store_beside_config(cls, data: Any) -> Any:
+        """A relative SQLite path resolves against the config file's folder, like every other path
+        (not the folder ``serve`` happens to be started from)."""
+        store = data.get("store") if isinstance(data, dict) else None
+        if not isinstance(store, dict):
+            return data
+        url = store.get("url")
+        prefix = "sqlite+aiosqlite:///"
+        if isinstance(url, str) and url.startswith(prefix) and data.get("base_dir"):
+            path = url.removeprefix(prefix)
+            if path and path != ":memory:" and not path.startswith("file:") and not Path(path).is_absolute():
+                data = {**data, "store": {**store, "url": prefix + str(Path(data["base_dir"]) / path)}}
+        return data
+
     @model_validator(mode="after")
     def _default_endpoint(self) -> Settings:
         if self.default_endpoint is not None and self.default_endpoint not in self.endpoints:
@@ -170,12 +214,46 @@ class Settings(_Section):
         p = Path(value)
         return p if p.is_absolute() else Path(self.base_dir) / p
 
+    def rules_dir(self) -> Path | None:
+        """``[rules] dir`` resolved against the config file; None: the packaged rules."""
+        return self.path(self.rules.dir) if self.rules.dir else None
+
     def secret(self, env: str, key_path: str) -> str:
         """Read a secret from the environment; missing is a ConfigError naming the key path."""
         value = os.environ.get(env)
         if not value:
             raise ConfigError(key_path, f"environment variable {env} is not set")
         return value
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The settings model that holds the key at ``loc`` (``("endpoints", "clinic", "timeout")``)."""
+    model: Any = Settings
+    entered = False  # the part after a dict or list field is its key or index, not a field
+    for part in loc[:-1]:
+        if entered:
+            entered = False
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        model = field.annotation
+        while get_origin(model) in (dict, list, Union, types.UnionType):  # X | None is X
+            args = [a for a in get_args(model) if a is not type(None)]
+            entered = get_origin(model) in (dict, list)
+            model = args[-1]
+            if entered:
+                break
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    model = _model_at(loc)
+    known = [k for k in model.model_fields if k != "base_dir"] if model else []
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _error_path(err: Any) -> tuple[str, str]:
@@ -186,18 +264,20 @@ def _error_path(err: Any) -> tuple[str, str]:
         path = f"{path}.{head}" if path else head
         msg = rest
     if err["type"] == "extra_forbidden":
-        msg = "unknown key"
+        msg = "unknown key" + _did_you_mean(tuple(err["loc"]))
     elif err["type"] == "missing":
         msg = "required key is missing"
     return path or "(root)", msg
 
 
 def settings_from_dict(data: dict[str, Any], *, source: str | None = None, base_dir: str = ".") -> Settings:
+    """Check ``data`` against the schema; a :class:`ConfigError` lists every problem (``problems``)."""
     try:
         return Settings.model_validate({**data, "base_dir": base_dir})
     except ValidationError as exc:
-        path, reason = _error_path(exc.errors(include_url=False)[0])
-        raise ConfigError(path, reason, source=source) from None
+        problems = list(dict.fromkeys(_error_path(e) for e in exc.errors(include_url=False)))
+        (path, reason), more = problems[0], problems[1:]
+        raise ConfigError(path, reason, source=source, more=more) from None
 
 
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:

@@ -13,6 +13,7 @@ import re
 import string
 import tomllib
 from functools import lru_cache
+from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +54,19 @@ DEFAULT_FILE = "default.toml"
 Origin = dict[tuple[str, ...], str]
 
 
-def load_policy(rules_dir: str | os.PathLike[str], jurisdiction: str | None = None) -> Policy:
-    """Load ``<rules_dir>/default.toml`` plus ``<rules_dir>/<xx>.toml`` for ``jurisdiction`` (e.g. "TX")."""
-    base = Path(rules_dir)
+def packaged_rules_dir() -> Path:
+    """The rule files shipped inside the package (``bridge/defaults/rules``, the repository's
+    ``config/rules``), found through ``importlib.resources`` so an installed wheel has them too."""
+    root = package_files("bridge").joinpath("defaults", "rules")
+    if not isinstance(root, Path):  # a zipped install: the loader reads real files
+        raise RuleFileError("bridge/defaults/rules", "(file)", "install the package unzipped")
+    return root.resolve()
+
+
+def load_policy(rules_dir: str | os.PathLike[str] | None, jurisdiction: str | None = None) -> Policy:
+    """Load ``<rules_dir>/default.toml`` plus ``<rules_dir>/<xx>.toml`` for ``jurisdiction`` (e.g. "TX");
+    ``rules_dir`` None means the packaged rules (:func:`packaged_rules_dir`)."""
+    base = Path(rules_dir) if rules_dir is not None else packaged_rules_dir()
     files = [base / DEFAULT_FILE]
     if jurisdiction is not None:
         code = jurisdiction.strip().lower()

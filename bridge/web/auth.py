@@ -69,6 +69,11 @@ class Authenticator:
         self._keys = KeySet.import_key_set(jwks) if jwks else None  # type: ignore[arg-type]
         self._api_keys = tuple(api_keys)
 
+    @property
+    def signs_in(self) -> bool:
+        """An identity provider's keys are loaded: people can sign in (API keys are for services)."""
+        return self._keys is not None
+
     @classmethod
     def from_settings(cls, settings: Settings, *, jwks: dict[str, Any] | None = None) -> Authenticator:
         """Build from ``[api_auth]``; ``jwks`` overrides the file (used after fetching ``jwks_url``)."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -40,7 +39,7 @@ log = logging.getLogger("bridge.web.inbox")
 ACTION_LABELS = {ReferralAction.ACCEPT: "Accept", ReferralAction.START: "Start services"}
 
 _env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    loader=jinja2.PackageLoader("bridge.web", "templates"),  # package data, read via importlib
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )

@@ -58,7 +58,7 @@ def authenticate(request: web.Request, *, allow_cookie: bool) -> Principal:
 
 def authorize(request: web.Request, action: Action, *, organization: str | None = None) -> Principal:
     """Authenticate and check ``action`` against ``organization`` (default: the bridge's own)."""
-    principal = authenticate(request, allow_cookie=request.path.startswith("/inbox"))
+    principal = authenticate(request, allow_cookie=request.path.startswith(("/inbox", "/ops")))
     org = organization if organization is not None else request.app[SETTINGS].organization.id
     decision = has_required_scope(principal, action, organization=org, permits=request.app[EXCHANGE].permits)
     if not decision.allowed:

@@ -45,10 +45,11 @@ from bridge.domain import (
     PeerWorker,
     Role,
 )
-from bridge.errors import BridgeError, ExchangeError
+from bridge.errors import ExchangeError
 from bridge.exchange.directory import InMemoryDirectory
 from bridge.mappers import MappingContext, organization_to_fhir, referral_id_for
 from bridge.observability import configure_logging
+from bridge.roles.loader import packaged_rules_dir
 from bridge.web.app import create_app
 from bridge_dev import samples
 from bridge_dev.sandbox import Sandbox, free_port, sandbox
@@ -99,12 +100,9 @@ STORY_TEXTS = (
 
 
 def rules_dir() -> Path:
-    """The rule files shipped with the repository (``config/rules``)."""
-    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        candidate = base / "config" / "rules"
-        if candidate.is_dir():
-            return candidate
-    raise BridgeError("cannot find config/rules (run the demo from the repository)")
+    """The rule files shipped in the package (the repository's ``config/rules``): the demo runs
+    from an installed wheel too."""
+    return packaged_rules_dir()
 
 
 @dataclass

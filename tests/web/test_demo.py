@@ -62,3 +62,9 @@ async def test_demo_story_end_to_end(tmp_path: Path, captured_logs: io.StringIO)
         assert text not in logs, f"PHI in the bridge's logs: {text[:20]}..."
     for word in ("Marisol", "buprenorphine", "housing application"):
         assert word not in logs
+    # an operator following the logs sees each delivery and each incoming referral (issue 14:
+    # info level, ids only), and each action on a referral
+    events = {(r.get("logger"), r.get("event")) for r in records if r["level"] == "info"}
+    assert ("bridge.exchange.outbound", "delivered") in events
+    assert ("bridge.exchange.inbound", "received") in events
+    assert ("bridge.exchange.referrals", "accept") in events
