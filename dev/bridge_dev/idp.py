@@ -1,0 +1,242 @@
+"""Start and stop a real OpenID Provider (npm ``oidc-provider``, ``dev/idp/server.mjs``) for tests
+and the demo, with the four demo accounts: a peer, a provisional peer, a supervisor, an integrator.
+
+A development dependency, never a runtime one: the bridge signs people in against any OpenID
+Provider (``[identity_provider]``). The provider runs under Node on a free loopback port; its npm
+packages are installed into ``dev/idp/node_modules`` from the committed lock file (``npm ci``) the
+first time. Passwords are made per run; the signing key is made here (so a test can start a second
+provider with the same key and another issuer).
+
+    with identity_provider(tmp, accounts=demo_accounts(org="harbor-recovery", peer="peer-1", ...),
+                           clients=[bridge_client("http://127.0.0.1:8080")]) as idp:
+        idp.issuer, idp.discovery_url, idp.account("peer").password
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from joserfc.jwk import RSAKey
+
+from bridge_dev.sandbox import free_port
+
+IDP_DIR = Path(__file__).resolve().parents[1] / "idp"
+CLIENT_ID = "peer-bridge"
+CALLBACK_PATH = "/inbox/signin/callback"
+AFTER_LOGOUT_PATH = "/inbox"
+_install_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Account:
+    """One person at the provider: ``kind`` is what tests call them (``peer``, ``provisional``,
+    ``supervisor``, ``integrator``)."""
+
+    kind: str
+    username: str
+    password: str
+    sub: str
+    name: str
+    claims: dict[str, Any]
+
+    def to_config(self) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "password": self.password,
+            "sub": self.sub,
+            "name": self.name,
+            "claims": self.claims,
+        }
+
+
+def demo_accounts(
+    *,
+    organization: str,
+    peer: str,
+    provisional: str,
+    supervisor: str,
+    names: dict[str, str] | None = None,
+) -> list[Account]:
+    """The four accounts; ``peer``, ``provisional`` and ``supervisor`` are directory ids (the
+    ``practitioner_id`` claim). Passwords are random per call."""
+    names = names or {}
+
+    def make(kind: str, role: str, practitioner: str | None, **extra: Any) -> Account:
+        claims: dict[str, Any] = {"role": role, "organization": organization, **extra}
+        if practitioner is not None:
+            claims["practitioner_id"] = practitioner
+        return Account(
+            kind=kind,
+            username=f"{kind}@{organization}",
+            password=f"{kind}-{secrets.token_urlsafe(9)}",
+            sub=f"{kind}-{secrets.token_hex(4)}",
+            name=names.get(kind, f"Demo {kind}"),
+            claims=claims,
+        )
+
+    return [
+        make("peer", "peer-specialist", peer, provisional=False),
+        make("provisional", "peer-specialist", provisional, provisional=True),
+        make("supervisor", "peer-supervisor", supervisor),
+        make("integrator", "integrator", None),
+    ]
+
+
+def bridge_client(
+    bridge_url: str | None = None,
+    *,
+    client_id: str = CLIENT_ID,
+    secret: str | None = None,
+    any_loopback_port: bool = False,
+) -> dict[str, Any]:
+    """The bridge's client registration. ``any_loopback_port``: the redirect may come from any port
+    of 127.0.0.1 (RFC 8252 §7.3, which oidc-provider applies to ``native`` clients): one provider
+    then serves every test's bridge, each on a free port of its own."""
+    base = (bridge_url or "http://127.0.0.1").rstrip("/")
+    client: dict[str, Any] = {
+        "client_id": client_id,
+        "client_name": "Peer Bridge",
+        "redirect_uris": [base + CALLBACK_PATH],
+        "post_logout_redirect_uris": [base + AFTER_LOGOUT_PATH],
+        "grant_types": ["authorization_code"],
+        "response_types": ["code"],
+    }
+    if secret is None:
+        client["token_endpoint_auth_method"] = "none"
+    else:
+        client["client_secret"] = secret
+        client["token_endpoint_auth_method"] = "client_secret_basic"
+    if any_loopback_port:
+        client["application_type"] = "native"
+    return client
+
+
+def _node() -> str:
+    node = shutil.which("node")
+    if not node:
+        raise RuntimeError("the demo identity provider needs Node.js (node >= 18) on PATH")
+    return node
+
+
+def ensure_installed() -> None:
+    """``npm ci`` into ``dev/idp/node_modules`` unless it is there (from the committed lock file)."""
+    with _install_lock:
+        if (IDP_DIR / "node_modules" / "oidc-provider" / "package.json").exists():
+            return
+        npm = shutil.which("npm")
+        if not npm:
+            raise RuntimeError("the demo identity provider needs npm to install oidc-provider")
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=IDP_DIR,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=600,
+        )
+
+
+@dataclass
+class IdentityProvider:
+    """A running provider. ``issuer`` is ``http://127.0.0.1:<port>``."""
+
+    workdir: Path
+    accounts: Sequence[Account]
+    clients: Sequence[dict[str, Any]]
+    port: int = 0
+    key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": "idp-rsa-1"}))
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.issuer}/.well-known/openid-configuration"
+
+    def account(self, kind: str) -> Account:
+        for a in self.accounts:
+            if a.kind == kind:
+                return a
+        raise KeyError(kind)
+
+    def start(self, timeout: float = 30.0) -> IdentityProvider:
+        ensure_installed()
+        self.port = self.port or free_port()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        cfg = self.workdir / "idp.json"
+        config = {
+            "issuer": self.issuer,
+            "port": self.port,
+            "keys": [{**self.key.as_dict(private=True), "use": "sig", "alg": "RS256"}],
+            "clients": list(self.clients),
+            "accounts": [a.to_config() for a in self.accounts],
+        }
+        cfg.write_text(json.dumps(config))
+        os.chmod(cfg, 0o600)  # passwords and the private key
+        log = open(self.workdir / "idp.log", "ab")  # handed to the child process
+        self.process = subprocess.Popen(
+            [_node(), str(IDP_DIR / "server.mjs"), str(cfg)],
+            cwd=IDP_DIR,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "NODE_ENV": "production"},
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                tail = (self.workdir / "idp.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"identity provider exited with {self.process.returncode}:\n{tail}")
+            try:
+                url = f"http://127.0.0.1:{self.port}/.well-known/openid-configuration"
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"identity provider did not answer {self.discovery_url} within {timeout}s")
+
+    def stop(self) -> None:
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@contextmanager
+def identity_provider(
+    workdir: Path,
+    *,
+    accounts: Sequence[Account],
+    clients: Sequence[dict[str, Any]],
+    port: int = 0,
+    key: RSAKey | None = None,
+) -> Iterator[IdentityProvider]:
+    idp = IdentityProvider(workdir, accounts, clients, port=port)
+    if key is not None:
+        idp.key = key
+    idp.start()
+    try:
+        yield idp
+    finally:
+        idp.stop()

@@ -1,0 +1,161 @@
+// A real OpenID Provider (oidc-provider, OpenID-certified) for the bridge's tests and demo.
+//
+//   node server.mjs CONFIG.json
+//
+// CONFIG: {issuer, port, keys: [private JWK], clients: [client metadata], accounts: [{username,
+// password, sub, claims}]}. Written by dev/bridge_dev/idp.py, which also starts and stops this.
+// Prints "ready <issuer>" on stdout once listening.
+//
+// Sign-in is a plain user name + password form (no dev interactions); consent is implied for the
+// configured clients (first-party: the organization's own bridge). The accounts' claims (role,
+// organization, practitioner_id, provisional) are released under the "bridge" scope and carried in
+// the ID token itself.
+import { createServer } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
+import { Provider } from 'oidc-provider';
+
+const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const byUsername = new Map(config.accounts.map((a) => [a.username, a]));
+const bySub = new Map(config.accounts.map((a) => [a.sub, a]));
+const BRIDGE_CLAIMS = ['role', 'organization', 'practitioner_id', 'provisional'];
+
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const digest = (s) => createHash('sha256').update(String(s)).digest();
+
+function page(title, body) {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>${esc(title)}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:26rem;margin:2rem auto;padding:0 1rem}
+label{display:block;margin-top:1rem}input,button{font-size:1rem;min-height:44px;width:100%;box-sizing:border-box}
+button{margin-top:1.25rem}.error{color:#a00;font-weight:bold}</style></head>
+<body><main><h1>${esc(title)}</h1>${body}</main></body></html>`;
+}
+
+function loginForm(uid, clientName, error) {
+  return page('Sign in', `<p>to continue to ${esc(clientName)}</p>
+${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}
+<form method="post" action="/interaction/${esc(uid)}/login" autocomplete="off">
+<label for="username">User name</label><input id="username" name="username" required autofocus>
+<label for="password">Password</label><input id="password" name="password" type="password" required>
+<button type="submit">Sign in</button></form>
+<form method="post" action="/interaction/${esc(uid)}/abort"><button type="submit">Cancel</button></form>`);
+}
+
+const provider = new Provider(config.issuer, {
+  clients: config.clients,
+  jwks: { keys: config.keys },
+  cookies: { keys: [randomBytes(32).toString('hex')] },
+  scopes: ['openid', 'profile', 'bridge'],
+  claims: { openid: ['sub'], profile: ['name', 'preferred_username'], bridge: BRIDGE_CLAIMS },
+  // the ID token carries the scope's claims (the bridge reads the person from it, not from userinfo)
+  conformIdTokenClaims: false,
+  pkce: { required: () => true },
+  features: {
+    devInteractions: { enabled: false },
+    rpInitiatedLogout: {
+      enabled: true,
+      async logoutSource(ctx, form) {
+        ctx.body = page('Sign out', `${form}<p>Sign out of the identity provider too?</p>
+<button form="op.logoutForm" type="submit" name="logout" value="yes">Yes, sign out</button>
+<button form="op.logoutForm" type="submit">No, stay signed in here</button>`);
+      },
+      async postLogoutSuccessSource(ctx) {
+        ctx.body = page('Signed out', '<p>You are signed out.</p>');
+      },
+    },
+  },
+  ttl: { AccessToken: 600, AuthorizationCode: 60, IdToken: 600, Interaction: 600, Session: 3600, Grant: 3600 },
+  interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+  async findAccount(_ctx, sub) {
+    const account = bySub.get(sub);
+    if (!account) return undefined;
+    return {
+      accountId: sub,
+      async claims() {
+        return { sub, name: account.name, preferred_username: account.username, ...account.claims };
+      },
+    };
+  },
+  // first-party clients: what they ask for is granted without a consent screen
+  async loadExistingGrant(ctx) {
+    const clientId = ctx.oidc.client.clientId;
+    const existing = ctx.oidc.session.grantIdFor(clientId);
+    if (existing) {
+      const grant = await ctx.oidc.provider.Grant.find(existing);
+      if (grant) return grant;
+    }
+    const grant = new ctx.oidc.provider.Grant({ clientId, accountId: ctx.oidc.session.accountId });
+    grant.addOIDCScope('openid profile bridge');
+    await grant.save();
+    return grant;
+  },
+});
+provider.proxy = false;
+
+async function readForm(req) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > 16 * 1024) throw new Error('form too large');
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+function checkPassword(username, password) {
+  const account = byUsername.get(username);
+  // compare digests in constant time, and do the same work for an unknown user name
+  const ok = timingSafeEqual(digest(password), digest(account ? account.password : randomBytes(16)));
+  return ok && account ? account : undefined;
+}
+
+function send(res, status, html) {
+  res.writeHead(status, {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'X-Frame-Options': 'DENY',
+    'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+  });
+  res.end(html);
+}
+
+async function interaction(req, res, uid, action) {
+  const details = await provider.interactionDetails(req, res);
+  if (details.uid !== uid) return send(res, 400, page('Sign in', '<p>This sign-in has expired.</p>'));
+  const client = await provider.Client.find(details.params.client_id);
+  const clientName = client?.clientName || details.params.client_id;
+  if (req.method === 'GET' && !action) return send(res, 200, loginForm(uid, clientName, ''));
+  if (req.method === 'POST' && action === 'abort') {
+    const result = { error: 'access_denied', error_description: 'the person cancelled the sign-in' };
+    return provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
+  }
+  if (req.method === 'POST' && action === 'login') {
+    const form = await readForm(req);
+    const account = checkPassword(form.get('username') || '', form.get('password') || '');
+    if (!account) return send(res, 401, loginForm(uid, clientName, 'Wrong user name or password.'));
+    const result = { login: { accountId: account.sub } };
+    return provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
+  }
+  return send(res, 405, page('Sign in', '<p>Not allowed.</p>'));
+}
+
+const callback = provider.callback();
+const ROUTE = /^\/interaction\/([A-Za-z0-9_-]+)(?:\/(login|abort))?$/;
+
+const server = createServer(async (req, res) => {
+  const match = ROUTE.exec(new URL(req.url, config.issuer).pathname);
+  if (!match) return callback(req, res);
+  try {
+    await interaction(req, res, match[1], match[2]);
+  } catch (err) {
+    // an expired or unknown interaction (cookie gone, server restarted): never a stack trace
+    send(res, 400, page('Sign in', `<p>This sign-in cannot go on (${esc(err.name || 'error')}). Start again.</p>`));
+  }
+});
+
+server.listen(config.port, '127.0.0.1', () => {
+  process.stdout.write(`ready ${config.issuer}\n`);
+});
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => server.close(() => process.exit(0)));
