@@ -325,7 +325,8 @@ async def begin(request: web.Request) -> web.StreamResponse:
         now=now,
         expires_at=now + SIGNIN_TTL,
     )
-    resp = web.HTTPSeeOther(client.authorization_url(state=state, nonce=nonce, code_verifier=verifier))
+    location = client.authorization_url(state=state, nonce=nonce, code_verifier=verifier)
+    resp = web.Response(status=303, headers={"Location": location})
     # Lax: the provider sends the browser back with a top-level GET from its own site
     resp.set_cookie(
         BROWSER_COOKIE,
@@ -390,9 +391,8 @@ async def callback(request: web.Request) -> web.StreamResponse:
             source=source,
             detail={"code": exc.code},
         )
-        resp = signed_out_page(request, status=status, error=exc.message)
-        resp.del_cookie(BROWSER_COOKIE, path="/inbox/signin")
-        return resp
+        # the browser binding stays: a forged callback must not spoil the person's own sign-in
+        return signed_out_page(request, status=status, error=exc.message)
     # Strict cookies are not sent on a navigation the provider's site started, so the browser
     # continues to the inbox from a page of ours (a same-site navigation) rather than by a redirect
     resp = _html("signed_in.html", return_to="/inbox")
@@ -415,7 +415,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     target = "/inbox"
     if configured(request) and OIDC in request.app:
         target = request.app[OIDC].logout_url() or target
-    resp = web.HTTPSeeOther(target)
+    resp = web.Response(status=303, headers={"Location": target})
     await end_session(request, resp)
     return resp
 

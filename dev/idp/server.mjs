@@ -77,21 +77,29 @@ const provider = new Provider(config.issuer, {
       },
     };
   },
-  // first-party clients: what they ask for is granted without a consent screen
-  async loadExistingGrant(ctx) {
-    const clientId = ctx.oidc.client.clientId;
-    const existing = ctx.oidc.session.grantIdFor(clientId);
-    if (existing) {
-      const grant = await ctx.oidc.provider.Grant.find(existing);
-      if (grant) return grant;
-    }
-    const grant = new ctx.oidc.provider.Grant({ clientId, accountId: ctx.oidc.session.accountId });
-    grant.addOIDCScope('openid profile bridge');
-    await grant.save();
-    return grant;
-  },
 });
 provider.proxy = false;
+
+// oidc-provider 9 matches post-logout redirects of native clients on loopback on any port, as it does
+// their redirect_uris (RFC 8252 §7.3); 8.x (the last line that runs on Node 20) only the latter.
+// Tests need it: one provider serves every test's bridge, each on a port of its own.
+const postLogoutAllowed = provider.Client.prototype.postLogoutRedirectUriAllowed;
+provider.Client.prototype.postLogoutRedirectUriAllowed = function allowed(value) {
+  if (postLogoutAllowed.call(this, value)) return true;
+  if (this.applicationType !== 'native') return false;
+  const strip = (u) => {
+    try {
+      const url = new URL(u);
+      if (url.protocol !== 'http:' || !['127.0.0.1', '[::1]', 'localhost'].includes(url.hostname)) return null;
+      url.port = '';
+      return url.href;
+    } catch {
+      return null;
+    }
+  };
+  const wanted = strip(value);
+  return wanted !== null && this.postLogoutRedirectUris.some((allowedUri) => strip(allowedUri) === wanted);
+};
 
 async function readForm(req) {
   const chunks = [];
@@ -121,11 +129,27 @@ function send(res, status, html) {
   res.end(html);
 }
 
+// first-party clients: what they ask for is granted without a consent screen
+async function consent(req, res, details) {
+  const { missingOIDCScope = [], missingOIDCClaims = [], missingResourceScopes = {} } = details.prompt.details;
+  const grant = details.grantId
+    ? await provider.Grant.find(details.grantId)
+    : new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
+  if (missingOIDCScope.length) grant.addOIDCScope(missingOIDCScope.join(' '));
+  if (missingOIDCClaims.length) grant.addOIDCClaims(missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(missingResourceScopes)) {
+    grant.addResourceScope(indicator, scopes.join(' '));
+  }
+  const grantId = await grant.save();
+  return provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+}
+
 async function interaction(req, res, uid, action) {
   const details = await provider.interactionDetails(req, res);
   if (details.uid !== uid) return send(res, 400, page('Sign in', '<p>This sign-in has expired.</p>'));
   const client = await provider.Client.find(details.params.client_id);
   const clientName = client?.clientName || details.params.client_id;
+  if (details.prompt.name === 'consent') return consent(req, res, details);
   if (req.method === 'GET' && !action) return send(res, 200, loginForm(uid, clientName, ''));
   if (req.method === 'POST' && action === 'abort') {
     const result = { error: 'access_denied', error_description: 'the person cancelled the sign-in' };
