@@ -316,7 +316,9 @@ async def begin(request: web.Request) -> web.StreamResponse:
     client = request.app[OIDC]
     state, nonce, verifier, browser = (secrets.token_urlsafe(32) for _ in range(4))
     now = datetime.now(UTC)
-    await request.app[EXCHANGE].store.sessions.begin_signin(
+    sessions = request.app[EXCHANGE].store.sessions
+    await sessions.purge(now=now)  # sessions and sign-ins past their end (rare enough to do here)
+    await sessions.begin_signin(
         state,
         browser=browser,
         nonce=nonce,

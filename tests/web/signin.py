@@ -52,7 +52,14 @@ async def authorize(
     URL the provider sends the browser back to (the bridge's callback), without visiting it."""
     resp = await http.get(f"{bridge_url}/inbox/signin", follow_redirects=False)
     assert resp.status_code == 303, resp.text
-    url = resp.headers["Location"]
+    return await through_provider(http, resp.headers["Location"], account, password=password)
+
+
+async def through_provider(
+    http: httpx.AsyncClient, url: str, account: Account, *, password: str | None = None
+) -> str:
+    """From an authorization request URL, sign in at the provider's form; return the redirect back
+    to the client's callback (not visited), or "" when the provider refused the password."""
     posted = False
     for _ in range(12):  # provider: /auth -> /interaction/<uid> (the form) -> /auth/<uid> -> callback
         if urlsplit(url).path == CALLBACK_PATH:
