@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -27,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 from joserfc.jwk import RSAKey
@@ -240,3 +242,51 @@ def identity_provider(
         yield idp
     finally:
         idp.stop()
+
+
+# --- signing in over plain HTTP (tests, the demo): what a browser does, without one ---------------
+
+
+async def authorize(
+    http: httpx.AsyncClient, bridge_url: str, account: Account, *, password: str | None = None
+) -> str:
+    """Start a sign-in at the bridge and sign in at the provider's form over HTTP; return the
+    URL the provider sends the browser back to (the bridge's callback), without visiting it."""
+    resp = await http.get(f"{bridge_url}/inbox/signin", follow_redirects=False)
+    if resp.status_code != 303:
+        raise RuntimeError(f"the bridge did not start a sign-in ({resp.status_code})")
+    return await through_provider(http, resp.headers["Location"], account, password=password)
+
+
+async def through_provider(
+    http: httpx.AsyncClient, url: str, account: Account, *, password: str | None = None
+) -> str:
+    """From an authorization request URL, sign in at the provider's form; return the redirect back
+    to the client's callback (not visited), or "" when the provider refused the password."""
+    posted = False
+    for _ in range(12):  # provider: /auth -> /interaction/<uid> (the form) -> /auth/<uid> -> callback
+        if urlsplit(url).path == CALLBACK_PATH:
+            return url  # (straight back when the provider still has a session of this browser)
+        resp = await http.get(url, follow_redirects=False)
+        if resp.status_code in (302, 303):
+            url = urljoin(url, resp.headers["Location"])
+            continue
+        action = re.search(r'action="(/interaction/[^"]+/login)"', resp.text)
+        if resp.status_code != 200 or action is None or posted:
+            raise RuntimeError(f"unexpected answer from the provider ({resp.status_code}): {resp.text[:300]}")
+        resp = await http.post(
+            urljoin(url, action.group(1)),
+            data={"username": account.username, "password": password or account.password},
+            follow_redirects=False,
+        )
+        if resp.status_code != 303:
+            return ""  # refused at the provider (wrong password)
+        posted = True
+        url = urljoin(url, resp.headers["Location"])
+    raise RuntimeError("the provider never sent the browser back to the client")
+
+
+async def sign_in_http(http: httpx.AsyncClient, bridge_url: str, account: Account) -> httpx.Response:
+    """The whole sign-in over HTTP; the answer of the bridge's callback (200, session cookie set)."""
+    callback = await authorize(http, bridge_url, account)
+    return await http.get(callback, follow_redirects=False)
