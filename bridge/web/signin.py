@@ -314,6 +314,12 @@ def no_inbox_page(request: web.Request, principal: Principal) -> web.Response:
 
 async def begin(request: web.Request) -> web.StreamResponse:
     client = request.app[OIDC]
+    try:  # an address that keeps failing sign-ins does not get to start more (each is a row)
+        request.app[AUTH_THROTTLE].check(request.remote or "unknown")
+    except TooManyFailuresError as exc:
+        resp = signed_out_page(request, status=429, error=exc.message)
+        resp.headers["Retry-After"] = str(exc.retry_after)
+        return resp
     state, nonce, verifier, browser = (secrets.token_urlsafe(32) for _ in range(4))
     now = datetime.now(UTC)
     sessions = request.app[EXCHANGE].store.sessions
@@ -382,8 +388,11 @@ async def callback(request: web.Request) -> web.StreamResponse:
             throttle.failed(source, "oidc", exc)
             raise
     except AccessError as exc:
-        status = 429 if isinstance(exc, TooManyFailuresError) else 403
-        status = 401 if isinstance(exc, NotAuthenticatedError) else status
+        if isinstance(exc, TooManyFailuresError):
+            resp = signed_out_page(request, status=429, error=exc.message)
+            resp.headers["Retry-After"] = str(exc.retry_after)
+            return resp
+        status = 401 if isinstance(exc, NotAuthenticatedError) else 403
         await audit.append(
             actor="oidc:unknown",
             action="session.signin",

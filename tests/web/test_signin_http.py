@@ -250,3 +250,17 @@ async def test_sign_out_ends_the_session_and_the_providers(
         assert (await _inbox(copied, signin_bridge)).status_code == 401  # a copied cookie is worthless
     confirm = await http.get(end, follow_redirects=True)
     assert confirm.status_code == 200 and "Sign out" in confirm.text, confirm.text
+
+
+async def test_an_address_that_keeps_failing_is_slowed_down(
+    http: httpx.AsyncClient, signin_bridge: SigninBridge
+) -> None:
+    """Forged callbacks count as failed sign-ins: past the limit the address can neither finish
+    nor start one (429 with Retry-After), like a guessing API client."""
+    for i in range(100):
+        resp = await http.get(f"{signin_bridge.url}/inbox/signin/callback?state=s{i}&code=c")
+        assert resp.status_code == 401
+    resp = await http.get(f"{signin_bridge.url}/inbox/signin/callback?state=s&code=c")
+    assert resp.status_code == 429 and int(resp.headers["Retry-After"]) > 0
+    started = await http.get(f"{signin_bridge.url}/inbox/signin", follow_redirects=False)
+    assert started.status_code == 429 and "too many failed sign-ins" in started.text
