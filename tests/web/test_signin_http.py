@@ -6,18 +6,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
 from sqlalchemy import update
 
+from bridge.config import settings_from_dict
 from bridge.store.schema import web_sessions
 from bridge.store.sessions import digest
 from bridge.web.csrf import form_token
+from bridge_dev.idp import IdentityProvider
+from bridge_dev.sandbox import Sandbox, free_port
 from tests.web import payloads
-from tests.web.conftest import SigninBridge
-from tests.web.signin import authorize, sign_in_http
+from tests.web.conftest import OIDC_CLIENT_SECRET, SigninBridge, open_app, signin_settings_dict
+from tests.web.signin import authorize, sign_in_http, through_provider
 
 SESSION = "bridge_session"
 
@@ -264,3 +269,39 @@ async def test_an_address_that_keeps_failing_is_slowed_down(
     assert resp.status_code == 429 and int(resp.headers["Retry-After"]) > 0
     started = await http.get(f"{signin_bridge.url}/inbox/signin", follow_redirects=False)
     assert started.status_code == 429 and "too many failed sign-ins" in started.text
+
+
+async def test_the_session_cookie_is_secure_when_browsers_use_https(
+    http: httpx.AsyncClient,
+    env: None,
+    sandbox_ehr: Sandbox,
+    tmp_path: Path,
+    jwks: dict[str, Any],
+    oidc_provider: IdentityProvider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Behind a TLS proxy (``server.public_url`` is https) the session cookie is ``Secure``."""
+    monkeypatch.setenv("BRIDGE_TEST_OIDC_SECRET", OIDC_CLIENT_SECRET)
+    port = free_port()
+    cfg = signin_settings_dict(
+        sandbox_ehr.base_url,
+        tmp_path / "bridge.db",
+        oidc_provider,
+        port,
+        redirect_url=f"http://127.0.0.1:{port}/inbox/signin/callback",  # the test talks to it directly
+    )
+    cfg["server"]["public_url"] = "https://bridge.harbor.example"
+    url = f"http://127.0.0.1:{port}"
+    async for _client, _exchange in open_app(settings_from_dict(cfg), jwks, port=port):
+        started = await http.get(f"{url}/inbox/signin", follow_redirects=False)
+        assert "Secure" in started.headers["set-cookie"]
+        callback = await through_provider(http, started.headers["Location"], oidc_provider.account("peer"))
+        # the browser-binding cookie is Secure too, so this plain-HTTP client does not send it back:
+        # present it by hand, as the browser would over TLS
+        binding = started.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+        resp = await http.get(
+            callback, headers={"Cookie": f"bridge_signin={binding}"}, follow_redirects=False
+        )
+        assert resp.status_code == 200, resp.text
+        cookie = next(h for h in resp.headers.get_list("set-cookie") if h.startswith(f"{SESSION}="))
+        assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
