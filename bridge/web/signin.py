@@ -444,6 +444,7 @@ def setup(app: web.Application) -> None:
             yield
             await client.close()
 
-        app.cleanup_ctx.append(oidc_ctx)
+        # first: a provider that cannot be read stops the start before the store and workers open
+        app.cleanup_ctx.insert(0, oidc_ctx)
         app.router.add_get("/inbox/signin", begin, name="inbox_signin")
         app.router.add_get(CALLBACK_PATH, callback, name="inbox_signin_callback")

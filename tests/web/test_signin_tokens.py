@@ -4,7 +4,10 @@ signed by its keys, not expired. Plus discovery and client-secret errors naming 
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +23,8 @@ from bridge.config import settings_from_dict
 from bridge.errors import ConfigError, NotAuthenticatedError
 from bridge.web.signin import OidcClient
 from bridge_dev.idp import Account, IdentityProvider, bridge_client, identity_provider
+from bridge_dev.sandbox import free_port
+from bridge_dev.stack import to_toml
 from tests.web.conftest import OIDC_CLIENT_SECRET, settings_dict
 from tests.web.signin import through_provider
 
@@ -160,3 +165,19 @@ async def test_discovery_and_secret_errors_name_the_key(
         await OidcClient.open(
             _settings(oidc_provider, client_secret_env=None, client_secret_file=str(tmp_path / "none"))
         )
+
+
+def test_bridge_serve_stops_with_the_key_when_the_provider_cannot_be_read(tmp_path: Path) -> None:
+    cfg = settings_dict("http://127.0.0.1:9/fhir", tmp_path / "bridge.db")
+    cfg["server"] = {**cfg["server"], "port": free_port(), "public_url": "http://127.0.0.1:8099"}
+    cfg["identity_provider"] = {"issuer": f"http://127.0.0.1:{free_port()}", "client_id": "peer-bridge"}
+    config = tmp_path / "bridge.toml"
+    config.write_text(to_toml(cfg))
+    env = {**os.environ, "BRIDGE_TEST_OPS_KEY": "k" * 20, "BRIDGE_TEST_OTHER_KEY": "o" * 20}
+    bridge = str(Path(sys.executable).with_name("bridge"))
+    done = subprocess.run(
+        [bridge, "serve", "--config", str(config)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 2
+    assert "identity_provider.issuer: cannot read" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout and "asynchronous generator" not in done.stderr
