@@ -36,7 +36,7 @@ from joserfc.jwk import RSAKey
 from bridge_dev.sandbox import free_port
 
 IDP_DIR = Path(__file__).resolve().parents[1] / "idp"
-CLIENT_ID = "peer-bridge"
+CLIENT_ID = "peer-bridge-inbox"  # not the API audience: an ID token is never an API token
 CALLBACK_PATH = "/inbox/signin/callback"
 AFTER_LOGOUT_PATH = "/inbox"
 _install_lock = threading.Lock()

@@ -9,16 +9,21 @@
 // Sign-in is a plain user name + password form (no dev interactions); consent is implied for the
 // configured clients (first-party: the organization's own bridge). The accounts' claims (role,
 // organization, practitioner_id, provisional) are released under the "bridge" scope and carried in
-// the ID token itself.
+// the ID token itself. Access tokens are JWTs for the bridge's API (resource urn:peer-bridge:api,
+// aud = config.api_audience, default "peer-bridge") with the same claims.
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
-import { Provider } from 'oidc-provider';
+import { Provider, errors } from 'oidc-provider';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const byUsername = new Map(config.accounts.map((a) => [a.username, a]));
 const bySub = new Map(config.accounts.map((a) => [a.sub, a]));
 const BRIDGE_CLAIMS = ['role', 'organization', 'practitioner_id', 'provisional'];
+// the bridge's API as a resource server: access tokens for it are JWTs (aud = the bridge's
+// api_auth.audience) carrying the same claims, so an app can call the API with them
+const API_RESOURCE = 'urn:peer-bridge:api';
+const API_AUDIENCE = config.api_audience || 'peer-bridge';
 
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const digest = (s) => createHash('sha256').update(String(s)).digest();
@@ -51,8 +56,28 @@ const provider = new Provider(config.issuer, {
   // the ID token carries the scope's claims (the bridge reads the person from it, not from userinfo)
   conformIdTokenClaims: false,
   pkce: { required: () => true },
+  async extraTokenClaims(_ctx, token) {
+    if (token.kind !== 'AccessToken') return undefined;
+    const account = bySub.get(token.accountId);
+    return account ? Object.fromEntries(BRIDGE_CLAIMS.filter((c) => c in account.claims).map((c) => [c, account.claims[c]])) : undefined;
+  },
   features: {
     devInteractions: { enabled: false },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => API_RESOURCE,
+      useGrantedResource: () => true,
+      async getResourceServerInfo(_ctx, indicator) {
+        if (indicator !== API_RESOURCE) throw new errors.InvalidTarget();
+        return {
+          scope: 'bridge',
+          audience: API_AUDIENCE,
+          accessTokenTTL: 600,
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'RS256' } },
+        };
+      },
+    },
     rpInitiatedLogout: {
       enabled: true,
       async logoutSource(ctx, form) {

@@ -249,7 +249,7 @@ async def test_sign_out_ends_the_session_and_the_providers(
     assert resp.status_code == 303
     end = resp.headers["Location"]
     assert end.startswith(f"{signin_bridge.idp.issuer}/session/end?")  # RP-initiated logout
-    assert "post_logout_redirect_uri=" in end and "client_id=peer-bridge" in end
+    assert "post_logout_redirect_uri=" in end and "client_id=peer-bridge-inbox" in end
     assert _session(http) is None
     async with httpx.AsyncClient(timeout=30, cookies={SESSION: sid}) as copied:
         assert (await _inbox(copied, signin_bridge)).status_code == 401  # a copied cookie is worthless

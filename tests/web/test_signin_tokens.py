@@ -22,14 +22,14 @@ from joserfc.jwk import OctKey
 from bridge.config import settings_from_dict
 from bridge.errors import ConfigError, NotAuthenticatedError
 from bridge.web.signin import OidcClient
-from bridge_dev.idp import Account, IdentityProvider, bridge_client, identity_provider
-from bridge_dev.sandbox import free_port
+from bridge_dev.idp import CLIENT_ID, Account, IdentityProvider, bridge_client, identity_provider
+from bridge_dev.sandbox import Sandbox, free_port
 from bridge_dev.stack import to_toml
-from tests.web.conftest import OIDC_CLIENT_SECRET, settings_dict
+from tests.web.conftest import AUDIENCE, OIDC_CLIENT_SECRET, open_app, settings_dict
 from tests.web.signin import through_provider
 
 
-def _settings(idp: IdentityProvider, client_id: str = "peer-bridge", **extra: Any) -> Any:
+def _settings(idp: IdentityProvider, client_id: str = CLIENT_ID, **extra: Any) -> Any:
     cfg = settings_dict("http://127.0.0.1:9/fhir")
     cfg["identity_provider"] = {
         "issuer": idp.issuer,
@@ -123,7 +123,7 @@ async def test_a_token_from_another_issuer_with_the_same_key_is_refused(
 
 def _forged(idp: IdentityProvider, **over: Any) -> dict[str, Any]:
     now = int(time.time())
-    claims = {"iss": idp.issuer, "aud": "peer-bridge", "sub": "x", "iat": now, "exp": now + 600, "nonce": "n"}
+    claims = {"iss": idp.issuer, "aud": CLIENT_ID, "sub": "x", "iat": now, "exp": now + 600, "nonce": "n"}
     claims.update(over)
     return {"id_token": jwt.encode({"alg": "RS256", "kid": idp.key.kid}, claims, idp.key)}
 
@@ -141,7 +141,7 @@ async def test_a_token_signed_with_a_shared_secret_or_unsigned_is_refused(
     bridge_client_of: OidcClient, oidc_provider: IdentityProvider
 ) -> None:
     now = int(time.time())
-    claims = {"iss": oidc_provider.issuer, "aud": "peer-bridge", "sub": "x", "iat": now, "exp": now + 60}
+    claims = {"iss": oidc_provider.issuer, "aud": CLIENT_ID, "sub": "x", "iat": now, "exp": now + 60}
     hs = jwt.encode({"alg": "HS256"}, {**claims, "nonce": "n"}, OctKey.import_key("k" * 32))
     with pytest.raises(NotAuthenticatedError):
         await bridge_client_of.id_token_claims({"id_token": hs}, nonce="n")
@@ -170,7 +170,7 @@ async def test_discovery_and_secret_errors_name_the_key(
 def test_bridge_serve_stops_with_the_key_when_the_provider_cannot_be_read(tmp_path: Path) -> None:
     cfg = settings_dict("http://127.0.0.1:9/fhir", tmp_path / "bridge.db")
     cfg["server"] = {**cfg["server"], "port": free_port(), "public_url": "http://127.0.0.1:8099"}
-    cfg["identity_provider"] = {"issuer": f"http://127.0.0.1:{free_port()}", "client_id": "peer-bridge"}
+    cfg["identity_provider"] = {"issuer": f"http://127.0.0.1:{free_port()}", "client_id": CLIENT_ID}
     config = tmp_path / "bridge.toml"
     config.write_text(to_toml(cfg))
     env = {**os.environ, "BRIDGE_TEST_OPS_KEY": "k" * 20, "BRIDGE_TEST_OTHER_KEY": "o" * 20}
@@ -181,3 +181,30 @@ def test_bridge_serve_stops_with_the_key_when_the_provider_cannot_be_read(tmp_pa
     assert done.returncode == 2
     assert "identity_provider.issuer: cannot read" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout and "asynchronous generator" not in done.stderr
+
+
+async def test_the_providers_access_tokens_call_the_api_and_its_id_tokens_do_not(
+    secret: None,
+    bridge_client_of: OidcClient,
+    oidc_provider: IdentityProvider,
+    sandbox_ehr: Sandbox,
+    env: None,
+    tmp_path: Path,
+) -> None:
+    """The provider issues JWT access tokens for the bridge's API (aud = ``api_auth.audience``)
+    with the same claims: an app of the organization calls the API with them, checked against the
+    provider's JWKS. Its ID tokens (aud = the inbox's client id) are not API tokens."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        jwks = (await http.get(bridge_client_of.metadata.jwks_uri)).json()
+    cfg = settings_dict(sandbox_ehr.base_url, tmp_path / "bridge.db", issuer=oidc_provider.issuer)
+    tokens = await _tokens(bridge_client_of, oidc_provider.account("peer"), nonce="n-4")
+    async for client, _exchange in open_app(settings_from_dict(cfg), jwks):
+        ok = await client.get(
+            "/api/v1/referrals", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+        )
+        assert ok.status == 200, await ok.text()
+        wrong = await client.get(
+            "/api/v1/referrals", headers={"Authorization": f"Bearer {tokens['id_token']}"}
+        )
+        assert wrong.status == 401
+    assert AUDIENCE != CLIENT_ID
