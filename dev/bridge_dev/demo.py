@@ -5,9 +5,9 @@ reasons -> co-sign -> Encounter, DocumentReference, Provenance, Procedure delive
 
 Everything is real: the sandbox EHR (``sekmet-fhir``, a dev/demo dependency) and an OpenID Provider
 (npm ``oidc-provider``, ``dev/idp``) run as child processes, the bridge runs its HTTP service in this
-process. People sign in at that provider (four demo accounts, printed with their passwords); the
-peer's app calls the bridge's public API with bearer tokens signed by a throwaway key made here (the
-API tokens of an integration), the supervisor works from a session opened by signing in. The clinician's
+process. People sign in at that provider (four demo accounts, printed with their passwords): the
+peer's app calls the bridge's public API with the provider's access token as its bearer token, the
+supervisor works from a browser session opened by signing in at the bridge. The clinician's
 side (placing the referral) is played by writing ServiceRequest + Task to the EHR directly, as the
 clinic's own system would. Each step prints the FHIR ids it produced.
 
@@ -144,7 +144,8 @@ class Story:
 
 
 class IdentityProvider:
-    """A throwaway IdP: one EC key, its public JWKS written for the bridge, tokens on demand."""
+    """A throwaway IdP: one EC key, its public JWKS written for the bridge, tokens on demand (the
+    API benchmark's; the demo itself uses the real provider in ``bridge_dev.idp``)."""
 
     def __init__(self, workdir: Path) -> None:
         self.key = ECKey.generate_key("P-256", parameters={"kid": "demo-idp-1", "alg": "ES256"})
@@ -207,9 +208,7 @@ def make_people(tag: str, now: datetime) -> People:
     return People(participant, peer, supervisor, consent, certified)
 
 
-def demo_settings(
-    ehr: Sandbox, workdir: Path, port: int, idp: IdentityProvider, provider: oidc.IdentityProvider
-) -> Settings:
+def demo_settings(ehr: Sandbox, workdir: Path, port: int, provider: oidc.IdentityProvider) -> Settings:
     cfg = bridge_config(
         ehr.base_url,
         org=ORG_ID,
@@ -227,7 +226,8 @@ def demo_settings(
             "notification_token_env": "BRIDGE_DEMO_NOTIFY_TOKEN",
         },
         outbox={"base_backoff_seconds": 0.5, "max_backoff_seconds": 5},
-        api_auth={"issuer": ISSUER, "audience": AUDIENCE, "jwks_file": str(idp.jwks_file)},
+        # the API takes the provider's access tokens (checked against its JWKS), as an app would send
+        api_auth={"issuer": provider.issuer, "audience": AUDIENCE, "jwks_url": f"{provider.issuer}/jwks"},
         identity_provider={
             "issuer": provider.issuer,
             "client_id": oidc.CLIENT_ID,
@@ -408,13 +408,15 @@ async def play(
     settings: Settings,
     ehr_url: str,
     people: People,
-    idp: IdentityProvider,
     tag: str,
     story: Story,
     provider: oidc.IdentityProvider,
 ) -> DemoResult:
     res = DemoResult(bridge_url=settings.server.public_url or "", ehr_url=ehr_url)
-    peer_token = idp.token(role=Role.PEER_SPECIALIST, practitioner_id=people.peer.id)
+    async with httpx.AsyncClient(timeout=30) as app:  # the peer's app signs in at the provider
+        peer_token = str(
+            (await oidc.app_tokens(app, provider, provider.account("provisional")))["access_token"]
+        )
     res.peer_token = peer_token
     p = people.participant
     async with (
@@ -424,6 +426,11 @@ async def play(
     ):
         health = (await api.get("health")).json()
         story.step("bridge", f"up at {res.bridge_url} (health: {health['status']}), EHR at {ehr_url}")
+        story.step(
+            "peer",
+            f"signed in to the peer app as {provider.account('provisional').username} at the OpenID "
+            "provider: its access token (a JWT for the bridge's API) is the app's bearer token",
+        )
 
         async def subscribed() -> str | None:
             # the EHR marks the bridge's subscription active after a successful handshake; a referral
@@ -615,7 +622,6 @@ async def run_demo(
     runner: web.AppRunner | None = None
     provider: oidc.IdentityProvider | None = None
     try:
-        idp = IdentityProvider(work)
         port = free_port()
         os.environ["BRIDGE_DEMO_NOTIFY_TOKEN"] = uuid.uuid4().hex
         client_secret = uuid.uuid4().hex
@@ -623,10 +629,12 @@ async def run_demo(
         people = make_people(tag, datetime.now(UTC))
         bridge_url = f"http://127.0.0.1:{port}"
         provider = oidc.IdentityProvider(
-            work / "idp", demo_accounts(people), [oidc.bridge_client(bridge_url, secret=client_secret)]
+            work / "idp",
+            demo_accounts(people),
+            [oidc.bridge_client(bridge_url, secret=client_secret), oidc.app_client()],
         )
         await asyncio.to_thread(provider.start)
-        settings = demo_settings(ehr, work, port, idp, provider)
+        settings = demo_settings(ehr, work, port, provider)
         directory = InMemoryDirectory(
             [people.participant], [people.peer, people.supervisor, people.certified], [people.consent]
         )
@@ -637,7 +645,7 @@ async def run_demo(
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         print_sign_in(out, bridge_url, provider)
-        result = await play(settings, ehr.base_url, people, idp, tag, story, provider)
+        result = await play(settings, ehr.base_url, people, tag, story, provider)
         if export is not None:
             result.exported = await export_ndjson(ehr.base_url, export)
             total = sum(result.exported.values())

@@ -28,9 +28,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import httpx
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc.jwk import RSAKey
 
 from bridge_dev.sandbox import free_port
@@ -39,6 +41,10 @@ IDP_DIR = Path(__file__).resolve().parents[1] / "idp"
 CLIENT_ID = "peer-bridge-inbox"  # not the API audience: an ID token is never an API token
 CALLBACK_PATH = "/inbox/signin/callback"
 AFTER_LOGOUT_PATH = "/inbox"
+# an app of the organization (the peer's phone app, an integration) that calls the bridge's API with
+# the provider's access tokens; its redirect is never visited (the code is read from the Location)
+APP_CLIENT_ID = "peer-app"
+APP_REDIRECT = "http://127.0.0.1/app/callback"
 _install_lock = threading.Lock()
 
 
@@ -124,6 +130,19 @@ def bridge_client(
     if any_loopback_port:
         client["application_type"] = "native"
     return client
+
+
+def app_client() -> dict[str, Any]:
+    """A public client (PKCE only) for an app that calls the bridge's API."""
+    return {
+        "client_id": APP_CLIENT_ID,
+        "client_name": "Peer app",
+        "application_type": "native",
+        "redirect_uris": [APP_REDIRECT],
+        "grant_types": ["authorization_code"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+    }
 
 
 def _node() -> str:
@@ -259,13 +278,18 @@ async def authorize(
 
 
 async def through_provider(
-    http: httpx.AsyncClient, url: str, account: Account, *, password: str | None = None
+    http: httpx.AsyncClient,
+    url: str,
+    account: Account,
+    *,
+    password: str | None = None,
+    callback_path: str = CALLBACK_PATH,
 ) -> str:
     """From an authorization request URL, sign in at the provider's form; return the redirect back
     to the client's callback (not visited), or "" when the provider refused the password."""
     posted = False
     for _ in range(12):  # provider: /auth -> /interaction/<uid> (the form) -> /auth/<uid> -> callback
-        if urlsplit(url).path == CALLBACK_PATH:
+        if urlsplit(url).path == callback_path:
             return url  # (straight back when the provider still has a session of this browser)
         resp = await http.get(url, follow_redirects=False)
         if resp.status_code in (302, 303):
@@ -290,3 +314,37 @@ async def sign_in_http(http: httpx.AsyncClient, bridge_url: str, account: Accoun
     """The whole sign-in over HTTP; the answer of the bridge's callback (200, session cookie set)."""
     callback = await authorize(http, bridge_url, account)
     return await http.get(callback, follow_redirects=False)
+
+
+async def app_tokens(http: httpx.AsyncClient, provider: IdentityProvider, account: Account) -> dict[str, Any]:
+    """What an app gets when ``account`` signs in to it (code + PKCE as a public client): the token
+    endpoint's answer, whose ``access_token`` is a JWT for the bridge's API."""
+    verifier = secrets.token_urlsafe(48)
+    url = prepare_grant_uri(
+        f"{provider.issuer}/auth",
+        APP_CLIENT_ID,
+        "code",
+        redirect_uri=APP_REDIRECT,
+        scope="openid bridge",
+        state=secrets.token_urlsafe(16),
+        nonce=secrets.token_urlsafe(16),
+        code_challenge=create_s256_code_challenge(verifier),
+        code_challenge_method="S256",
+    )
+    back = await through_provider(http, url, account, callback_path=urlsplit(APP_REDIRECT).path)
+    code = dict(parse_qsl(urlsplit(back).query)).get("code")
+    if not code:
+        raise RuntimeError("the provider gave the app no code")
+    resp = await http.post(
+        f"{provider.issuer}/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": APP_REDIRECT,
+            "code_verifier": verifier,
+            "client_id": APP_CLIENT_ID,
+        },
+    )
+    resp.raise_for_status()
+    tokens: dict[str, Any] = resp.json()
+    return tokens
