@@ -33,6 +33,8 @@ def _origin(url: str) -> str:
 async def sign_in(page: Any, account: Account, base_url: str | None = None) -> None:
     """Sign ``account`` in through the provider's own pages, starting from the bridge's sign-in
     page (``base_url``, or the origin of the bridge page the browser is on). Ends on ``/inbox``."""
+    if base_url is None and not str(page.url).startswith("http"):
+        raise ValueError("sign_in: open a bridge page first, or pass base_url")
     bridge = (base_url or _origin(page.url)).rstrip("/")
     await page.goto(f"{bridge}/inbox")
     await page.click("#sign-in")
