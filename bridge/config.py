@@ -113,6 +113,42 @@ class ApiAuthSettings(_Section):
     peers_see_only_own: bool = False
 
 
+class IdentityProviderSettings(_Section):
+    """The OpenID Provider people sign in with (authorization code + PKCE); the bridge is its client.
+
+    The ID token must carry ``role``, ``organization`` and, for peers, ``practitioner_id`` (the
+    directory still decides who the person is). The client secret comes from the environment
+    (``client_secret_env``) or a file (``client_secret_file``); neither makes a public client.
+    """
+
+    issuer: str
+    client_id: str
+    client_secret_env: str | None = None
+    client_secret_file: str | None = None
+    # where the provider sends the browser back: default {server.public_url}/inbox/signin/callback
+    redirect_url: str | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "bridge"])
+    session_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 12.0  # absolute lifetime of a session
+    idle_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 30.0  # ended when unused this long
+    timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    verify_tls: bool = True
+
+    @field_validator("issuer", "redirect_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/") if v is not None else None
+
+    @model_validator(mode="after")
+    def _complete(self) -> IdentityProviderSettings:
+        if "openid" not in self.scopes:
+            raise ValueError("scopes: must include 'openid'")
+        if self.client_secret_env and self.client_secret_file:
+            raise ValueError("client_secret_file: give client_secret_env or client_secret_file, not both")
+        return self
+
+
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
@@ -185,6 +221,7 @@ class Settings(_Section):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     api_auth: ApiAuthSettings = Field(default_factory=ApiAuthSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
+    identity_provider: IdentityProviderSettings | None = None  # people sign in here (else token form)
     base_dir: str = "."  # set by the loader: the config file's directory
 
     @model_validator(mode="before")
@@ -207,6 +244,12 @@ class Settings(_Section):
     def _default_endpoint(self) -> Settings:
         if self.default_endpoint is not None and self.default_endpoint not in self.endpoints:
             raise ValueError(f"default_endpoint: {self.default_endpoint!r} is not a configured endpoint")
+        idp = self.identity_provider
+        if idp is not None and idp.redirect_url is None and not self.server.public_url:
+            raise ValueError(
+                "identity_provider.redirect_url: required when server.public_url is not set"
+                " (where the provider sends the browser back)"
+            )
         return self
 
     def path(self, value: str) -> Path:
@@ -260,7 +303,7 @@ def _error_path(err: Any) -> tuple[str, str]:
     path = ".".join(str(p) for p in err["loc"])
     msg = str(err["msg"]).removeprefix("Value error, ")
     head, sep, rest = msg.partition(": ")
-    if sep and head.replace("_", "").isalnum() and " " not in head:
+    if sep and head.replace("_", "").replace(".", "").isalnum() and " " not in head:
         path = f"{path}.{head}" if path else head
         msg = rest
     if err["type"] == "extra_forbidden":

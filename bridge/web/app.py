@@ -20,7 +20,7 @@ from bridge.errors import ConfigError
 from bridge.exchange.directory import Directory, directory_file, load_directory
 from bridge.exchange.wiring import ExchangeService, running_exchange
 from bridge.observability import Metrics
-from bridge.web import inbox, ops
+from bridge.web import inbox, ops, signin
 from bridge.web.auth import Authenticator
 from bridge.web.idempotency import IdempotencyCache, StoredResponse, fingerprint
 from bridge.web.keys import (
@@ -180,6 +180,7 @@ def create_app(
     for route in ROUTES:
         _add(app, route)
     app.router.add_get("/api/openapi.json", _openapi, name="openapi")
+    signin.setup(app)  # sessions (middleware) and, when configured, the OpenID Provider's client
     inbox.setup(app)
     ops.setup(app)
     app.router.add_static("/static", STATIC_DIR, name="static")

@@ -6,7 +6,7 @@ origin), nor login CSRF. Every POST to ``/inbox/...`` and ``/ops/...`` (the oper
 1. when the browser says where it comes from (``Origin``, else ``Referer``), that must be this
    bridge (the request's own origin, or ``server.public_url`` behind a proxy);
 2. when it rides on the session cookie (no credential header of its own), it carries the form
-   token: an HMAC keyed by the session's credential, which a page of another origin cannot read
+   token: an HMAC keyed by the session id (the cookie), which a page of another origin cannot read
    and so cannot forge. The page puts it in every form (:func:`form_token`).
 """
 
@@ -30,7 +30,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def form_token(session_cookie: str) -> str:
-    """The form token of a session (the cookie's value is the credential)."""
+    """The form token of a session (keyed by the cookie: the random session id)."""
     return hmac.new(session_cookie.encode(), _PURPOSE, hashlib.sha256).hexdigest()
 
 

@@ -36,14 +36,11 @@ def authenticate(request: web.Request, *, allow_cookie: bool) -> Principal:
     api_key = request.headers.get("X-API-Key")
     if authorization is None and api_key is None:
         cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie and (allow_cookie or request.headers.get(CSRF_HEADER) == "1"):
-            kind, _, value = cookie.partition(":")
-            if kind == "key":
-                api_key = value
-            elif kind == "jwt":
-                authorization = f"Bearer {value}"
-        elif cookie:
+        if cookie and not (allow_cookie or request.headers.get(CSRF_HEADER) == "1"):
             raise NotAuthenticatedError(f"API calls with the session cookie need the {CSRF_HEADER} header")
+        if cookie:
+            # a live session was put on the request by the session middleware (bridge.web.sessions)
+            raise NotAuthenticatedError("the session has ended: sign in again")
     throttle = request.app[AUTH_THROTTLE]
     source = request.remote or "unknown"
     throttle.check(source)
