@@ -29,11 +29,13 @@ from bridge.clients.retry import backoff_seconds
 from bridge.errors import (
     BridgeError,
     CircuitOpenError,
+    EndpointTimeoutError,
     FhirHttpError,
     RetryableError,
     ServerUnavailableError,
     ThrottledError,
 )
+from bridge.exchange.events import NO_EVENTS, ExchangeEvents
 from bridge.exchange.sending import Prepared, check_references, send_submission
 from bridge.store import OutboxItem, Store
 
@@ -116,6 +118,7 @@ class OutboundWorker:
         }
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self.events: ExchangeEvents = NO_EVENTS
         self.on_delivered: Delivered | None = None
 
     # --- control ---------------------------------------------------------------------------------
@@ -270,6 +273,15 @@ class OutboundWorker:
                     conn=conn,
                 )
         loop.stats.delivered += 1
+        self.events.delivery(loop.endpoint, "delivered")
+        log.info(
+            "outbound %s: %s delivered (%s, attempt %d)",
+            loop.endpoint,
+            item.id,
+            item.kind,
+            item.attempts,
+            extra={"endpoint": loop.endpoint, "submission_id": item.id, "event": "delivered"},
+        )
         if delivered and self.on_delivered is not None:
             await self.on_delivered(item, ids)
         if loop.stats.failing:
@@ -308,6 +320,16 @@ class OutboundWorker:
             count_attempt=sent,
         )
         loop.stats.retried += 1
+        kind = "timeout" if isinstance(exc, EndpointTimeoutError) else "retry"
+        self.events.delivery(loop.endpoint, kind)
+        log.info(
+            "outbound %s: %s will be retried in %.0f s (%s)",
+            loop.endpoint,
+            item.id,
+            delay,
+            exc.code,
+            extra={"endpoint": loop.endpoint, "submission_id": item.id, "event": kind, "code": exc.code},
+        )
 
     async def _dead(
         self, loop: _Loop, item: OutboxItem, error: str, outcome: Mapping[str, Any] | None
@@ -328,6 +350,7 @@ class OutboundWorker:
                     conn=conn,
                 )
         loop.stats.dead += 1
+        self.events.delivery(loop.endpoint, "dead")
         # the reason names the status and issue codes only (the OperationOutcome, which may quote
         # identifiers, is kept on the item); the log still gets just the error code
         log.warning(

@@ -32,6 +32,8 @@ from bridge.store import OutboxItem
 
 log = logging.getLogger("bridge.exchange.referrals")
 
+log = logging.getLogger("bridge.exchange.referrals")
+
 # an attempt to move a Task that keeps changing under us gives up after this many reads
 CONFLICT_ATTEMPTS = 3
 
@@ -114,6 +116,15 @@ class Referrals:
             "refreshed": fetched,
         }
         await self.ctx.audit(actor, f"referral.{act.value}", referral_id, detail=detail, at=now)
+        self.ctx.events.referral_action(referral.endpoint, act.value)
+        log.info(
+            "referral %s: %s (Task/%s now %s)",
+            referral_id,
+            act.value,
+            referral.task_id,
+            target.value,
+            extra={"referral_id": referral_id, "endpoint": referral.endpoint, "event": act.value},
+        )
         return InboxItem.of(await self.ctx.store.inbox.get(referral_id), organization=self.ctx.organization)
 
     async def record_delivery(self, item: OutboxItem, result: Mapping[str, Any]) -> None:
