@@ -99,6 +99,19 @@ async def check_identity_provider(settings: Settings) -> Finding:
     from bridge.web.auth import Authenticator
 
     cfg = settings.api_auth
+    if settings.identity_provider is not None:  # people sign in at an OpenID Provider
+        from bridge.web.signin import OidcClient
+
+        try:
+            client = await OidcClient.open(settings)
+        except ConfigError as exc:
+            return _finding("identity-provider", "fail", f"{exc.path}: {exc.reason}")
+        await client.close()
+        return _finding(
+            "identity-provider",
+            "ok",
+            f"OpenID Provider {settings.identity_provider.issuer}: discovery and keys read",
+        )
     if not (cfg.jwks_file or cfg.jwks_url):
         # a peer app holding an API key of its own can still act; with operators' keys only,
         # nobody else can (serve's readiness says the same)

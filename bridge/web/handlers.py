@@ -103,7 +103,8 @@ async def _checks(request: web.Request) -> Health:
     # nobody but operators can act without an identity provider, unless a service (the peer app)
     # holds an API key of its own
     auth = request.app.get(AUTHENTICATOR)
-    signs_in = auth is not None and auth.signs_in
+    # an OpenID Provider (read at start-up, or the start failed) or an IdP's JWKS for bearer tokens
+    signs_in = request.app[SETTINGS].identity_provider is not None or (auth is not None and auth.signs_in)
     services = any(k.role != "integrator" for k in request.app[SETTINGS].api_auth.api_keys)
     checks["identity_provider"] = CheckStatus(
         ok=signs_in or services,
