@@ -36,11 +36,11 @@ from bridge.exchange.task_state import PEER_ACTIONS, ReferralAction, peer_action
 from bridge.web import csrf, signin
 from bridge.web.errors import status_for
 from bridge.web.handlers import authorize_supervision, load_referral
-from bridge.web.keys import AUTH_THROTTLE, AUTHENTICATOR, EXCHANGE, SETTINGS
+from bridge.web.keys import EXCHANGE, SETTINGS
 from bridge.web.models import EscalationRequest
 from bridge.web.principal import Action, Principal, actor_for, has_required_scope, may_see_assignee
 from bridge.web.requests import authenticate, authorize, form_fields
-from bridge.web.sessions import start_session
+from bridge.web.sessions import credential_principal, start_session
 
 log = logging.getLogger("bridge.web.inbox")
 
@@ -174,24 +174,13 @@ async def login(request: web.Request) -> web.StreamResponse:
     if signin.configured(request):
         raise web.HTTPNotFound()
     form = await form_fields(request)
-    credential = str(form.get("credential", "")).strip()
-    auth = request.app[AUTHENTICATOR]
-    kind = "jwt" if credential.count(".") == 2 else "key"
-    throttle, source = request.app[AUTH_THROTTLE], request.remote or "unknown"
     try:
-        throttle.check(source)  # a guessing page is slowed down like a guessing API client
-        try:
-            if kind == "jwt":
-                principal = auth.authenticate(f"Bearer {credential}", None)
-            else:
-                principal = auth.authenticate(None, credential)
-        except NotAuthenticatedError as exc:
-            throttle.failed(source, "bearer" if kind == "jwt" else "api_key", exc)
-            raise
-        org = request.app[SETTINGS].organization.id
-        permits = request.app[EXCHANGE].permits
-        if not has_required_scope(principal, Action.VIEW_INBOX, organization=org, permits=permits):
-            raise AccessError("this account may not use the peer inbox")
+        principal = credential_principal(
+            request,
+            str(form.get("credential", "")),
+            Action.VIEW_INBOX,
+            "this account may not use the peer inbox",
+        )
     except AccessError as exc:
         status = 403
         if isinstance(exc, NotAuthenticatedError):

@@ -43,7 +43,7 @@ DESCRIPTIONS: dict[str, str] = {
     "endpoints.*.verify_tls": "Verify the EHR's TLS certificate (turn off only for a test EHR).",
     "endpoints.*.poll_interval_seconds": "Poll for referrals this often (hourly recommended; down to 60 s where the EHR allows it, warned about below 15 minutes); a ping on /fhir/notify polls at once.",
     "endpoints.*.subscribe": "Ask the EHR for a referral subscription (Subscriptions Backport, else R4 criteria) when it offers one.",
-    "endpoints.*.headers": "Headers sent with every request to this EHR (e.g. `Prefer = \"handling=strict\"`); a header that looks like a credential is refused: secrets stay in `auth`.",
+    "endpoints.*.headers": 'Headers sent with every request to this EHR (e.g. `Prefer = "handling=strict"`); a header that looks like a credential is refused: secrets stay in `auth`.',
     "endpoints.*.notify_requester": "When a note for a referral is delivered, send the referring clinician a Communication saying it arrived (no note content).",
     "endpoints.*.auth": "How the bridge authenticates to this EHR.",
     "endpoints.*.auth.type": "`none`, `bearer` (a static token) or `smart` (SMART Backend Services, a signed JWT assertion).",

@@ -27,9 +27,10 @@ from typing import Any
 
 import httpx
 
+from bridge_dev.node import project_dir
 from bridge_dev.sandbox import free_port
 
-GLUE_DIR = Path(__file__).resolve().parents[1] / "medplum"
+GLUE_DIR = project_dir("medplum")
 
 
 def _node() -> str:
