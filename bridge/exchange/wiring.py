@@ -4,6 +4,7 @@
     svc.submissions   # submit_encounter, submit_note, check_note, get, list        (submissions.py)
     svc.supervision   # cosign_note, record_escalation, record_refused, list_held    (supervision.py)
     svc.referrals     # list, get, act (accept | decline | start | complete ...)      (referrals.py)
+    svc.workspace     # the pages' reads: sessions, notes, caseload, participant_for   (workspace.py)
     svc.inbound       # notifications, subscriptions, polling                         (inbound.py)
     svc.worker        # outbound delivery of what svc.delivery.prepare maps           (outbound.py)
     await svc.start(); await svc.close()
@@ -36,6 +37,7 @@ from bridge.exchange.outbound import OutboundSettings, OutboundWorker
 from bridge.exchange.referrals import Referrals
 from bridge.exchange.submissions import Submissions
 from bridge.exchange.supervision import Supervision
+from bridge.exchange.workspace import Workspace
 from bridge.roles.permissions import Permission
 from bridge.roles.policy import Policy
 from bridge.store import Store, open_store
@@ -95,6 +97,7 @@ class ExchangeService:
         self.submissions = Submissions(self.ctx, wake=self.worker.wake)
         self.supervision = Supervision(self.ctx, self.submissions, wake=self.worker.wake)
         self.referrals = Referrals(self.ctx, self.inbound)
+        self.workspace = Workspace(self.ctx)  # the pages' reads: sessions, notes, caseload
 
     # what every job shares, held once by the context
     @property

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.domain import Referral, ReferralStatus
@@ -154,3 +155,11 @@ class Inbox:
         async with self._db.tx() as c:
             rows = (await c.execute(stmt)).mappings().all()
         return [_entry(r) for r in rows]
+
+    async def count(self, *, statuses: Sequence[ReferralStatus] | None = None) -> int:
+        """How many referrals (of ``statuses``) the inbox holds: the pages' paging."""
+        stmt = select(func.count()).select_from(inbox)
+        if statuses is not None:
+            stmt = stmt.where(inbox.c.status.in_([s.value for s in statuses]))
+        async with self._db.tx() as c:
+            return int((await c.execute(stmt)).scalar_one())
