@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bridge.domain import Participant, PeerEncounter, PeerNote, Referral, ReferralStatus
+from bridge.domain import Participant, PeerEncounter, PeerNote, Referral, ReferralAppointment, ReferralStatus
 from bridge.errors import BridgeError
 from bridge.exchange.context import ExchangeContext
 from bridge.exchange.payload import OutboxPayload
@@ -54,7 +54,7 @@ class NoteItem:
 class CaseloadEntry:
     referral: Referral
     last_contact: datetime | None
-    next_appointment: datetime | None
+    next_appointment: ReferralAppointment | None
     sessions: int
 
 
@@ -145,7 +145,7 @@ class Workspace:
         out = []
         for r in referrals:
             mine = [s.encounter for s in sessions if s.encounter.referral_id == r.id]
-            upcoming = sorted(a.start for a in r.appointments if a.start >= now)
+            upcoming = sorted((a for a in r.appointments if a.start >= now), key=lambda a: a.start)
             out.append(
                 CaseloadEntry(
                     r,
@@ -155,7 +155,9 @@ class Workspace:
                 )
             )
         far = datetime.max.replace(tzinfo=now.tzinfo)
-        return sorted(out, key=lambda c: (c.next_appointment or far, c.referral.id))
+        return sorted(
+            out, key=lambda c: (c.next_appointment.start if c.next_appointment else far, c.referral.id)
+        )
 
     async def participant_for(self, referral: Referral) -> Participant | None:
         """The directory's participant for a referral's patient: the Patient at the referral's

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge.errors import BridgeError
@@ -94,7 +95,7 @@ def zone(name: str | None) -> tzinfo:
     """The reader's zone from the page's cookie; UTC when absent or unknown."""
     if name:
         try:
-            return ZoneInfo(name)
+            return ZoneInfo(unquote(name))  # the script URL-encodes it ("America%2FChicago")
         except (ZoneInfoNotFoundError, ValueError):
             pass
     return UTC
