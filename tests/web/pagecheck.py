@@ -31,7 +31,8 @@ _TARGETS = """() => {
   return [...document.querySelectorAll(sel)]
     .filter(el => el.offsetParent !== null)
     .map(el => { const r = el.getBoundingClientRect();
-      return {what: el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + ' ' + (el.textContent || el.name || '').trim().slice(0, 30),
+      const label = (el.textContent || el.name || '').trim().slice(0, 30);
+      return {what: el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + ' ' + label,
               w: Math.round(r.width), h: Math.round(r.height)}; })
 }"""
 

@@ -121,6 +121,15 @@ async def story_page(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Page
             await browser.close()
 
 
+@dataclass
+class Day:
+    page: Page
+    checks: PageChecks
+    clinic: Clinic
+    peer: Account
+    supervisor: Account
+
+
 async def test_a_working_day_from_the_pages_alone(
     story_page: tuple[Page, PageChecks],
     client: TestClient[Any, Any],
@@ -129,24 +138,29 @@ async def test_a_working_day_from_the_pages_alone(
 ) -> None:
     page, checks = story_page
     url = str(client.make_url("")).rstrip("/")
-    clinic = await place_referral(exchange)
-    peer = Account(
-        url,
-        "Jordan Reyes",
-        "peer-specialist",
-        payloads.PROVISIONAL,
-        make_token(practitioner_id=payloads.PROVISIONAL),
+    peer_token = make_token(practitioner_id=payloads.PROVISIONAL)
+    sup_token = make_token("peer-supervisor", practitioner_id="sup-1")
+    day = Day(
+        page,
+        checks,
+        await place_referral(exchange),
+        Account(url, "Jordan Reyes", "peer-specialist", payloads.PROVISIONAL, peer_token),
+        Account(url, "Morgan Lee", "peer-supervisor", "sup-1", sup_token),
     )
-    supervisor = Account(
-        url,
-        "Jordan Reyes",
-        "peer-supervisor",
-        "sup-1",
-        make_token("peer-supervisor", practitioner_id="sup-1"),
-    )
+    await peer_accepts_and_logs_a_session(day)
+    await peer_writes_the_note(day)
+    await supervisor_returns_it(day)
+    await peer_revises_it(day)
+    await supervisor_cosigns_it(day)
+    await exchange.worker.drain("clinic")  # delivery runs in the background in production
+    await peer_completes_the_referral(day)
+    await the_ehr_holds_the_day(exchange, day.clinic)
+    assert checks.problems == [], "\n".join(checks.problems)
 
-    # --- the peer: accept the referral ------------------------------------------------------------
-    await sign_in(page, peer)
+
+async def peer_accepts_and_logs_a_session(day: Day) -> None:
+    page, checks, clinic = day.page, day.checks, day.clinic
+    await sign_in(page, day.peer)
     await checks.visit(page, "home")
     card = page.locator(f'[id="referral-{clinic.referral_id}"]')
     await expect(card).to_contain_text(clinic.name)
@@ -163,20 +177,21 @@ async def test_a_working_day_from_the_pages_alone(
     await page.get_by_role("button", name="Start services").click()
     await expect(page.locator("#notice")).to_contain_text("Services started")
     await checks.visit(page, "referral in progress")
-
-    # --- log a session: everything prefilled ---------------------------------------------------------
+    # everything known is prefilled: the person, the referral, the times, the zone
     await page.get_by_role("link", name="Log a session").click()
     await expect(page.locator("#s-who")).to_have_text(clinic.name)
     assert await page.get_by_label("Started").input_value()  # now minus the usual length
+    await expect(page.locator("#tz-hint")).to_contain_text("America/Chicago")
     await page.get_by_label("Place").fill("Central library")
     await checks.visit(page, "session form")
     await page.get_by_role("button", name="Save session and write the note").click()
 
-    # --- write the note: blocked, the words marked; fixed; held ----------------------------------
+
+async def peer_writes_the_note(day: Day) -> None:
+    page, checks = day.page, day.checks
     await expect(page.get_by_role("heading", name="Write the note")).to_be_visible()
     await page.get_by_label("Progress toward the goal").fill("Housing application filled in")
-    text = page.get_by_label("Note", exact=True)
-    await text.fill(BLOCKED)
+    await page.get_by_label("Note", exact=True).fill(BLOCKED)
     feedback = page.locator("#note-feedback")
     await expect(feedback).to_have_attribute("data-verdict", "block")
     await expect(page.locator("#note-marked mark")).to_contain_text(BLOCKED_WORDS)
@@ -197,9 +212,11 @@ async def test_a_working_day_from_the_pages_alone(
     await checks.visit(page, "my notes")
     await sign_out(page)
 
-    # --- the supervisor returns it once --------------------------------------------------------------
-    await sign_in(page, supervisor)
-    await expect(page.locator("#held")).to_contain_text(clinic.name)
+
+async def supervisor_returns_it(day: Day) -> None:
+    page, checks = day.page, day.checks
+    await sign_in(page, day.supervisor)
+    await expect(page.locator("#held")).to_contain_text(day.clinic.name)
     await checks.visit(page, "supervisor home")
     await page.get_by_role("link", name="To review").click()
     await checks.visit(page, "queue")
@@ -212,8 +229,10 @@ async def test_a_working_day_from_the_pages_alone(
     await expect(page.locator("#held")).to_have_count(0)  # with the author now
     await sign_out(page)
 
-    # --- the peer revises ------------------------------------------------------------------------------
-    await sign_in(page, peer)
+
+async def peer_revises_it(day: Day) -> None:
+    page, checks = day.page, day.checks
+    await sign_in(page, day.peer)
     await expect(page.locator("#held-mine")).to_contain_text("Returned to you")
     await page.locator("#held-mine").get_by_role("link").first.click()
     await expect(page.locator("#returned-comment")).to_contain_text(RETURN_COMMENT)
@@ -226,23 +245,26 @@ async def test_a_working_day_from_the_pages_alone(
     await expect(page.locator("#note-state")).to_have_text("Held")
     await sign_out(page)
 
-    # --- the supervisor co-signs -------------------------------------------------------------------
-    await sign_in(page, supervisor)
+
+async def supervisor_cosigns_it(day: Day) -> None:
+    page = day.page
+    await sign_in(page, day.supervisor)
     await page.locator("#held").get_by_role("button", name="Co-sign").first.click()
     await expect(page.locator("#notice")).to_contain_text("Co-signed")
-    await checks.visit(page, "co-signed")
+    await day.checks.visit(page, "co-signed")
     await sign_out(page)
-    await exchange.worker.drain("clinic")  # delivery runs in the background in production
 
-    # --- the peer completes the referral with what was delivered --------------------------------------
-    await sign_in(page, peer)
+
+async def peer_completes_the_referral(day: Day) -> None:
+    page, checks, clinic = day.page, day.checks, day.clinic
+    await sign_in(page, day.peer)
     await page.get_by_role("link", name="Caseload", exact=True).click()
     await expect(page.locator("#caseload")).to_contain_text(clinic.name)
     await expect(page.locator("#caseload")).to_contain_text("Housing office")  # the next appointment
     await checks.visit(page, "caseload")
     await page.locator("#caseload").get_by_role("link", name=clinic.name).click()
-    outputs = page.get_by_role("checkbox")
-    await expect(outputs).to_have_count(3)  # the session's Encounter and Procedure, the note
+    # the session's Encounter and Procedure and the note, delivered: offered, ticked
+    await expect(page.get_by_role("checkbox")).to_have_count(3)
     await checks.visit(page, "referral complete form")
     await page.get_by_role("button", name="Complete the referral").click()
     await expect(page.locator("#notice")).to_contain_text(f"Completed: {clinic.name}")
@@ -251,7 +273,8 @@ async def test_a_working_day_from_the_pages_alone(
     await expect(page.locator("#my-notes .state").first).to_have_text("Sent")
     await checks.visit(page, "my notes sent")
 
-    # --- the EHR holds what the day produced ---------------------------------------------------------
+
+async def the_ehr_holds_the_day(exchange: ExchangeService, clinic: Clinic) -> None:
     ehr = exchange.clients["clinic"]
     task = await ehr.read_raw(f"Task/{clinic.task_id}")
     assert task["status"] == "completed"
@@ -262,4 +285,3 @@ async def test_a_working_day_from_the_pages_alone(
     assert resources["Encounter"]["location"][0]["location"]["display"] == "Central library"
     attachment = resources["DocumentReference"]["content"][0]["attachment"]
     assert "check in with her on Tuesday" in base64.b64decode(attachment["data"]).decode()  # the revision
-    assert checks.problems == [], "\n".join(checks.problems)
