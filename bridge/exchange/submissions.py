@@ -97,10 +97,16 @@ class Work:
         return self.payload.note.id if self.payload.note is not None else self.payload.encounter.id
 
 
+OnHeld = Callable[[Submission, Actor], Awaitable[None]]
+
+
 class Submissions:
-    def __init__(self, ctx: ExchangeContext, *, wake: Callable[[str], None]) -> None:
+    def __init__(
+        self, ctx: ExchangeContext, *, wake: Callable[[str], None], on_held: OnHeld | None = None
+    ) -> None:
         self.ctx = ctx
         self._wake = wake
+        self._on_held = on_held  # told of every note the policy holds (the risk alert)
 
     # --- sessions --------------------------------------------------------------------------------
 
@@ -268,7 +274,7 @@ class Submissions:
         async def judged(conn: AsyncConnection) -> Decision:
             return decision
 
-        return await self._enqueue(
+        sub = await self._enqueue(
             Work(
                 payload,
                 endpoint,
@@ -280,6 +286,9 @@ class Submissions:
                 supersedes=held[-1] if held else None,
             )
         )
+        if sub.state == "held" and not sub.replayed and self._on_held is not None:
+            await self._on_held(sub, actor)
+        return sub
 
     # --- who may submit what (issue 10) ---------------------------------------------------------
 

@@ -28,6 +28,7 @@ from bridge.clients import AsyncFhirClient
 from bridge.config import Settings
 from bridge.domain import Role
 from bridge.errors import BridgeError
+from bridge.exchange.alerts import RiskAlerts
 from bridge.exchange.context import Clock, ExchangeContext, utc_now
 from bridge.exchange.delivery import Delivery
 from bridge.exchange.directory import Directory
@@ -94,7 +95,12 @@ class ExchangeService:
             actor=f"bridge:{self.owner}",
             wanted=self.intake.supporting_references,
         )
-        self.submissions = Submissions(self.ctx, wake=self.worker.wake)
+        self.alerts = RiskAlerts(self.ctx)
+        self.submissions = Submissions(
+            self.ctx,
+            wake=self.worker.wake,
+            on_held=lambda sub, actor: self.alerts.note_held(sub, actor=actor),
+        )
         self.supervision = Supervision(self.ctx, self.submissions, wake=self.worker.wake)
         self.referrals = Referrals(self.ctx, self.inbound)
         self.workspace = Workspace(self.ctx)  # the pages' reads: sessions, notes, caseload
