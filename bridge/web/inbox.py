@@ -105,6 +105,9 @@ def _redirect(**query: str) -> web.HTTPSeeOther:
 
 
 def _principal_or_none(request: web.Request) -> Principal | None:
+    presented = request.cookies.get(SESSION_COOKIE) or {"Authorization", "X-API-Key"} & set(request.headers)
+    if not presented:
+        return None  # no credential at all: the sign-in page, not a failed sign-in (throttle)
     try:
         return authorize(request, Action.VIEW_INBOX)
     except NotAuthenticatedError:

@@ -211,6 +211,7 @@ def plain_error(exc: BridgeError, satisfied_by: Any) -> dict[str, Any]:
         "headline": headline,
         "detail": detail,
         "code": str(d.get("code", "")),
+        "rule": str(d.get("rule") or ""),
         "field": field,
         "findings": findings(violations),
         "violations": violations,
