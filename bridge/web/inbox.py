@@ -840,6 +840,9 @@ async def record_escalation(request: web.Request) -> web.StreamResponse:
         msg = "Escalation recorded. The note still waits for a supervisor's co-signature."
     else:
         msg = "Escalation recorded: the note is on its way to the clinic."
+    mine = await request.app[EXCHANGE].workspace.note(sub.id, actor=actor_for(principal))
+    if mine is None and sub.state != "held":  # a supervisor's: out of their queue now
+        raise _redirect(msg=msg, submitted=_submitted(request, sub.id))
     raise _see_other(f"/inbox/notes/{sub.id}", msg=msg)
 
 

@@ -285,3 +285,68 @@ async def the_ehr_holds_the_day(exchange: ExchangeService, clinic: Clinic) -> No
     assert resources["Encounter"]["location"][0]["location"]["display"] == "Central library"
     attachment = resources["DocumentReference"]["content"][0]["attachment"]
     assert "check in with her on Tuesday" in base64.b64decode(attachment["data"]).decode()  # the revision
+
+
+RISK_TEXT = "She said she has been thinking about ending her life and has pills saved up."
+
+
+async def test_risk_language_brings_crisis_resources_and_the_escalation_is_recorded_from_the_note(
+    story_page: tuple[Page, PageChecks],
+    client: TestClient[Any, Any],
+    exchange: ExchangeService,
+    make_token: TokenFactory,
+) -> None:
+    page, checks = story_page
+    checks.folder += "-risk"
+    url = str(client.make_url("")).rstrip("/")
+    clinic = await place_referral(exchange)
+    peer = Account(
+        url,
+        "Jordan Reyes",
+        "peer-specialist",
+        payloads.PROVISIONAL,
+        make_token(practitioner_id=payloads.PROVISIONAL),
+    )
+    supervisor = Account(
+        url, "Morgan Lee", "peer-supervisor", "sup-1", make_token("peer-supervisor", practitioner_id="sup-1")
+    )
+
+    await sign_in(page, peer)
+    await page.locator(f'[id="referral-{clinic.referral_id}"]').get_by_role("button", name="Accept").click()
+    await page.get_by_role("link", name="Log a session").click()
+    await page.get_by_label("Place").fill("Her apartment")
+    await page.get_by_label("Where").select_option("home")
+    await page.get_by_role("button", name="Save session and write the note").click()
+    await page.get_by_label("Progress toward the goal").fill("Safety plan started")
+    await page.get_by_label("Note", exact=True).fill(RISK_TEXT)
+    await expect(page.locator("#note-feedback")).to_have_attribute("data-verdict", "hold")
+    crisis = page.locator("#crisis-live")
+    await expect(crisis).to_be_visible()
+    await expect(crisis).to_contain_text("988")
+    await checks.visit(page, "note risk live")
+    await page.get_by_role("button", name="Submit note").click()
+    await expect(page.locator("#notice")).to_contain_text("risk of harm")
+    await expect(page.locator("main")).to_contain_text("988")
+    await expect(page.locator("#escalation")).to_be_visible()  # the peer can record it here too
+    await checks.visit(page, "note risk held")
+    await sign_out(page)
+
+    await sign_in(page, supervisor)
+    await expect(page.locator("#risk-badge")).to_have_text("1 risk")
+    await page.get_by_role("link", name="To review").click()
+    await page.locator("#queue-list .risk").get_by_role("link", name="Read and decide").click()
+    await page.get_by_role("button", name="Co-sign").click()
+    # co-signed, but still held: the page says what remains, and the button is gone
+    await expect(page.locator("#notice")).to_contain_text("One thing remains")
+    await expect(page.get_by_role("button", name="Co-sign")).to_have_count(0)
+    await checks.visit(page, "risk co-signed, escalation remains")
+    await page.get_by_label("Who you told").fill("Dr. Sam Patel")
+    await page.get_by_label("Their role").select_option("clinician")
+    await page.get_by_label("How").select_option("phone call")
+    await page.get_by_role("button", name="Record escalation").click()
+    await expect(page.locator("#notice")).to_contain_text("on its way to the clinic")
+    await checks.visit(page, "escalation recorded")
+    await exchange.worker.drain("clinic")
+    notes = [s for s in await exchange.submissions.list() if s.kind == "note"]
+    assert notes[-1].state == "delivered" and "DocumentReference" in notes[-1].fhir_ids
+    assert checks.problems == [], "\n".join(checks.problems)
