@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser test demo lint bench clean
+.PHONY: install browser axe test demo lint bench clean
 
 install: $(STAMP)
 
@@ -20,8 +20,13 @@ $(STAMP): pyproject.toml dev/pyproject.toml
 browser:
 	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
+# axe-core for the page checks of the browser tests, pinned by the committed lock file
+axe: tests/web/axe/node_modules/axe-core/axe.min.js
+tests/web/axe/node_modules/axe-core/axe.min.js: tests/web/axe/package-lock.json
+	cd tests/web/axe && npm ci --no-audit --no-fund --silent
+
 # the linters first (seconds), then the suite: CI runs this
-test: install browser lint
+test: install browser axe lint
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: install
