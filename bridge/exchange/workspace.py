@@ -26,7 +26,7 @@ OPEN = (ReferralStatus.REQUESTED, ReferralStatus.ACCEPTED, ReferralStatus.IN_PRO
 CLOSED = tuple(s for s in ReferralStatus if s not in OPEN)
 TAKEN = (ReferralStatus.ACCEPTED, ReferralStatus.IN_PROGRESS, ReferralStatus.ON_HOLD)
 DEFAULT_SESSION_MINUTES = 45
-RECENT = 300  # how many of the organization's latest sessions / notes the pages look through
+RECENT = 300  # how many of the actor's latest sessions / notes the pages look through
 
 
 @dataclass(frozen=True)
@@ -76,10 +76,13 @@ class Workspace:
         self._participants: dict[str, str] = {}  # referral id -> participant id, once matched
 
     async def _items(self, kind: str, actor: Actor) -> list[OutboxItem]:
+        # what the actor submitted themselves (the pages and their own API calls); work a service
+        # account submitted for them is not listed here
         return await self.ctx.store.outbox.latest(
             kind=kind,
             organization=actor.organization,
             include_unowned=actor.organization == self.ctx.organization,
+            submitted_by=actor.name,
             limit=RECENT,
         )
 
@@ -158,6 +161,16 @@ class Workspace:
         return sorted(
             out, key=lambda c: (c.next_appointment.start if c.next_appointment else far, c.referral.id)
         )
+
+    async def met_without_referral(self, *, actor: Actor) -> list[tuple[str, datetime]]:
+        """The participants the actor held sessions with outside any referral, and when last:
+        a session for them is logged from the person (their row in the caseload)."""
+        last: dict[str, datetime] = {}
+        for s in await self.sessions(actor=actor):
+            if s.encounter.referral_id is None:
+                pid, start = s.encounter.participant_id, s.encounter.start
+                last[pid] = max(last.get(pid, start), start)
+        return sorted(last.items(), key=lambda kv: kv[1], reverse=True)
 
     async def participant_for(self, referral: Referral) -> Participant | None:
         """The directory's participant for a referral's patient: the Patient at the referral's

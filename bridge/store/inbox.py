@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.domain import Referral, ReferralStatus
@@ -145,13 +145,18 @@ class Inbox:
         endpoint: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        first: Sequence[ReferralStatus] = (),
     ) -> list[InboxEntry]:
+        """Newest first; ``first``: referrals in these statuses before the others (open first)."""
         stmt = select(inbox)
         if statuses is not None:
             stmt = stmt.where(inbox.c.status.in_([s.value for s in statuses]))
         if endpoint is not None:
             stmt = stmt.where(inbox.c.endpoint == endpoint)
-        stmt = stmt.order_by(inbox.c.received_at.desc(), inbox.c.id).limit(limit).offset(offset)
+        order = [inbox.c.received_at.desc(), inbox.c.id]
+        if first:
+            order.insert(0, case((inbox.c.status.in_([s.value for s in first]), 0), else_=1))
+        stmt = stmt.order_by(*order).limit(limit).offset(offset)
         async with self._db.tx() as c:
             rows = (await c.execute(stmt)).mappings().all()
         return [_entry(r) for r in rows]

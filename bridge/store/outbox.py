@@ -361,10 +361,16 @@ class Outbox:
         return [OutboxItem.from_row(r) for r in rows]
 
     async def latest(
-        self, *, kind: str, organization: str, include_unowned: bool = False, limit: int = 200
+        self,
+        *,
+        kind: str,
+        organization: str,
+        include_unowned: bool = False,
+        submitted_by: str | None = None,
+        limit: int = 200,
     ) -> list[OutboxItem]:
-        """The newest ``limit`` items of ``kind`` that belong to ``organization``, newest first
-        (the pages' "my notes" and sessions)."""
+        """The newest ``limit`` items of ``kind`` that belong to ``organization`` (and were
+        submitted by ``submitted_by``), newest first: the pages' "my notes" and sessions."""
         owned = outbox.c.organization == organization
         stmt = (
             select(outbox)
@@ -375,6 +381,8 @@ class Outbox:
             .order_by(outbox.c.seq.desc())
             .limit(limit)
         )
+        if submitted_by is not None:
+            stmt = stmt.where(outbox.c.submitted_by == submitted_by)
         async with self._db.tx() as c:
             rows = (await c.execute(stmt)).mappings().all()
         return [OutboxItem.from_row(r) for r in rows]

@@ -257,13 +257,15 @@ async def _home(
     if q or only_own:
         # a name lives in the referral's JSON: search (or per-peer visibility) reads the set and
         # pages it here
-        items = await exchange.referrals.list(actor=actor, statuses=statuses, limit=5000)
+        items = await exchange.referrals.list(actor=actor, statuses=statuses, limit=5000, first=OPEN)
         visible = _visible_referrals(request, principal, items)
         if q:
             visible = [r for r in visible if q.lower() in _person(r).lower()]
         total, referrals = len(visible), visible[start : start + PAGE_SIZE]
     else:
-        items = await exchange.referrals.list(actor=actor, statuses=statuses, limit=PAGE_SIZE, offset=start)
+        items = await exchange.referrals.list(
+            actor=actor, statuses=statuses, limit=PAGE_SIZE, offset=start, first=OPEN
+        )
         referrals = _visible_referrals(request, principal, items)
         total = await exchange.store.inbox.count(statuses=statuses)
     pages_total = max(1, -(-total // PAGE_SIZE))
@@ -324,8 +326,13 @@ async def caseload(request: web.Request) -> web.Response:
     items = await exchange.referrals.list(actor=actor, statuses=TAKEN, limit=1000)
     mine = [i.referral for i in items if i.assignee is not None and i.assignee == principal.practitioner_id]
     entries = await exchange.workspace.caseload(mine, actor=actor, now=_now())
+    met = []
+    for pid, last in await exchange.workspace.met_without_referral(actor=actor):
+        p = await _participant(request, pid)
+        if p is not None:
+            met.append((p, last))
     return await _render(
-        request, principal, "caseload.html", title="Caseload", entries=entries, person=_person
+        request, principal, "caseload.html", title="Caseload", entries=entries, person=_person, met=met
     )
 
 

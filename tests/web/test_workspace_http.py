@@ -230,8 +230,12 @@ async def test_referrals_are_paged_filtered_and_searched(
     assert "due tomorrow" in first and "Sam24" not in first  # the newest first; the oldest on page 2
     second = await (await client.get("/inbox?page=2")).text()
     assert second.count('class="card referral"') == 2
+    everything = await (await client.get("/inbox?show=all")).text()
+    done = 'data-status="completed"'
+    assert "page 1 of 2" in everything and done not in everything  # open first, closed after
+    assert done in await (await client.get("/inbox?show=all&page=2")).text()
     closed = await (await client.get("/inbox?show=closed")).text()
-    assert closed.count('class="card referral"') == 3 and "Completed" in closed
+    assert closed.count('class="card referral"') == 3 and closed.count(done) == 3
     found = await (await client.get("/inbox?q=sam07")).text()
     assert found.count('class="card referral"') == 1 and "Sam07 Pager" in found
 
@@ -317,3 +321,34 @@ async def test_a_note_held_for_risk_calls_the_webhook_without_phi(
         entries = await exchange.store.audit.entries(subject=risky)
         assert [(e.action, e.outcome) for e in entries if e.action == "alert.risk"] == [("alert.risk", "ok")]
         assert plain != risky
+
+
+async def test_a_session_is_logged_from_a_person_met_without_a_referral(
+    client: Client, exchange: ExchangeService, make_token: TokenFactory
+) -> None:
+    await _sign_in(client, make_token(practitioner_id="peer-1"))
+    caseload = await (await client.get("/inbox/caseload")).text()
+    link = f"/inbox/sessions/new?participant_id={payloads.PARTICIPANT}"
+    assert "Others you have met" in caseload and link in caseload  # the seeded session, no referral
+    form = await (await client.get(link)).text()
+    assert 'id="s-who">Avery Quinn<' in form and 'value="Harbor drop-in center"' in form  # as last time
+    start = re.search(r'id="s-start" name="start" type="datetime-local" required value="([^"]+)"', form)
+    end = re.search(r'id="s-end" name="end" type="datetime-local" required value="([^"]+)"', form)
+    assert start and end
+    held = datetime.fromisoformat(end[1]) - datetime.fromisoformat(start[1])
+    assert held == timedelta(minutes=45)  # the peer's usual length
+    fields = [
+        ("participant_id", payloads.PARTICIPANT),
+        ("referral_id", ""),
+        ("tz", "UTC"),
+        ("start", start[1]),
+        ("end", end[1]),
+        ("setting", "community"),
+        ("method", "face-to-face"),
+        ("location_name", "Harbor drop-in center"),
+        ("activities", "recovery-coaching"),
+    ]
+    resp = await _post(client, "/inbox/encounters", fields)
+    assert resp.status == 303 and resp.headers["Location"].startswith("/inbox/notes/new?session=ses-")
+    session = (await exchange.submissions.list())[-1]
+    assert session.kind == "encounter" and re.fullmatch(r"ses-[0-9a-f]{16}", session.record_id)
