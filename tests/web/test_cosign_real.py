@@ -236,10 +236,10 @@ async def test_supervisor_cosigns_from_the_inbox_page(
 
     state = page.locator("#submissions .state")
     for _ in range(100):  # delivery runs in the background; the page shows it on refresh
-        if await state.text_content() == "delivered":
+        if await state.text_content() == "sent":
             break
         await page.wait_for_timeout(200)
         await page.get_by_role("link", name="Refresh", exact=True).click()
-    await expect(state).to_have_text("delivered")
+    await expect(state).to_have_text("sent")
     docs = await _docs(sandbox_ehr.base_url, held.note_id)
     assert len(docs) == 1 and docs[0]["docStatus"] == "final"
