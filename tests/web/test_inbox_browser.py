@@ -165,3 +165,27 @@ async def test_every_form_control_has_a_label(
         )
         assert unlabeled == [], path
         assert await page.evaluate("document.documentElement.lang") == "en"
+
+
+async def test_keyboard_only_skip_link_visible_focus_and_accept(
+    browser_page: Page, inbox: Inbox, make_token: TokenFactory
+) -> None:
+    page = browser_page
+    await sign_in(page, peer(inbox, make_token))
+    await page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    await expect(skip).to_be_focused()
+    assert await skip.evaluate("el => el.getBoundingClientRect().left >= 0")  # shown when focused
+    await page.keyboard.press("Enter")
+    await expect(page.locator("main")).to_be_focused()
+    # tab to the first referral's Accept button and press it, with a visible focus ring on the way
+    accept = page.locator(f'[id="accept-{inbox.ref_a}"]')
+    for _ in range(15):
+        await page.keyboard.press("Tab")
+        if await accept.evaluate("el => el === document.activeElement"):
+            break
+    await expect(accept).to_be_focused()
+    outline = await accept.evaluate("el => getComputedStyle(el).outlineWidth")
+    assert float(outline.removesuffix("px")) >= 2
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#notice")).to_contain_text("Accepted: Jordan Testperson")
