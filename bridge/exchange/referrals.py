@@ -38,6 +38,7 @@ class Referrals:
         limit: int = 100,
         offset: int = 0,
         first: Sequence[ReferralStatus] = (),
+        containing: str | None = None,
     ) -> list[InboxItem]:
         """The inbox, newest first (``first``: these statuses before the others); a list shows
         contact details: who saw which is on record."""
@@ -50,6 +51,7 @@ class Referrals:
             limit=limit,
             offset=offset,
             first=first,
+            containing=containing,
         )
         if entries:
             detail = {"referrals": [e.referral.id for e in entries]}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import String, case, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.domain import Referral, ReferralStatus
@@ -146,9 +146,15 @@ class Inbox:
         limit: int = 100,
         offset: int = 0,
         first: Sequence[ReferralStatus] = (),
+        containing: str | None = None,
     ) -> list[InboxEntry]:
-        """Newest first; ``first``: referrals in these statuses before the others (open first)."""
+        """Newest first; ``first``: referrals in these statuses before the others (open first);
+        ``containing``: only referrals whose stored JSON contains these characters (any case), a
+        cheap pre-filter for a search the caller then makes exact (a name)."""
         stmt = select(inbox)
+        if containing:
+            escaped = containing.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            stmt = stmt.where(cast(inbox.c.referral, String).ilike(f"%{escaped}%", escape="\\"))
         if statuses is not None:
             stmt = stmt.where(inbox.c.status.in_([s.value for s in statuses]))
         if endpoint is not None:

@@ -257,7 +257,9 @@ async def _home(
     if q or only_own:
         # a name lives in the referral's JSON: search (or per-peer visibility) reads the set and
         # pages it here
-        items = await exchange.referrals.list(actor=actor, statuses=statuses, limit=5000, first=OPEN)
+        items = await exchange.referrals.list(
+            actor=actor, statuses=statuses, limit=5000, first=OPEN, containing=_prefilter(q)
+        )
         visible = _visible_referrals(request, principal, items)
         if q:
             visible = [r for r in visible if q.lower() in _person(r).lower()]
@@ -303,6 +305,13 @@ async def _home(
         filters=[("open", "Open"), ("all", "All"), ("closed", "Closed")]
         + [(s.value, pages.STATUS_WORDS[s.value]) for s in ReferralStatus if s.value != "draft"],
     )
+
+
+def _prefilter(q: str) -> str | None:
+    """A word of the search the store can look for in the referrals' JSON text (the longest);
+    None when the JSON would spell it differently (non-ASCII is escaped there, so are quotes)."""
+    words = [w for w in q.split() if w.isascii() and '"' not in w and "\\" not in w]
+    return max(words, key=len) if words and len(words) == len(q.split()) else None
 
 
 async def inbox(request: web.Request) -> web.Response:

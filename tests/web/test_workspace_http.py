@@ -238,6 +238,17 @@ async def test_referrals_are_paged_filtered_and_searched(
     assert closed.count('class="card referral"') == 3 and closed.count(done) == 3
     found = await (await client.get("/inbox?q=sam07")).text()
     assert found.count('class="card referral"') == 1 and "Sam07 Pager" in found
+    both = await (await client.get("/inbox", params={"q": "Sam07 pager"})).text()  # given and family
+    assert both.count('class="card referral"') == 1
+    accented = samples.referral(
+        "page-ref-jose",
+        task_id="page-task-jose",
+        contact=ReferralContact(name=HumanName(given="José", family="Núñez")),
+    )
+    await exchange.store.inbox.upsert(accented, now=now)
+    for q in ("josé", "Núñez", "José Núñez"):  # escaped in the stored JSON: found all the same
+        html = await (await client.get("/inbox", params={"q": q})).text()
+        assert html.count('class="card referral"') == 1 and "José Núñez" in html, q
 
 
 # --- the session form keeps what was typed ------------------------------------------------------------
