@@ -737,6 +737,7 @@ async def _note(
     *,
     status: int = 200,
     error: dict[str, Any] | None = None,
+    typed: Mapping[str, Any] | None = None,
 ) -> web.Response:
     """A note as its author sees it (state, what next, revise, escalate) or as the supervisor
     whose queue holds it (co-sign, return, escalate). Anyone else: not found."""
@@ -780,6 +781,7 @@ async def _note(
         escalation_methods=ESCALATION_METHODS,
         now_local=pages.local_input(now, tz),
         tz_name=getattr(tz, "key", "UTC"),
+        typed=typed or {},  # the escalation or return form as it was posted, after an error
     )
 
 
@@ -819,7 +821,14 @@ async def return_note(request: web.Request) -> web.StreamResponse:
         )
     except BridgeError as exc:
         if isinstance(exc, InputError):
-            return await _note(request, principal, ref, status=status_for(exc), error=_error(request, exc))
+            return await _note(
+                request,
+                principal,
+                ref,
+                status=status_for(exc),
+                error=_error(request, exc),
+                typed=_fields(form),
+            )
         return await _home(request, principal, status=status_for(exc), error=_error(request, exc))
     log.info("note returned from inbox", extra={"submission_id": held.submission_id, "event": "returned"})
     raise _redirect(msg="Returned to the author with your comment.")
@@ -849,7 +858,14 @@ async def record_escalation(request: web.Request) -> web.StreamResponse:
             )
     except BridgeError as exc:
         if isinstance(exc, InputError):
-            return await _note(request, principal, ref, status=status_for(exc), error=_error(request, exc))
+            return await _note(
+                request,
+                principal,
+                ref,
+                status=status_for(exc),
+                error=_error(request, exc),
+                typed=_fields(form),
+            )
         return await _home(request, principal, status=status_for(exc), error=_error(request, exc))
     log.info("note escalation recorded from inbox", extra={"submission_id": sub.id, "event": sub.state})
     if sub.state == "held":

@@ -135,6 +135,10 @@ async def test_an_escalation_is_recorded_as_told_without_a_reference(
     told = {"told": "Dr. Patel", "role": "clinician", "method": "phone call", "when": when, "tz": "UTC"}
     bad = await _post(client, f"/inbox/notes/{sid}/escalation", {**told, "role": "my cousin"})
     assert bad.status == 422 and "Dr. Patel" not in str(await exchange.store.audit.entries(subject=sid))
+    again = await bad.text()  # the form again, as typed
+    assert (
+        'value="Dr. Patel"' in again and 'value="phone call" selected' in again and f'value="{when}"' in again
+    )
     # another peer cannot record it for them
     await _sign_in(client, make_token(practitioner_id="peer-2"))
     other = await _post(client, f"/inbox/notes/{sid}/escalation", told)
