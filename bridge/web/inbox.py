@@ -473,6 +473,8 @@ async def _session_form(
             setting=last.setting.value if last else Setting.COMMUNITY.value,
             location_name=last.location_name if last else "",
             method=last.method.value if last else ContactMethod.FACE_TO_FACE.value,
+            modality=last.modality.value if last else "individual",
+            group_size=str(last.group_size) if last and last.group_size else "",
             activities=[a.value for a in last.activities] if last else [Activity.RECOVERY_COACHING.value],
         )
     return await _render(
@@ -538,7 +540,13 @@ async def submit_encounter(request: web.Request) -> web.StreamResponse:
             "location_name": fields.get("location_name", ""),
             "method": fields.get("method", "face-to-face"),
             "activities": fields["activities"],
+            "modality": fields.get("modality") or "individual",
         }
+        if data["modality"] == "group":
+            size = str(fields.get("group_size", "")).strip()
+            if not size.isdigit():
+                raise InputError("group_size", "required for a group session: how many took part")
+            data["group_size"] = int(size)
         if fields.get("referral_id"):
             data["referral_id"] = fields["referral_id"]
         encounter = parse(PeerEncounter, data)
@@ -645,7 +653,8 @@ async def _note_form(
         participant=participant,
         goals=goals,
         required={f for f in ("summary", "goal", "progress") if f in required and billable},
-        audience_choices=[a.value for a in Audience],
+        # peer-team notes never leave the bridge, so a submission refuses them: not offered here
+        audience_choices=[a.value for a in Audience if a is not Audience.PEER_TEAM],
         marked=pages.highlight(text, error["violations"]) if error else [],
         returned=returned,
     )

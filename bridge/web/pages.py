@@ -84,6 +84,7 @@ FIELD_WORDS = {
     "goal": "the recovery-plan goal",
     "progress": "the progress",
     "outputs": "the services delivered",
+    "group_size": "how many took part",
     "reason": "the reason",
     "comment": "the comment",
     "told": "who you told",

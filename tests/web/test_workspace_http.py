@@ -367,3 +367,28 @@ async def test_a_session_is_logged_from_a_person_met_without_a_referral(
     assert resp.status == 303 and resp.headers["Location"].startswith("/inbox/notes/new?session=ses-")
     session = (await exchange.submissions.list())[-1]
     assert session.kind == "encounter" and re.fullmatch(r"ses-[0-9a-f]{16}", session.record_id)
+
+
+async def test_a_group_session_names_its_size(
+    client: Client, exchange: ExchangeService, make_token: TokenFactory
+) -> None:
+    await _sign_in(client, make_token(practitioner_id="peer-1"))
+    fields = [
+        ("participant_id", payloads.PARTICIPANT),
+        ("tz", "America/Chicago"),
+        ("start", "2026-03-02T10:00"),
+        ("end", "2026-03-02T11:00"),
+        ("setting", "community"),
+        ("method", "face-to-face"),
+        ("location_name", "Recovery center"),
+        ("activities", "group-facilitation"),
+        ("modality", "group"),
+    ]
+    missing = await _post(client, "/inbox/encounters", [*fields, ("group_size", "")])
+    html = await missing.text()
+    assert missing.status == 422 and "how many took part" in html and 'value="group" selected' in html
+    ok = await _post(client, "/inbox/encounters", [*fields, ("group_size", "6")])
+    assert ok.status == 303, await ok.text()
+    item = (await exchange.store.outbox.list(limit=1000))[-1]
+    enc = item.payload["encounter"]
+    assert (enc["modality"], enc["group_size"], enc["start"]) == ("group", 6, "2026-03-02T10:00:00-06:00")
