@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from bridge.errors import ConfigError
 from bridge.exchange.context import ExchangeContext
 from bridge.exchange.views import Actor, Submission
 
@@ -46,18 +47,20 @@ class RiskAlerts:
             "rules": rules,
             "at": self.ctx.clock().isoformat(),
         }
-        headers = {}
-        if alerts.risk_webhook_token_env:
-            headers["Authorization"] = "Bearer " + self.ctx.settings.secret(
-                alerts.risk_webhook_token_env, "alerts.risk_webhook_token_env"
-            )
         outcome, detail = "ok", dict[str, Any](rules=rules)
         try:
+            headers = {}
+            if alerts.risk_webhook_token_env:
+                headers["Authorization"] = "Bearer " + self.ctx.settings.secret(
+                    alerts.risk_webhook_token_env, "alerts.risk_webhook_token_env"
+                )
             async with httpx.AsyncClient(timeout=alerts.timeout_seconds, transport=self._transport) as client:
                 resp = await client.post(alerts.risk_webhook_url, json=body, headers=headers)
             detail["status"] = resp.status_code
             if resp.status_code >= 300:
                 outcome = "failed"
+        except ConfigError as exc:  # the token's variable unset: the note is held all the same
+            outcome, detail["error"] = "failed", exc.code
         except httpx.HTTPError as exc:
             outcome, detail["error"] = "failed", type(exc).__name__
         if outcome != "ok":

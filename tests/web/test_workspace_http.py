@@ -392,3 +392,26 @@ async def test_a_group_session_names_its_size(
     item = (await exchange.store.outbox.list(limit=1000))[-1]
     enc = item.payload["encounter"]
     assert (enc["modality"], enc["group_size"], enc["start"]) == ("group", 6, "2026-03-02T10:00:00-06:00")
+
+
+@pytest.mark.parametrize("broken", ["nobody listens", "token variable unset"])
+async def test_a_failing_risk_webhook_does_not_fail_the_submission(
+    env: None,
+    sandbox_ehr: Sandbox,
+    tmp_path: Path,
+    jwks: dict[str, Any],
+    make_token: TokenFactory,
+    broken: str,
+) -> None:
+    from bridge_dev.sandbox import free_port
+
+    cfg = settings_dict(sandbox_ehr.base_url, tmp_path / "bridge.db")
+    cfg["alerts"] = {"risk_webhook_url": f"http://127.0.0.1:{free_port()}/hook", "timeout_seconds": 2}
+    if broken == "token variable unset":
+        cfg["alerts"]["risk_webhook_token_env"] = "BRIDGE_TEST_HOOK_TOKEN_UNSET"
+    async for client, exchange in open_app(settings_from_dict(cfg), jwks):
+        risky = await _held(client, make_token(), payloads.note(text=RISK))  # 202 held all the same
+        entries = await exchange.store.audit.entries(subject=risky)
+        assert [(e.action, e.outcome) for e in entries if e.action == "alert.risk"] == [
+            ("alert.risk", "failed")
+        ]
