@@ -151,7 +151,7 @@ async def test_the_author_sees_their_held_note_waiting_for_cosign(
     login = await c.post("/inbox/login", data={"credential": author}, allow_redirects=False)
     assert login.status == 303, await login.text()
     html = await (await c.get("/inbox")).text()
-    assert "Your notes that need you" in html and f'id="mine-{sid}"' in html
+    assert "Your notes not sent yet" in html and f'id="mine-{sid}"' in html
     assert "Waiting for your supervisor to co-sign" in html and NOTE_TEXT not in html
 
     resp = await c.post(f"/api/v1/notes/{sid}/cosign", headers=bearer(sup))
