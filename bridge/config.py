@@ -239,6 +239,16 @@ class RulesSettings(_Section):
         raise ValueError(f"{v!r} is not a two-letter state code{hint}")
 
 
+class AlertSettings(_Section):
+    """Who is told, beside the supervisor's queue badge, when a note is held for a risk of harm."""
+
+    # POSTed {"event": "note.held-for-risk", "submission_id", "organization", "rules", "at"}: ids
+    # and rule names only, never note text or names
+    risk_webhook_url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
+    risk_webhook_token_env: str | None = None  # sent as "Authorization: Bearer <token>" when set
+    timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 3.0
+
+
 class Settings(_Section):
     organization: OrganizationSettings
     endpoints: dict[str, EndpointSettings] = Field(min_length=1)
@@ -249,6 +259,7 @@ class Settings(_Section):
     api_auth: ApiAuthSettings = Field(default_factory=ApiAuthSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
     identity_provider: IdentityProviderSettings | None = None  # people sign in here (else token form)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     base_dir: str = "."  # set by the loader: the config file's directory
 
     @model_validator(mode="before")

@@ -331,6 +331,7 @@ class Referral(_Record):
     programs: tuple[str, ...] = ()
     appointments: tuple[ReferralAppointment, ...] = ()
     priority: str | None = None
+    due: AwareDatetime | None = None  # Task.restriction.period.end: when the clinic wants it done
     outputs: tuple[str, ...] = ()  # references to delivered Encounters/Procedures
     consent_ref: str | None = None
 

@@ -53,8 +53,11 @@ class Referrals:
         endpoint: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        first: Sequence[ReferralStatus] = (),
+        containing: str | None = None,
     ) -> list[InboxItem]:
-        """The inbox, newest first; a list shows contact details: who saw which is on record."""
+        """The inbox, newest first (``first``: these statuses before the others); a list shows
+        contact details: who saw which is on record."""
         if actor.organization != self.ctx.organization:
             return []  # this bridge's inbox holds only its own organization's referrals
         await verify_identity(self.ctx.directory, actor)  # what a peer sees depends on the role
@@ -63,6 +66,8 @@ class Referrals:
             endpoint=endpoint,
             limit=limit,
             offset=offset,
+            first=first,
+            containing=containing,
         )
         if entries:
             detail = {"referrals": [e.referral.id for e in entries]}

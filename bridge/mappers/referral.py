@@ -292,6 +292,7 @@ def referral_from_fhir(
             programs=tuple(dict.fromkeys(programs)),
             appointments=_unique_appointments(appointments),
             priority=priority,
+            due=_instant(((task.get("restriction") or {}).get("period") or {}).get("end")),
             outputs=outputs,
             consent_ref=consent,
         )
@@ -413,6 +414,8 @@ def referral_to_fhir(
         task["lastModified"] = fhir_datetime(referral.last_modified, "referral.last_modified")
     if requester:
         task["requester"] = requester
+    if referral.due is not None:
+        task["restriction"] = {"period": {"end": fhir_datetime(referral.due, "referral.due")}}
     if owner_ref:
         task["owner"] = reference(owner_ref)
     inputs = [_input(_INPUT_GOAL, {"valueString": g}) for g in referral.goals]

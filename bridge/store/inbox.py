@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import String, case, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.domain import Referral, ReferralStatus
@@ -149,13 +150,32 @@ class Inbox:
         endpoint: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        first: Sequence[ReferralStatus] = (),
+        containing: str | None = None,
     ) -> list[InboxEntry]:
+        """Newest first; ``first``: referrals in these statuses before the others (open first);
+        ``containing``: only referrals whose stored JSON contains these characters (any case), a
+        cheap pre-filter for a search the caller then makes exact (a name)."""
         stmt = select(inbox)
+        if containing:
+            escaped = containing.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            stmt = stmt.where(cast(inbox.c.referral, String).ilike(f"%{escaped}%", escape="\\"))
         if statuses is not None:
             stmt = stmt.where(inbox.c.status.in_([s.value for s in statuses]))
         if endpoint is not None:
             stmt = stmt.where(inbox.c.endpoint == endpoint)
-        stmt = stmt.order_by(inbox.c.received_at.desc(), inbox.c.id).limit(limit).offset(offset)
+        order = [inbox.c.received_at.desc(), inbox.c.id]
+        if first:
+            order.insert(0, case((inbox.c.status.in_([s.value for s in first]), 0), else_=1))
+        stmt = stmt.order_by(*order).limit(limit).offset(offset)
         async with self._db.tx() as c:
             rows = (await c.execute(stmt)).mappings().all()
         return [_entry(r) for r in rows]
+
+    async def count(self, *, statuses: Sequence[ReferralStatus] | None = None) -> int:
+        """How many referrals (of ``statuses``) the inbox holds: the pages' paging."""
+        stmt = select(func.count()).select_from(inbox)
+        if statuses is not None:
+            stmt = stmt.where(inbox.c.status.in_([s.value for s in statuses]))
+        async with self._db.tx() as c:
+            return int((await c.execute(stmt)).scalar_one())

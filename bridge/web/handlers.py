@@ -35,6 +35,7 @@ from bridge.web.models import (
     OutboxList,
     ReferralActionRequest,
     ReferralList,
+    ReturnRequest,
     SkippedResource,
     SubmissionView,
     Violation,
@@ -221,6 +222,24 @@ async def record_escalation(request: web.Request) -> web.Response:
     )
     log.info("note escalation recorded", extra={"submission_id": s.id, "event": s.state})
     return accepted(request, s)
+
+
+async def return_note(request: web.Request) -> web.Response:
+    """Return a held note to its author with a comment: only the author's supervisor (the
+    co-sign check); the note stays held, out of the queue, until the author submits it again."""
+    actor = await authorize_supervision(request, Action.COSIGN_NOTE, "note.return")
+    req = await body(request, ReturnRequest)
+    h = await request.app[EXCHANGE].supervision.return_note(
+        request.match_info["note_ref"], req.comment, actor=actor_for(actor), at=datetime.now(UTC)
+    )
+    log.info("note returned", extra={"submission_id": h.submission_id, "event": "returned"})
+    item = HeldNoteItem(
+        submission_id=h.submission_id,
+        note=h.note,
+        hold_reasons=[Violation.model_validate(v) for v in h.hold_reasons],
+        held_since=h.held_since,
+    )
+    return model_response(item)
 
 
 async def list_held(request: web.Request) -> web.Response:

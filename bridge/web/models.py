@@ -106,6 +106,12 @@ class EscalationRequest(_Body):
     escalation_ref: Annotated[str, Field(pattern=r"^(Task|Communication)/[A-Za-z0-9\-.]{1,64}$")]
 
 
+class ReturnRequest(_Body):
+    """Body of ``POST /api/v1/notes/{id}/return``: what the author should change."""
+
+    comment: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
 class HeldNoteItem(_Body):
     """A held note for its co-signer: the note, what holds it, since when."""
 
