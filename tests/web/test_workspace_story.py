@@ -19,11 +19,9 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
-from aiohttp.test_utils import TestClient
 from playwright.async_api import Page, async_playwright, expect
 
 from bridge.domain import ReferralAppointment
@@ -32,7 +30,7 @@ from bridge.mappers import referral_id_for
 from bridge_dev import samples
 from tests.web import payloads
 from tests.web.accounts import Account, sign_in, sign_out
-from tests.web.conftest import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, TokenFactory
+from tests.web.conftest import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, SigninBridge
 from tests.web.pagecheck import PageChecks
 
 pytestmark = [
@@ -130,23 +128,24 @@ class Day:
     supervisor: Account
 
 
+def _people(bridge: SigninBridge) -> tuple[Account, Account]:
+    """The provisional peer and their supervisor, signing in at the real OpenID Provider."""
+    url, idp = bridge.url, bridge.idp
+    return (
+        Account(
+            url, "Jordan Reyes", "peer-specialist", payloads.PROVISIONAL, login=idp.account("provisional")
+        ),
+        Account(url, "Morgan Lee", "peer-supervisor", "sup-1", login=idp.account("supervisor")),
+    )
+
+
 async def test_a_working_day_from_the_pages_alone(
-    story_page: tuple[Page, PageChecks],
-    client: TestClient[Any, Any],
-    exchange: ExchangeService,
-    make_token: TokenFactory,
+    story_page: tuple[Page, PageChecks], signin_bridge: SigninBridge
 ) -> None:
     page, checks = story_page
-    url = str(client.make_url("")).rstrip("/")
-    peer_token = make_token(practitioner_id=payloads.PROVISIONAL)
-    sup_token = make_token("peer-supervisor", practitioner_id="sup-1")
-    day = Day(
-        page,
-        checks,
-        await place_referral(exchange),
-        Account(url, "Jordan Reyes", "peer-specialist", payloads.PROVISIONAL, peer_token),
-        Account(url, "Morgan Lee", "peer-supervisor", "sup-1", sup_token),
-    )
+    exchange = signin_bridge.exchange
+    peer, supervisor = _people(signin_bridge)
+    day = Day(page, checks, await place_referral(exchange), peer, supervisor)
     await peer_accepts_and_logs_a_session(day)
     await peer_writes_the_note(day)
     await supervisor_returns_it(day)
@@ -291,25 +290,13 @@ RISK_TEXT = "She said she has been thinking about ending her life and has pills 
 
 
 async def test_risk_language_brings_crisis_resources_and_the_escalation_is_recorded_from_the_note(
-    story_page: tuple[Page, PageChecks],
-    client: TestClient[Any, Any],
-    exchange: ExchangeService,
-    make_token: TokenFactory,
+    story_page: tuple[Page, PageChecks], signin_bridge: SigninBridge
 ) -> None:
     page, checks = story_page
     checks.folder += "-risk"
-    url = str(client.make_url("")).rstrip("/")
+    exchange = signin_bridge.exchange
     clinic = await place_referral(exchange)
-    peer = Account(
-        url,
-        "Jordan Reyes",
-        "peer-specialist",
-        payloads.PROVISIONAL,
-        make_token(practitioner_id=payloads.PROVISIONAL),
-    )
-    supervisor = Account(
-        url, "Morgan Lee", "peer-supervisor", "sup-1", make_token("peer-supervisor", practitioner_id="sup-1")
-    )
+    peer, supervisor = _people(signin_bridge)
 
     await sign_in(page, peer)
     await page.locator(f'[id="referral-{clinic.referral_id}"]').get_by_role("button", name="Accept").click()
