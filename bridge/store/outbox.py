@@ -26,7 +26,19 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, literal_column, or_, select, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnClause
@@ -256,6 +268,43 @@ class Outbox:
             delivered_at=now,
             last_error=None,
         )
+
+    async def mark_delivered_many(
+        self,
+        results: Mapping[str, Mapping[str, Any]],
+        *,
+        owner: str,
+        now: datetime,
+        conn: AsyncConnection | None = None,
+    ) -> set[str]:
+        """``mark_delivered`` for several items (``{item id: result}``) in one statement; returns
+        the ids recorded (those whose lease ``owner`` still held)."""
+        if not results:
+            return set()
+        result_type = outbox.c.result.type
+        stmt = (
+            update(outbox)
+            .where(
+                outbox.c.id.in_(list(results)),
+                outbox.c.state == OutboxState.SENDING.value,
+                outbox.c.lease_owner == owner,
+            )
+            .values(
+                state=OutboxState.DELIVERED.value,
+                result=case(
+                    {i: bindparam(None, dict(r), type_=result_type) for i, r in results.items()},
+                    value=outbox.c.id,
+                ),
+                delivered_at=now,
+                last_error=None,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            .returning(outbox.c.id)
+        )
+        async with self._db.tx(conn) as c:
+            return {str(r) for r in (await c.execute(stmt)).scalars().all()}
 
     async def mark_retry(
         self,
