@@ -5,7 +5,8 @@
 Each round sends ``n`` conditional creates (``If-None-Exist`` on a fresh identifier, so every one is
 a 201) at a given concurrency, with three clients doing the same work in the same run:
 
-- raw httpx: one ``httpx.AsyncClient``, no parsing, no retries, no limits (the upper bound);
+- raw httpx: one ``httpx.AsyncClient``, no parsing, no retries, no limits (the baseline);
+- raw aiohttp: one ``aiohttp.ClientSession`` (its own connection pool), no parsing, no retries;
 - bridge: ``AsyncFhirClient.create_if_none_exist`` (retry policy, breaker, concurrency slots, and the
   answer parsed to an R4B model);
 - bridge, default 8 slots: the same with ``max_concurrency`` left at its default (8), so callers
@@ -30,6 +31,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import httpx
 from fhirpy import AsyncFHIRClient
 
@@ -97,6 +99,22 @@ async def raw_httpx(base: str, n: int, concurrency: int) -> float:
         return await _drive(create, n, concurrency, base)
 
 
+async def raw_aiohttp(base: str, n: int, concurrency: int) -> float:
+    connector = aiohttp.TCPConnector(limit=concurrency + 2)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def create(resource: dict[str, Any], query: str) -> None:
+            async with http.post(
+                f"{base}/Patient",
+                data=json.dumps(resource).encode(),
+                headers={"Content-Type": "application/fhir+json", "If-None-Exist": query},
+            ) as r:
+                await r.read()
+                assert r.status == 201, r.status
+
+        return await _drive(create, n, concurrency, base)
+
+
 async def bridge_client(base: str, n: int, concurrency: int) -> float:
     async with AsyncFhirClient(base, max_concurrency=concurrency, timeout=60) as ehr:
 
@@ -131,6 +149,7 @@ async def fhirpy_client(base: str, n: int, concurrency: int) -> float:
 
 IMPLS: dict[str, Callable[[str, int, int], Awaitable[float]]] = {
     "raw httpx": raw_httpx,
+    "raw aiohttp": raw_aiohttp,
     "bridge AsyncFhirClient": bridge_client,
     "bridge, default 8 slots": bridge_default_slots,
     "fhirpy AsyncFHIRClient": fhirpy_client,

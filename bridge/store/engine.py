@@ -122,10 +122,6 @@ class Database:
                         async with new.begin():
                             yield new
                     finally:
-                        # the pool does not roll back on return (one thread trip less per
-                        # transaction): a transaction is never left open here
-                        if new.in_transaction():
-                            await new.rollback()
                         if durable:
                             await new.run_sync(_set_synchronous, "NORMAL")
         except SQLAlchemyError as exc:
@@ -159,9 +155,6 @@ async def open_database(url: str, *, schema: str | None = None, pool_size: int =
             raise ConfigError("store.schema", "schemas are for PostgreSQL; use another SQLite file instead")
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        # tx() ends every transaction itself (commit, or rollback on any way out), so the pool's
-        # rollback on return would be one more trip to the driver's thread per transaction
-        kwargs["pool_reset_on_return"] = None
     else:
         if schema is not None and not _SCHEMA_NAME.match(schema):
             raise ConfigError("store.schema", "must be a lower-case SQL identifier")

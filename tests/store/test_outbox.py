@@ -212,3 +212,20 @@ async def test_deliveries_recorded_together_keep_their_own_results_and_leases(st
     assert got[b.id].state is OutboxState.SENDING and got[b.id].lease_owner == "w2"
     assert got[b.id].result is None
     assert await store.outbox.mark_delivered_many({}, owner="w2", now=later) == set()
+
+
+async def test_transactions_cancelled_midway_leave_the_store_usable(store: Store) -> None:
+    """A delivery's lease renewer is cancelled whenever its delivery ends, at any point of its
+    transaction (even inside BEGIN, which the driver's thread still carries out): a connection
+    must never go back to the pool with a transaction open, or the next BEGIN on it fails."""
+    item = await _put(store, "c1")
+    await store.outbox.claim(owner="w", now=T0, lease_seconds=30, limit=1)
+    for k in range(60):
+        task = asyncio.create_task(
+            store.outbox.renew(item.id, owner="w", now=T0 + timedelta(seconds=1), lease_seconds=30)
+        )
+        for _ in range(k % 6):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert await store.outbox.renew(item.id, owner="w", now=T0, lease_seconds=30)
