@@ -1,7 +1,7 @@
 """Exchange benchmarks against the sandbox EHR, each with its baseline in the same run.
 
     .venv/bin/python bench/exchange.py [--mode throughput] [--items 1000] [--concurrency 8] [--store sqlite]
-    .venv/bin/python bench/exchange.py --mode share  [--items 600] [--concurrency 2]    # PostgreSQL
+    .venv/bin/python bench/exchange.py --mode share  [--items 600] [--concurrency 2] [--ehr standin]
     .venv/bin/python bench/exchange.py --mode outage [--items 900] [--down 60] [--rate 10]
     .venv/bin/python bench/exchange.py --mode referral [--items 20]
 
@@ -13,8 +13,11 @@ throughput
     Rounds alternate the order; the ratio is outbox / raw.
 share
     One worker process, then two, on one PostgreSQL schema (``python -m bridge.exchange.run``),
-    each with ``--concurrency`` slots: items per second for each, and a check that nothing was
-    sent twice (one attempt and one disclosure per item, one resource per record at the EHR).
+    each with ``--concurrency`` slots: items per second for each, the workers' CPU seconds per
+    delivered item (read from ``/proc``, start-up excluded; it does not depend on the EHR), and a
+    check that nothing was sent twice (one attempt and one disclosure per item, and one resource
+    per record at the sandbox EHR). ``--ehr standin`` sends to ``bench/standin.py``, which answers
+    at once (an instrument, not a FHIR server): the ratio then measures the bridge, not the EHR.
 referral
     Latency from a clinician's Task + ServiceRequest written at the EHR to the referral in the inbox,
     through a Subscriptions Backport subscription (no polling), one at a time (the 2 s target).
@@ -199,6 +202,12 @@ def _write_config(work: Path, plan: dict[str, Any], conc: int) -> tuple[Path, Pa
     return work / "bridge.toml", work / "directory.json"
 
 
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (Linux ``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def share_round(plan: dict[str, Any], processes: int, conc: int, work: Path) -> dict[str, Any]:
     from datetime import UTC, datetime
 
@@ -216,6 +225,7 @@ async def share_round(plan: dict[str, Any], processes: int, conc: int, work: Pat
     _, recs = records(plan)
     store = await open_store(plan["store_url"], schema=plan["schema"])
     now = datetime.now(UTC)
+    cpu0 = sum(proc_cpu_seconds(p.pid) for p in procs)
     t0 = time.perf_counter()
     async with store.transaction() as conn:  # what submit_encounter queues, all at once
         for item in plan["items"]:
@@ -231,6 +241,7 @@ async def share_round(plan: dict[str, Any], processes: int, conc: int, work: Pat
     while (await store.outbox.counts())["delivered"] < len(plan["items"]):  # noqa: ASYNC110 - other processes
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - t0
+    cpu = sum(proc_cpu_seconds(p.pid) for p in procs) - cpu0
     items = await store.outbox.list(limit=len(plan["items"]) + 1)
     disclosures = await store.audit.entries(action="disclose", limit=10 * len(plan["items"]))
     await store.close()
@@ -242,6 +253,7 @@ async def share_round(plan: dict[str, Any], processes: int, conc: int, work: Pat
         per_item[e.subject] = per_item.get(e.subject, 0) + 1
     return {
         "rate": len(plan["items"]) / elapsed,
+        "cpu_per_item": cpu / len(plan["items"]),
         "sent_twice": sum(1 for i in items if i.attempts != 1) + sum(1 for v in per_item.values() if v != 1),
         "by_owner": {o: sum(1 for e in disclosures if e.actor == o) for o in {e.actor for e in disclosures}},
     }
@@ -253,8 +265,8 @@ def share(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-share-"))
     results = {}
     ok = True
-    with sandbox(work / "ehr") as ehr:
-        for processes in (1, 2):
+    with sandbox(work / "ehr") if args.ehr == "sandbox" else standin() as ehr:
+        for processes in (1, 2, 1, 2)[: 2 * args.repeat]:
             schema = temp_schema_name()
             plan = encounter_plan(
                 args.items,
@@ -264,26 +276,51 @@ def share(args: argparse.Namespace) -> int:
                 f"share{processes}{int(time.time())}",
                 args.concurrency,
             )
-            create_patients(ehr.base_url, plan)
+            if args.ehr == "sandbox":
+                create_patients(ehr.base_url, plan)
             asyncio.run(_migrate(plan))
             try:
                 res = asyncio.run(share_round(plan, processes, args.concurrency, work))
-                lost, dup = asyncio.run(verify(ehr.base_url, plan))
+                if args.ehr == "sandbox":
+                    lost, dup = asyncio.run(verify(ehr.base_url, plan))
+                else:  # the stand-in keeps nothing: the store's record is the check
+                    lost, dup = len(plan["items"]) - sum(res["by_owner"].values()), 0
             finally:
                 asyncio.run(drop_schema(schema))
-            results[processes] = res
+            results.setdefault(processes, []).append(res)
             ok = ok and lost == 0 and dup == 0 and res["sent_twice"] == 0
             print(
-                f"processes={processes} {res['rate']:.1f} items/s sent_twice={res['sent_twice']} "
+                f"processes={processes} {res['rate']:.1f} items/s "
+                f"cpu={res['cpu_per_item'] * 1000:.2f} ms/item sent_twice={res['sent_twice']} "
                 f"lost={lost} duplicates={dup} by_owner={res['by_owner']}",
                 flush=True,
             )
-    ratio = results[2]["rate"] / results[1]["rate"]
+    one = statistics.median(r["rate"] for r in results[1])
+    two = statistics.median(r["rate"] for r in results[2])
+    cpu = statistics.median(r["cpu_per_item"] for rs in results.values() for r in rs)
     print(
-        f"items={args.items} concurrency/process={args.concurrency} one={results[1]['rate']:.1f}/s "
-        f"two={results[2]['rate']:.1f}/s ratio={ratio:.2f}"
+        f"ehr={args.ehr} items={args.items} concurrency/process={args.concurrency} one={one:.1f}/s "
+        f"two={two:.1f}/s ratio={two / one:.2f} worker_cpu={cpu * 1000:.2f} ms/item"
     )
     return 0 if ok else 1
+
+
+class standin:  # used like sandbox(), as a context manager
+    """``bench/standin.py`` in a child process (an EHR that answers at once)."""
+
+    def __enter__(self) -> standin:
+        import subprocess
+
+        self.proc = subprocess.Popen(
+            [sys.executable, str(BENCH / "standin.py")], stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        self.base_url = json.loads(self.proc.stdout.readline())["base_url"]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait()
 
 
 async def _migrate(plan: dict[str, Any]) -> None:
@@ -486,6 +523,7 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=None)
     p.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
     p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--ehr", choices=["sandbox", "standin"], default="sandbox", help="share: the EHR side")
     p.add_argument("--down", type=float, default=60.0)
     p.add_argument("--before", type=float, default=10.0, help="outage: seconds of normal load first")
     p.add_argument("--rate", type=float, default=10.0, help="outage: submissions per second")
