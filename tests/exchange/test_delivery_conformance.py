@@ -63,3 +63,22 @@ async def test_delivered_bundles_pass_the_r4b_models(
 
     await svc.worker.drain("clinic")
     assert [i.state for i in await store.outbox.list()] == [OutboxState.DELIVERED] * 4
+
+
+async def test_the_opt_in_mode_validates_and_sends_the_same_bundle(
+    sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
+) -> None:
+    w = World(sandbox_ehr)
+    p = w.participant()
+    plain = settings_for(sandbox_ehr.base_url)
+    checked = plain.model_copy(update={"outbox": plain.outbox.model_copy(update={"validate_fhir": True})})
+    svc = await make_service(checked, sqlite_store, w.directory)
+    enc = w.encounter(p)
+    await svc.submissions.submit_encounter(enc, actor=ACTOR)
+    await svc.submissions.submit_note(w.note(enc), actor=ACTOR)
+    now = datetime.now(UTC)
+    unchecked = await make_service(plain, sqlite_store, w.directory)
+    for item in await sqlite_store.outbox.list(states=[OutboxState.QUEUED]):
+        assert await svc.delivery.prepare(item, now) == await unchecked.delivery.prepare(item, now)
+    await svc.worker.drain("clinic")
+    assert [i.state for i in await sqlite_store.outbox.list()] == [OutboxState.DELIVERED] * 2
