@@ -21,6 +21,7 @@ import statistics
 import tempfile
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from bridge.domain import PeerEncounter, PeerNote
 from bridge.mappers import MappingContext, build_submission_bundle, patient_reference_for
@@ -76,7 +77,7 @@ def _ehr(participant: object, ctx: MappingContext, peer: object, n: int) -> floa
         ).encode()
         for enc, note in work
     ]
-    with sandbox(tempfile.mkdtemp(prefix="bench-mapping-")) as ehr:
+    with sandbox(Path(tempfile.mkdtemp(prefix="bench-mapping-"))) as ehr:
         ident = samples.participant("pt-1", "MRN-1", home_endpoint=None).identifiers["clinic"]
         patient = {"resourceType": "Patient", "identifier": [ident.model_dump()], "name": [{"family": "B"}]}
         httpx.post(f"{ehr.base_url}/Patient", json=patient, timeout=60).raise_for_status()
