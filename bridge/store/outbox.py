@@ -201,7 +201,7 @@ class Outbox:
             )
             .returning(*outbox.c)
         )
-        async with self._db.tx() as c:
+        async with self._db.tx(single=True) as c:
             rows = (await c.execute(stmt)).mappings().all()
         return sorted((OutboxItem.from_row(r) for r in rows), key=lambda i: i.seq)
 
@@ -219,7 +219,7 @@ class Outbox:
             .where(self._owned(item_id, owner))
             .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
         )
-        async with self._db.tx() as c:
+        async with self._db.tx(single=True) as c:
             return (await c.execute(stmt)).rowcount == 1
 
     async def _settle(
@@ -394,7 +394,7 @@ class Outbox:
             return (await c.execute(stmt)).rowcount == 1
 
     async def get(self, item_id: str, *, conn: AsyncConnection | None = None) -> OutboxItem:
-        async with self._db.tx(conn) as c:
+        async with self._db.tx(conn, single=True) as c:
             row = (await c.execute(select(outbox).where(outbox.c.id == item_id))).mappings().first()
         if row is None:
             raise NotFoundInStoreError(f"no outbox item {item_id!r}")
@@ -405,7 +405,7 @@ class Outbox:
         stmt = (
             select(outbox).where(outbox.c.kind == kind, outbox.c.item_key == item_key).order_by(outbox.c.seq)
         )
-        async with self._db.tx() as c:
+        async with self._db.tx(single=True) as c:
             rows = (await c.execute(stmt)).mappings().all()
         return [OutboxItem.from_row(r) for r in rows]
 
@@ -430,7 +430,7 @@ class Outbox:
         if endpoint is not None:
             stmt = stmt.where(outbox.c.endpoint == endpoint)
         stmt = stmt.order_by(outbox.c.seq).limit(limit)
-        async with self._db.tx() as c:
+        async with self._db.tx(single=True) as c:
             rows = (await c.execute(stmt)).mappings().all()
         return [OutboxItem.from_row(r) for r in rows]
 
