@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser test demo lint bench clean
+.PHONY: install browser idp test demo lint bench docs clean
 
 install: $(STAMP)
 
@@ -20,11 +20,18 @@ $(STAMP): pyproject.toml dev/pyproject.toml
 browser:
 	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
+# The OpenID Provider for tests and the demo (npm oidc-provider, dev/idp) from its lock file; the
+# fixtures and `bridge demo` run the same `npm ci` themselves when node_modules is missing
+idp: dev/idp/node_modules/.package-lock.json
+
+dev/idp/node_modules/.package-lock.json: dev/idp/package-lock.json
+	cd dev/idp && npm ci --no-audit --no-fund --loglevel=error
+
 # the linters first (seconds), then the suite: CI runs this
-test: install browser lint
+test: install browser idp lint
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-demo: install
+demo: install idp
 	$(VENV)/bin/bridge demo $(DEMO_ARGS)
 
 lint: install
@@ -34,5 +41,9 @@ lint: install
 bench: install
 	$(PY) bench/mapping.py
 
+# docs/configuration.md and docs/api.md, generated from the config schema and the OpenAPI document
+docs: install
+	$(PY) -m bridge_dev.docs
+
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache dev/idp/node_modules

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.roles import NoteFacts, load_policy
-from bridge.roles.content import DirectiveRule, NearRule, PatternRule, VocabularyRule
+from bridge.roles.content import DirectiveRule, ModelRule, NearRule, PatternRule, VocabularyRule
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,9 +53,9 @@ def one_regex(policy: Any) -> re.Pattern[str]:
             pats = [*rule.first, *rule.then]
         elif isinstance(rule, DirectiveRule):
             pats = [*rule.directives]
-        elif isinstance(rule, VocabularyRule):
-            pats = [*rule.allow]  # vocabulary rules have no patterns of their own
-        else:  # pragma: no cover - the engine has four kinds
+        elif isinstance(rule, VocabularyRule | ModelRule):
+            pats = [*rule.allow]  # vocabulary and model rules have no patterns of their own
+        else:  # pragma: no cover - the engine has five kinds
             raise TypeError(rule)
         parts.extend(f"(?:{p.pattern})" for p in pats)
     return re.compile("|".join(parts), re.IGNORECASE)

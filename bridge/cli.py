@@ -1,5 +1,7 @@
 """The ``bridge`` command. The only place that turns errors into exit codes.
 
+Usage lines for ``--help`` live in ``DESCRIPTION`` (this docstring is for readers of the code).
+
 Exit codes: 0 ok; 1 the command ran and found failures (``check`` with a fail); 2 usage or
 configuration error (the message names the key path); 3 an exchange/store error.
 Subcommands are registered explicitly in ``_COMMANDS`` (no plugin discovery).
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from bridge.errors import BridgeError, ConfigError, ExchangeError, InputError, RuleFileError, StoreError
 
@@ -22,8 +25,31 @@ def _add_config_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+DESCRIPTION = "Peer Bridge: peer-support work into clinic EHRs as FHIR R4, referrals back to peers."
+EPILOG = """start here:
+  bridge init site                          write a config, a directory and SMART keys to fill in
+  bridge check --config site/bridge.toml    everything serve needs (config, store, rules, IdP, EHRs)
+  bridge serve --config site/bridge.toml    the API, the inbox and ops pages, the exchange workers
+  bridge demo                               the whole story against a sandbox EHR (needs [demo])
+
+exit codes: 0 ok, 1 a check failed, 2 usage or configuration error, 3 exchange or store error"""
+
+
+def _version() -> str:
+    try:
+        return version("peer-bridge")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bridge", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="bridge",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"bridge {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for register in _COMMANDS:
         register(sub)
@@ -56,7 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 _COMMANDS: list[Register] = []
 
-from bridge.clients.check import register_check  # noqa: E402 - registered in order, below the type
+from bridge.scaffold import register_init  # noqa: E402 - registered in order, below the type
+
+_COMMANDS.append(register_init)
+
+from bridge.preflight import register_check  # noqa: E402 - same pattern (probes: bridge.clients.check)
 
 _COMMANDS.append(register_check)
 
@@ -80,7 +110,9 @@ def _demo(args: argparse.Namespace) -> int:
         from bridge_dev.demo import demo
     except ModuleNotFoundError:
         print(
-            "bridge demo: runs from the repository (make demo installs its development kit)", file=sys.stderr
+            "bridge demo: needs the development kit (sandbox EHR): pip install 'peer-bridge[demo]'"
+            " (from the repository: make demo)",
+            file=sys.stderr,
         )
         return 2
     return demo(args)

@@ -9,10 +9,12 @@ Relative paths in the file are resolved against the file's own directory.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+import types
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -111,6 +113,42 @@ class ApiAuthSettings(_Section):
     peers_see_only_own: bool = False
 
 
+class IdentityProviderSettings(_Section):
+    """The OpenID Provider people sign in with (authorization code + PKCE); the bridge is its client.
+
+    The ID token must carry ``role``, ``organization`` and, for peers, ``practitioner_id`` (the
+    directory still decides who the person is). The client secret comes from the environment
+    (``client_secret_env``) or a file (``client_secret_file``); neither makes a public client.
+    """
+
+    issuer: str
+    client_id: str
+    client_secret_env: str | None = None
+    client_secret_file: str | None = None
+    # where the provider sends the browser back: default {server.public_url}/inbox/signin/callback
+    redirect_url: str | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "bridge"])
+    session_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 12.0  # absolute lifetime of a session
+    idle_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 30.0  # ended when unused this long
+    timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    verify_tls: bool = True
+
+    @field_validator("issuer", "redirect_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/") if v is not None else None
+
+    @model_validator(mode="after")
+    def _complete(self) -> IdentityProviderSettings:
+        if "openid" not in self.scopes:
+            raise ValueError("scopes: must include 'openid'")
+        if self.client_secret_env and self.client_secret_file:
+            raise ValueError("client_secret_file: give client_secret_env or client_secret_file, not both")
+        return self
+
+
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
@@ -144,12 +182,38 @@ class OutboxSettings(_Section):
     validate_fhir: bool = False
 
 
+# the names integrators write instead of the two-letter code
+_STATES = {
+    "alabama": "AL", "alaska": "AK", "arizona": "AZ", "arkansas": "AR", "california": "CA",
+    "colorado": "CO", "connecticut": "CT", "delaware": "DE", "florida": "FL", "georgia": "GA",
+    "hawaii": "HI", "idaho": "ID", "illinois": "IL", "indiana": "IN", "iowa": "IA", "kansas": "KS",
+    "kentucky": "KY", "louisiana": "LA", "maine": "ME", "maryland": "MD", "massachusetts": "MA",
+    "michigan": "MI", "minnesota": "MN", "mississippi": "MS", "missouri": "MO", "montana": "MT",
+    "nebraska": "NE", "nevada": "NV", "new hampshire": "NH", "new jersey": "NJ", "new mexico": "NM",
+    "new york": "NY", "north carolina": "NC", "north dakota": "ND", "ohio": "OH", "oklahoma": "OK",
+    "oregon": "OR", "pennsylvania": "PA", "rhode island": "RI", "south carolina": "SC",
+    "south dakota": "SD", "tennessee": "TN", "texas": "TX", "utah": "UT", "vermont": "VT",
+    "virginia": "VA", "washington": "WA", "west virginia": "WV", "wisconsin": "WI", "wyoming": "WY",
+    "district of columbia": "DC",
+}  # fmt: skip
+
+
 class RulesSettings(_Section):
-    dir: str = "rules"
-    jurisdiction: str | None = None  # e.g. "TX"; overlays config/rules/<dir>/<xx>.toml
+    # a folder of rule files (default.toml + <xx>.toml overlays); unset: the rules shipped in the package
+    dir: str | None = None
+    jurisdiction: str | None = None  # e.g. "TX"; overlays <dir>/<xx>.toml
     # a session starting (or a note written) longer ago than this is refused: a typo'd year, not
     # late documentation (billing windows look back 6-12 months at most)
     oldest_record_days: Annotated[int, Field(ge=1, le=36500)] = 366
+
+    @field_validator("jurisdiction")
+    @classmethod
+    def _two_letters(cls, v: str | None) -> str | None:
+        if v is None or (len(v) == 2 and v.isalpha()):
+            return v
+        code = _STATES.get(v.strip().lower())
+        hint = f' (did you mean "{code}"?)' if code else ""
+        raise ValueError(f"{v!r} is not a two-letter state code{hint}")
 
 
 class Settings(_Section):
@@ -161,18 +225,45 @@ class Settings(_Section):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     api_auth: ApiAuthSettings = Field(default_factory=ApiAuthSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
+    identity_provider: IdentityProviderSettings | None = None  # people sign in here (else token form)
     base_dir: str = "."  # set by the loader: the config file's directory
+
+    @model_validator(mode="before")
+    @classmethod
+    def _store_beside_config(cls, data: Any) -> Any:
+        """A relative SQLite path resolves against the config file's folder, like every other path
+        (not the folder ``serve`` happens to be started from)."""
+        store = data.get("store") if isinstance(data, dict) else None
+        if not isinstance(store, dict):
+            return data
+        url = store.get("url")
+        prefix = "sqlite+aiosqlite:///"
+        if isinstance(url, str) and url.startswith(prefix) and data.get("base_dir"):
+            path = url.removeprefix(prefix)
+            if path and path != ":memory:" and not path.startswith("file:") and not Path(path).is_absolute():
+                data = {**data, "store": {**store, "url": prefix + str(Path(data["base_dir"]) / path)}}
+        return data
 
     @model_validator(mode="after")
     def _default_endpoint(self) -> Settings:
         if self.default_endpoint is not None and self.default_endpoint not in self.endpoints:
             raise ValueError(f"default_endpoint: {self.default_endpoint!r} is not a configured endpoint")
+        idp = self.identity_provider
+        if idp is not None and idp.redirect_url is None and not self.server.public_url:
+            raise ValueError(
+                "identity_provider.redirect_url: required when server.public_url is not set"
+                " (where the provider sends the browser back)"
+            )
         return self
 
     def path(self, value: str) -> Path:
         """Resolve a path from the config file relative to that file."""
         p = Path(value)
         return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def rules_dir(self) -> Path | None:
+        """``[rules] dir`` resolved against the config file; None: the packaged rules."""
+        return self.path(self.rules.dir) if self.rules.dir else None
 
     def secret(self, env: str, key_path: str) -> str:
         """Read a secret from the environment; missing is a ConfigError naming the key path."""
@@ -182,26 +273,58 @@ class Settings(_Section):
         return value
 
 
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The settings model that holds the key at ``loc`` (``("endpoints", "clinic", "timeout")``)."""
+    model: Any = Settings
+    entered = False  # the part after a dict or list field is its key or index, not a field
+    for part in loc[:-1]:
+        if entered:
+            entered = False
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        model = field.annotation
+        while get_origin(model) in (dict, list, Union, types.UnionType):  # X | None is X
+            args = [a for a in get_args(model) if a is not type(None)]
+            entered = get_origin(model) in (dict, list)
+            model = args[-1]
+            if entered:
+                break
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    model = _model_at(loc)
+    known = [k for k in model.model_fields if k != "base_dir"] if model else []
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def _error_path(err: Any) -> tuple[str, str]:
     path = ".".join(str(p) for p in err["loc"])
     msg = str(err["msg"]).removeprefix("Value error, ")
     head, sep, rest = msg.partition(": ")
-    if sep and head.replace("_", "").isalnum() and " " not in head:
+    if sep and head.replace("_", "").replace(".", "").isalnum() and " " not in head:
         path = f"{path}.{head}" if path else head
         msg = rest
     if err["type"] == "extra_forbidden":
-        msg = "unknown key"
+        msg = "unknown key" + _did_you_mean(tuple(err["loc"]))
     elif err["type"] == "missing":
         msg = "required key is missing"
     return path or "(root)", msg
 
 
 def settings_from_dict(data: dict[str, Any], *, source: str | None = None, base_dir: str = ".") -> Settings:
+    """Check ``data`` against the schema; a :class:`ConfigError` lists every problem (``problems``)."""
     try:
         return Settings.model_validate({**data, "base_dir": base_dir})
     except ValidationError as exc:
-        path, reason = _error_path(exc.errors(include_url=False)[0])
-        raise ConfigError(path, reason, source=source) from None
+        problems = list(dict.fromkeys(_error_path(e) for e in exc.errors(include_url=False)))
+        (path, reason), more = problems[0], problems[1:]
+        raise ConfigError(path, reason, source=source, more=more) from None
 
 
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:

@@ -29,6 +29,7 @@ pydantic, TOML) are translated at the boundary with ``raise ... from exc`` and n
     └── ExchangeError                   talking to an EHR failed
         ├── RetryableError              worth trying again later (same request, unchanged)
         │   ├── TransportError          connection refused/reset, DNS, TLS, timeout
+        │   │   └── EndpointTimeoutError    no answer within the endpoint's timeout_seconds
         │   ├── ThrottledError          429 (``retry_after`` seconds when the server said)
         │   ├── ServerUnavailableError  502 / 503 / 504
         │   └── CircuitOpenError        our own breaker for that endpoint is open
@@ -72,9 +73,13 @@ class ConfigError(BridgeError):
 
     code = "config_invalid"
 
-    def __init__(self, path: str, reason: str, *, source: str | None = None) -> None:
+    def __init__(
+        self, path: str, reason: str, *, source: str | None = None, more: Sequence[tuple[str, str]] = ()
+    ) -> None:
         where = f"{source}: " if source else ""
-        super().__init__(f"{where}{path}: {reason}")
+        # every problem found, one line each (the first is ``path``/``reason``)
+        self.problems = [(path, reason), *more]
+        super().__init__("\n".join(f"{where}{p}: {r}" for p, r in self.problems))
         self.path = path
         self.reason = reason
         self.source = source
@@ -275,6 +280,10 @@ class FhirHttpError(ExchangeError):
 
 class TransportError(RetryableError):
     code = "transport_failed"
+
+
+class EndpointTimeoutError(TransportError):
+    """The endpoint did not answer in time (a hung EHR): counted apart in the metrics."""
 
 
 class ThrottledError(FhirHttpError, RetryableError):

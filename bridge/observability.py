@@ -16,11 +16,20 @@ import contextvars
 import json
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("bridge_request_id", default=None)
 
@@ -107,11 +116,68 @@ def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -
     return handler
 
 
+# the Prometheus text format 0.0.4, which ``generate_latest`` writes for our (plain ASCII) names and
+# every scraper reads; prometheus_client's own CONTENT_TYPE_LATEST moved to 1.0.0 in 0.22
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
 class Metrics:
-    """The bridge's Prometheus metrics, in a registry of their own."""
+    """The bridge's Prometheus metrics, in a registry of their own, with the standard process,
+    platform and garbage-collector collectors (``process_*``, ``python_*``). It is also what the
+    exchange reports its events to (:class:`bridge.exchange.events.ExchangeEvents`)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.registry.register(collector)
+        self.deliveries = Counter(
+            "bridge_deliveries",
+            "Delivery attempts by endpoint and outcome (delivered, retry, timeout, dead)",
+            ["endpoint", "outcome"],
+            registry=self.registry,
+        )
+        self.referrals_received = Counter(
+            "bridge_referrals_received",
+            "Referrals that arrived in the inbox (new, or a new version), by endpoint",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.referral_actions = Counter(
+            "bridge_referral_actions",
+            "Referrals acted on by peers (the EHR's Task moved), by endpoint and action",
+            ["endpoint", "action"],
+            registry=self.registry,
+        )
+        self.verdicts = Counter(
+            "bridge_policy_verdicts",
+            "Policy verdicts on notes and sessions (allow, warn, hold, block)",
+            ["subject", "verdict"],
+            registry=self.registry,
+        )
+        self.rule_hits = Counter(
+            "bridge_policy_rule_hits",
+            "Rules that fired in a policy verdict, by rule and severity",
+            ["subject", "rule", "severity"],
+            registry=self.registry,
+        )
+        self.backlog_age = Gauge(
+            "bridge_outbox_oldest_pending_seconds",
+            "Age of the oldest item waiting for delivery (queued or sending), by endpoint; 0 when none",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.endpoint_failures = Gauge(
+            "bridge_endpoint_consecutive_failures",
+            "Consecutive failed requests (time-outs included) to an endpoint",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.endpoint_last_success = Gauge(
+            "bridge_endpoint_last_success_timestamp_seconds",
+            "Unix time of the endpoint's last successful answer (absent: none since start)",
+            ["endpoint"],
+            registry=self.registry,
+        )
         self.outbox_items = Gauge(
             "bridge_outbox_items",
             "Outbox items by endpoint and state (queued, delivered, dead ...), read from the store",
@@ -155,6 +221,34 @@ class Metrics:
             registry=self.registry,
         )
 
+    # --- the exchange's events (ids, names and codes only) -----------------------------------------
+
+    def delivery(self, endpoint: str, outcome: str) -> None:
+        self.deliveries.labels(endpoint=endpoint, outcome=outcome).inc()
+
+    def referral_received(self, endpoint: str) -> None:
+        self.referrals_received.labels(endpoint=endpoint).inc()
+
+    def referral_action(self, endpoint: str, action: str) -> None:
+        self.referral_actions.labels(endpoint=endpoint, action=action).inc()
+
+    def verdict(self, subject: str, verdict: str, fired: Sequence[tuple[str, str]]) -> None:
+        self.verdicts.labels(subject=subject, verdict=verdict).inc()
+        for rule, severity in fired:
+            self.rule_hits.labels(subject=subject, rule=rule, severity=severity).inc()
+
+    def set_endpoint(
+        self, endpoint: str, *, breaker_open: bool, failures: int, last_success: float | None
+    ) -> None:
+        """The endpoint's breaker and health, read from its client at each scrape."""
+        self.breaker_open.labels(endpoint=endpoint).set(1 if breaker_open else 0)
+        self.endpoint_failures.labels(endpoint=endpoint).set(failures)
+        if last_success is not None:
+            self.endpoint_last_success.labels(endpoint=endpoint).set(last_success)
+
+    def set_backlog_age(self, endpoint: str, seconds: float) -> None:
+        self.backlog_age.labels(endpoint=endpoint).set(max(0.0, seconds))
+
     def observe_delivery(self, endpoint: str, seconds: float, outcome: str) -> None:
         """Record one delivery attempt (``outcome``: delivered, retry, dead)."""
         self.delivery_seconds.labels(endpoint=endpoint, outcome=outcome).observe(seconds)
@@ -173,6 +267,7 @@ class Metrics:
         """The store could not be read: drop the last snapshot rather than serve it as current."""
         self.outbox_items.clear()
         self.outbox_retries.clear()
+        self.backlog_age.clear()
         self.outbox_counts_available.set(0)
 
     def render(self) -> bytes:

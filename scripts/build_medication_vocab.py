@@ -124,6 +124,19 @@ NOT_DRUGS = {
     "home",
     "house",
 }
+# Substances people use that are not, in a peer's note, a medication: "told him to stay off cocaine"
+# is support, not medication advice. Dropped by canonical name, with every brand and variant of it.
+NOT_MEDICATIONS = {
+    "cocaine",
+    "heroin",
+    "diamorphine",
+    "methamphetamine",
+    "medical cannabis",
+    "cannabis",
+    "lysergide",
+    "psilocybin",
+    "midomafetamine",
+}
 _BAD_TOKEN = re.compile(r"^\d+$|^.{1,2}$")
 _TOKEN = re.compile(r"[a-z0-9]+")
 
@@ -146,7 +159,11 @@ def main() -> int:
     from drug_named_entity_recognition import drugs_finder
 
     table = drugs_finder.drug_variant_to_canonical
-    rows = sorted((variant, sorted(canon)[0]) for variant, canon in table.items() if canon and keep(variant))
+    rows = sorted(
+        (variant, sorted(canon)[0])
+        for variant, canon in table.items()
+        if canon and keep(variant) and not (set(canon) & NOT_MEDICATIONS)
+    )
     header = [
         "# Medication names (generic and brand) -> canonical generic name.",
         f"# source: drug-named-entity-recognition {version('drug-named-entity-recognition')} (MIT licence,"

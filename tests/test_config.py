@@ -38,6 +38,23 @@ def test_shipped_config_loads() -> None:
         ("[server]\nport = 70000\n", "server.port"),
         ('[store]\nurl = "mysql://x"\n', "store.url"),
         ('default_endpoint = "nope"\n', "default_endpoint"),
+        ('[identity_provider]\nclient_id = "b"\n', "identity_provider.issuer"),
+        ('[identity_provider]\nissuer = "idp.example"\nclient_id = "b"\n', "identity_provider.issuer"),
+        ('[identity_provider]\nissuer = "https://idp.example"\n', "identity_provider.client_id"),
+        (  # where the provider sends the browser back: redirect_url, or server.public_url
+            '[identity_provider]\nissuer = "https://idp.example"\nclient_id = "b"\n',
+            "identity_provider.redirect_url",
+        ),
+        (
+            '[identity_provider]\nissuer = "https://i.example"\nclient_id = "b"\nredirect_url = "https://b.example/cb"\n'
+            'scopes = ["profile"]\n',
+            "identity_provider.scopes",
+        ),
+        (
+            '[identity_provider]\nissuer = "https://i.example"\nclient_id = "b"\nredirect_url = "https://b.example/cb"\n'
+            'client_secret_env = "A"\nclient_secret_file = "b"\n',
+            "identity_provider.client_secret_file",
+        ),
     ],
 )
 def test_schema_errors_name_the_key_path(tmp_path: Path, extra: str, path: str) -> None:

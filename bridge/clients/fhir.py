@@ -288,6 +288,8 @@ class AsyncFhirClient:
         self._in_flight = 0
         self.requests = 0
         self.retries = 0
+        self.last_success: float | None = None  # time.time() of the last 2xx answer
+        self._failure_observers: list[Callable[[float, str], None]] = []
         self._capabilities: EndpointCapabilities | None = None
         self._http = httpx.AsyncClient(
             auth=auth,
@@ -342,9 +344,16 @@ class AsyncFhirClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def observe(self, on_response: Callable[[float, int], None]) -> None:
+    def observe(
+        self,
+        on_response: Callable[[float, int], None],
+        on_failure: Callable[[float, str], None] | None = None,
+    ) -> None:
         """Call ``on_response(seconds, status_code)`` after every HTTP exchange this client makes
-        (retries and token requests excluded: one call per response from the endpoint)."""
+        (retries and token requests excluded: one call per response from the endpoint), and
+        ``on_failure(seconds, "timeout" | "error")`` for each request that got no answer."""
+        if on_failure is not None:
+            self._failure_observers.append(on_failure)
 
         async def started(request: httpx.Request) -> None:
             request.extensions["bridge_started"] = time.perf_counter()
@@ -387,7 +396,8 @@ class AsyncFhirClient:
             try:
                 response = await self._http.send(request)
             except httpx.HTTPError as exc:
-                self.breaker.record_failure()
+                self.breaker.record_failure()  # time-outs too: a hung EHR opens the breaker
+                self._no_answer(request, exc)
                 raise error_for_transport(exc, request, endpoint=self.name) from exc
             except RetryableError:  # from the auth flow (token endpoint busy)
                 self.breaker.record_failure()
@@ -399,6 +409,7 @@ class AsyncFhirClient:
                 self._in_flight -= 1
         if response.is_success:
             self.breaker.record_success()
+            self.last_success = time.time()
             return response
         err = error_for_response(response, endpoint=self.name, now=datetime.now(UTC))
         if isinstance(err, RetryableError):
@@ -406,6 +417,13 @@ class AsyncFhirClient:
         else:
             self.breaker.record_success()
         raise err
+
+    def _no_answer(self, request: httpx.Request, exc: httpx.HTTPError) -> None:
+        began = request.extensions.get("bridge_started")
+        seconds = time.perf_counter() - began if isinstance(began, float) else 0.0
+        kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "error"
+        for observer in self._failure_observers:
+            observer(seconds, kind)
 
     async def request(
         self,

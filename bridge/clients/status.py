@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from bridge.errors import (
+    EndpointTimeoutError,
     ExchangeError,
     FhirAuthError,
     FhirHttpError,
@@ -122,7 +123,10 @@ def error_for_transport(
     line = request_line(request) if request is not None else "request"
     # the exception's class says what went wrong (ConnectError, ReadTimeout, RemoteProtocolError ...);
     # its text can echo the URL with its query string, so it stays out of the message
-    return TransportError(f"{where}{line} failed: {type(exc).__name__}", endpoint=endpoint)
+    message = f"{where}{line} failed: {type(exc).__name__}"
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.PoolTimeout):
+        return EndpointTimeoutError(message, endpoint=endpoint)
+    return TransportError(message, endpoint=endpoint)
 
 
 def never_sent(exc: BaseException) -> bool:

@@ -76,12 +76,19 @@ async def _with_store(args: argparse.Namespace, work: Any) -> int:
         await store.close()
 
 
-def _row(item: OutboxItem) -> str:
+def _cells(id_: str, kind: str, endpoint: str, state: str, attempts: str, when: str, err: str, w: int) -> str:
+    return f"{id_:<{w}}  {kind:<9} {endpoint:<12} {state:<9} {attempts:>3}  {when:<19}  {err}".rstrip()
+
+
+def _header(width: int) -> str:
+    return _cells("ID", "KIND", "ENDPOINT", "STATE", "TRY", "NEXT ATTEMPT (UTC)", "LAST ERROR", width)
+
+
+def _row(item: OutboxItem, width: int) -> str:
     err = (item.last_error or "").replace("\n", " ")
     when = item.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S") if item.state is OutboxState.QUEUED else ""
-    return (
-        f"{item.id}  {item.kind:<9} {item.endpoint:<12} {item.state.value:<9} {item.attempts:>3}"
-        f"  {when:<19}  {err[:60]}"
+    return _cells(
+        item.id, item.kind, item.endpoint, item.state.value, str(item.attempts), when, err[:60], width
     )
 
 
@@ -95,8 +102,11 @@ def _list(args: argparse.Namespace) -> int:
             return 0
         counts = await store.outbox.counts(endpoint=args.endpoint)
         print("  ".join(f"{k}={v}" for k, v in counts.items()))
-        for item in items:
-            print(_row(item))
+        if items:
+            width = max(len(i.id) for i in items)
+            print(_header(width))
+            for item in items:
+                print(_row(item, width))
         return 0
 
     return asyncio.run(_with_store(args, work))

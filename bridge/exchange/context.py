@@ -18,6 +18,7 @@ from bridge.config import Settings
 from bridge.domain import Participant, PeerEncounter, PeerNote, Referral
 from bridge.errors import ForbiddenError, InputError, NotFoundInStoreError
 from bridge.exchange.directory import Directory
+from bridge.exchange.events import NO_EVENTS, ExchangeEvents
 from bridge.exchange.payload import OutboxPayload
 from bridge.exchange.routing import route
 from bridge.exchange.views import Actor, Submission
@@ -40,6 +41,7 @@ class ExchangeContext:
     clients: Mapping[str, AsyncFhirClient]
     clock: Clock
     owner: str  # this instance's name: the audit log's "bridge:<owner>", lease owner
+    events: ExchangeEvents = NO_EVENTS  # who watches (metrics): ExchangeService.observe
 
     @property
     def organization(self) -> str:

@@ -105,10 +105,15 @@ class InMemoryDirectory:
         return out
 
 
+def directory_file(settings: Settings) -> Path:
+    """Where the directory is read from: ``$BRIDGE_DIRECTORY`` or ``directory.json`` by the config."""
+    path = os.environ.get(DIRECTORY_ENV)
+    return Path(path) if path else settings.path(DEFAULT_DIRECTORY)
+
+
 def load_directory(settings: Settings) -> Directory:
     """Participants, peers and consents: ``$BRIDGE_DIRECTORY`` or ``directory.json`` by the config."""
-    path = os.environ.get(DIRECTORY_ENV)
-    file = Path(path) if path else settings.path(DEFAULT_DIRECTORY)
+    file = directory_file(settings)
     if file.exists():
         return InMemoryDirectory.from_file(file)
     log.warning("no participant directory file; every submission will name an unknown participant")

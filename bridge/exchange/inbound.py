@@ -39,6 +39,7 @@ from bridge.clients import AsyncFhirClient
 from bridge.clients.retry import backoff_seconds
 from bridge.domain import Referral
 from bridge.errors import BridgeError, FhirHttpError, InputError, MappingError
+from bridge.exchange.events import NO_EVENTS, ExchangeEvents
 from bridge.mappers.subscription import (
     Notification,
     RestHook,
@@ -138,6 +139,7 @@ class InboundSync:
         self.subs: dict[str, _SubState] = {name: _SubState() for name in clients}
         self._tasks: list[asyncio.Task[None]] = []
         self._poll_locks = {name: asyncio.Lock() for name in clients}
+        self.events: ExchangeEvents = NO_EVENTS
 
     # --- subscriptions ---------------------------------------------------------------------------
 
@@ -414,6 +416,16 @@ class InboundSync:
                         },
                         conn=conn,
                     )
+            if changed:
+                self.events.referral_received(endpoint)
+                log.info(
+                    "inbound %s: referral %s received (Task/%s, %s)",
+                    endpoint,
+                    referral.id,
+                    referral.task_id,
+                    referral.status.value,
+                    extra={"endpoint": endpoint, "referral_id": referral.id, "event": "received"},
+                )
             stored += int(changed)
         return stored
 

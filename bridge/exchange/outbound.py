@@ -30,11 +30,13 @@ from bridge.clients.status import outcome_summary
 from bridge.errors import (
     BridgeError,
     CircuitOpenError,
+    EndpointTimeoutError,
     FhirHttpError,
     RetryableError,
     ServerUnavailableError,
     ThrottledError,
 )
+from bridge.exchange.events import NO_EVENTS, ExchangeEvents
 from bridge.store import OutboxItem, Store
 
 log = logging.getLogger("bridge.exchange.outbound")
@@ -169,6 +171,7 @@ class OutboundWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._recorder = _Recorder(self)
+        self.events: ExchangeEvents = NO_EVENTS
 
     # --- control ---------------------------------------------------------------------------------
 
@@ -298,6 +301,15 @@ class OutboundWorker:
         await self._recorder.record(item, loop.endpoint, ids)
         now = self.clock()
         loop.stats.delivered += 1
+        self.events.delivery(loop.endpoint, "delivered")
+        log.info(
+            "outbound %s: %s delivered (%s, attempt %d)",
+            loop.endpoint,
+            item.id,
+            item.kind,
+            item.attempts,
+            extra={"endpoint": loop.endpoint, "submission_id": item.id, "event": "delivered"},
+        )
         if loop.stats.failing:
             loop.stats.failing = False
             # the endpoint is back: let the backlog go now rather than at each item's backoff
@@ -334,6 +346,16 @@ class OutboundWorker:
             count_attempt=sent,
         )
         loop.stats.retried += 1
+        kind = "timeout" if isinstance(exc, EndpointTimeoutError) else "retry"
+        self.events.delivery(loop.endpoint, kind)
+        log.info(
+            "outbound %s: %s will be retried in %.0f s (%s)",
+            loop.endpoint,
+            item.id,
+            delay,
+            exc.code,
+            extra={"endpoint": loop.endpoint, "submission_id": item.id, "event": kind, "code": exc.code},
+        )
 
     async def _dead(
         self, loop: _Loop, item: OutboxItem, error: str, outcome: Mapping[str, Any] | None
@@ -354,6 +376,7 @@ class OutboundWorker:
                     conn=conn,
                 )
         loop.stats.dead += 1
+        self.events.delivery(loop.endpoint, "dead")
         # the reason names the status and issue codes only (the OperationOutcome, which may quote
         # identifiers, is kept on the item); the log still gets just the error code
         log.warning(

@@ -6,6 +6,7 @@ accepts a referral is stored with it (its assignee).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -17,6 +18,8 @@ from bridge.exchange.inbound import InboundSync
 from bridge.exchange.task_state import TARGET, ReferralAction, check_action, parse_action
 from bridge.exchange.views import Actor, InboxItem
 from bridge.mappers import task_with_status
+
+log = logging.getLogger("bridge.exchange.referrals")
 
 # an attempt to move a Task that keeps changing under us gives up after this many reads
 CONFLICT_ATTEMPTS = 3
@@ -100,6 +103,15 @@ class Referrals:
             "refreshed": fetched,
         }
         await self.ctx.audit(actor, f"referral.{act.value}", referral_id, detail=detail, at=now)
+        self.ctx.events.referral_action(referral.endpoint, act.value)
+        log.info(
+            "referral %s: %s (Task/%s now %s)",
+            referral_id,
+            act.value,
+            referral.task_id,
+            target.value,
+            extra={"referral_id": referral_id, "endpoint": referral.endpoint, "event": act.value},
+        )
         return InboxItem.of(await self.ctx.store.inbox.get(referral_id), organization=self.ctx.organization)
 
     async def _move_task(

@@ -131,6 +131,7 @@ class Submissions:
                 programs=programs,
                 usage=await self.usage(encounter, conn=conn),
             )
+            ctx.events.verdict("encounter", decision.verdict.value, _fired(decision))
             # a hold only if a rule file made one of these checks one: nothing releases a session
             decision.raise_for_verdict(holds=True)
             return decision
@@ -209,6 +210,7 @@ class Submissions:
             usage=await self.usage(encounter) if encounter is not None else None,
             at=ctx.clock(),
         )
+        ctx.events.verdict("note", decision.verdict.value, _fired(decision))
         return decision, endpoint
 
     async def submit_note(
@@ -440,3 +442,8 @@ class Submissions:
             limit=limit,
         )
         return [self.ctx.submission(i) for i in items]
+
+
+def _fired(decision: Decision) -> list[tuple[str, str]]:
+    """(rule, severity) of each violation: what the metrics count, never the evidence."""
+    return [(v.rule, v.severity.value) for v in decision.violations]

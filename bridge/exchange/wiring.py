@@ -6,6 +6,7 @@
     svc.referrals     # list, get, act (accept | decline | start | complete ...)      (referrals.py)
     svc.inbound       # notifications, subscriptions, polling                         (inbound.py)
     svc.worker        # outbound delivery of what svc.delivery.prepare maps           (outbound.py)
+    svc.operations    # per-endpoint state and dead-letter retry for the ops page     (operations.py)
     await svc.start(); await svc.close()
 
 Nothing else builds these: the web app, ``bridge.exchange.run``, the demo, benches and tests all
@@ -19,7 +20,8 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +32,17 @@ from bridge.errors import BridgeError
 from bridge.exchange.context import Clock, ExchangeContext, utc_now
 from bridge.exchange.delivery import Delivery
 from bridge.exchange.directory import Directory
+from bridge.exchange.events import ExchangeEvents
 from bridge.exchange.inbound import InboundSettings, InboundSync
 from bridge.exchange.intake import Intake
+from bridge.exchange.operations import Operations
 from bridge.exchange.outbound import OutboundSettings, OutboundWorker
 from bridge.exchange.referrals import Referrals
 from bridge.exchange.submissions import Submissions
 from bridge.exchange.supervision import Supervision
 from bridge.roles.permissions import Permission
 from bridge.roles.policy import Policy
-from bridge.store import Store, open_store
+from bridge.store import OutboxState, Store, open_store
 
 
 def instance_name() -> str:
@@ -51,6 +55,7 @@ class OutboxCounts:
 
     items: dict[tuple[str, str], int]
     retried: dict[str, int]
+    oldest_pending: dict[str, datetime] = field(default_factory=dict)  # per endpoint: backlog age
 
 
 class ExchangeService:
@@ -95,6 +100,7 @@ class ExchangeService:
         self.submissions = Submissions(self.ctx, wake=self.worker.wake)
         self.supervision = Supervision(self.ctx, self.submissions, wake=self.worker.wake)
         self.referrals = Referrals(self.ctx, self.inbound)
+        self.operations = Operations(self.ctx, self.inbound, wake=self.worker.wake)
 
     # what every job shares, held once by the context
     @property
@@ -142,7 +148,7 @@ class ExchangeService:
         if policy is None:
             from bridge.roles.loader import load_policy
 
-            policy = load_policy(settings.path(settings.rules.dir), settings.rules.jurisdiction)
+            policy = load_policy(settings.rules_dir(), settings.rules.jurisdiction)
         store = store or await open_store(settings.store.url, schema=store_schema)
         # the in-call retry budget stays well inside the outbox lease: longer outages are the
         # outbox's to ride out (durably), not a coroutine's
@@ -170,6 +176,12 @@ class ExchangeService:
             await client.aclose()
         await self.store.close()
 
+    def observe(self, events: ExchangeEvents) -> None:
+        """Tell ``events`` (the app's metrics) of deliveries, referrals and verdicts from now on."""
+        self.ctx.events = events
+        self.worker.events = events
+        self.inbound.events = events
+
     # --- health and access -----------------------------------------------------------------------
 
     async def readiness(self) -> dict[str, tuple[bool, str | None]]:
@@ -182,8 +194,16 @@ class ExchangeService:
         except BridgeError as exc:
             out["store"] = (False, exc.code)
         for name, client in self.clients.items():
-            ok = client.status().breaker.state != "open"
-            out[f"endpoint:{name}"] = (ok, None if ok else "circuit open")
+            breaker = client.status().breaker
+            # not ready until the endpoint answers again: a half-open breaker (trial pending) after
+            # a run of failures or time-outs is still a failing EHR, not a recovered one
+            failing = breaker.state == "open" or breaker.consecutive_failures >= client.breaker.failures
+            reason = (
+                "circuit open"
+                if breaker.state == "open"
+                else f"circuit {breaker.state} after {breaker.consecutive_failures} consecutive failures"
+            )
+            out[f"endpoint:{name}"] = (not failing, reason if failing else None)
         return out
 
     async def outbox_counts(self) -> OutboxCounts:
@@ -192,7 +212,20 @@ class ExchangeService:
             for name in self.clients
             for state, n in (await self.store.outbox.counts(endpoint=name)).items()
         }
-        return OutboxCounts(items, {ep: st.retried for ep, st in self.worker.stats().items()})
+        return OutboxCounts(
+            items, {ep: st.retried for ep, st in self.worker.stats().items()}, await self.oldest_pending()
+        )
+
+    async def oldest_pending(self) -> dict[str, datetime]:
+        """When the oldest item still waiting (queued or sending) for each endpoint was accepted."""
+        out: dict[str, datetime] = {}
+        for name in self.clients:
+            head = await self.store.outbox.list(
+                states=[OutboxState.QUEUED, OutboxState.SENDING], endpoint=name, limit=1
+            )
+            if head:
+                out[name] = head[0].created_at
+        return out
 
     def permits(self, role: Role, verb: str, record: str) -> Permission:
         """The rule files' grant check (``[permissions]``): allowed, and the rule that decided."""

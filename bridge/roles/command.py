@@ -26,7 +26,7 @@ from bridge.roles.decision import Decision
 from bridge.roles.facts import NoteFacts
 from bridge.roles.loader import load_policy
 
-DEFAULT_RULES_DIR = "config/rules"
+DEFAULT_RULES_DIR = None  # the packaged rules (the repository's config/rules)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,12 +35,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = rules_sub.add_parser("check", help="check a note (JSON file); print the decision")
     check.add_argument("file", help="JSON object with role, text, audience, kind, ... ('-' for stdin)")
     check.add_argument("--jurisdiction", default=None, help="overlay, e.g. TX, VA, NJ, MN (default: none)")
-    check.add_argument("--rules", default=DEFAULT_RULES_DIR, help="rules folder (default: config/rules)")
+    check.add_argument("--rules", default=DEFAULT_RULES_DIR, help="rules folder (default: packaged)")
     check.add_argument("--json", action="store_true", help="print the decision as JSON")
     check.set_defaults(handler=run_check)
     listing = rules_sub.add_parser("list", help="list the rules in force (with a jurisdiction overlay)")
     listing.add_argument("--jurisdiction", default=None, help="overlay, e.g. TX, VA, NJ, MN (default: none)")
-    listing.add_argument("--rules", default=DEFAULT_RULES_DIR, help="rules folder (default: config/rules)")
+    listing.add_argument("--rules", default=DEFAULT_RULES_DIR, help="rules folder (default: packaged)")
     listing.add_argument("--json", action="store_true", help="print the rules as JSON")
     listing.set_defaults(handler=run_list)
 

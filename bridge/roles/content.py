@@ -25,12 +25,12 @@ Every kind, and the ``vocabulary`` kind that has nothing else, can also fire on 
 - ``terms``  any term of the listed classes ("therapy-delivered", "risk-preparation").
 - ``acts``   a clinical act: every ``cues`` group (classes) has a term in one clause (or sentence),
              within ``window`` words of the first, and every ``objects`` group has a term in the same
-             sentence or the one before, within ``reach`` words of the first cue (after it, when
-             ``ordered``): "told him" + "double up" + a medication name. An allowed form near its
-             cues (or, with ``allow_on = "all"``, near any of its words) lets the act pass. Cues
-             are judged in context (``unless``); objects are not: "she said she ran out of her
-             Seroquel, so I told her to take two tonight" names the drug in reported speech and
-             advises in the peer's own.
+             sentence or the one before (not with ``back = false``), within ``reach`` words of the
+             first cue (after it, when ``ordered``): "told him" + "double up" + a medication name.
+             An allowed form near its cues (or, with ``allow_on = "all"``, near any of its words)
+             lets the act pass. Cues are judged in context (``unless``); objects are not: "she
+             said she ran out of her Seroquel, so I told her to take two tonight" names the drug
+             in reported speech and advises in the peer's own.
 - ``allow_terms``  a term of these classes in the same clause makes the hit an allowed form
              ("ask her prescriber about ...", "as prescribed").
 - ``mask_terms``   a hit overlapping a term of these classes is none ("gonna kill me" is an idiom).
@@ -47,9 +47,10 @@ from dataclasses import dataclass
 
 from bridge.roles.decision import Evidence, Severity
 from bridge.roles.language import Analysis
-from bridge.roles.vocabulary import TermHit
+from bridge.roles.model import TextScreen
+from bridge.roles.vocabulary import TermHit, Token
 
-ALLOW_REACH = 8  # words between a hit and the allowed form that excuses it
+ALLOW_REACH = 8  # words between a hit and the allowed form that excuses it (a rule may set its own)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,7 @@ class Act:
     # where an allowed form excuses the act: near its cues ("told her to ask her prescriber"), or near
     # any of its words ("DBT group at the clinic; I'll text her" places the therapy elsewhere)
     allow_on: str = "cues"
+    back: bool = True  # objects may stand in the sentence before the cue's
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,8 @@ class RuleBase:
     terms: frozenset[str] = frozenset()
     acts: tuple[Act, ...] = ()
     allow_terms: frozenset[str] = frozenset()
+    allow_scope: str = "clause"  # or "sentence": where an allowed term excuses a hit
+    allow_reach: int = ALLOW_REACH
     # a hit that overlaps a term of these classes is not one ("my boss is gonna kill me" is an idiom)
     mask_terms: frozenset[str] = frozenset()
     # hits in a sentence with a term of these classes and a negation are a question answered no
@@ -106,25 +110,24 @@ class RuleBase:
         ):
             return True
         if self.question_terms:
-            s0, s1 = analysis.sentence_at(start)
-            if any(s0 <= t.start < s1 for t in analysis.terms_of(self.question_terms)):
-                return any(s0 <= n0 < s1 for n0, _ in analysis.negated)
+            return _answered_no(analysis, self.question_terms, start)
         return False
 
     def _excused(self, analysis: Analysis, start: int, end: int) -> bool:
         return self._masked(analysis, start, end) or self._term_allowed(analysis, start)
 
     def _term_allowed(self, analysis: Analysis, start: int) -> bool:
-        """An allowed form near the hit: in its clause and within :data:`ALLOW_REACH` words (notes
-        dictated without punctuation are one long clause; a "clinic" forty words away is no deferral).
-        A negated one does not count: "no need to wait for the doctor" defers nothing."""
+        """An allowed form near the hit: in its clause (or sentence, with ``allow_scope``) and within
+        ``allow_reach`` words (notes dictated without punctuation are one long clause; a "clinic"
+        forty words away is no deferral). A negated one does not count: "no need to wait for the
+        doctor" defers nothing."""
         if not self.allow_terms:
             return False
-        c0, c1 = analysis.clause_at(start)
+        c0, c1 = (analysis.sentence_at if self.allow_scope == "sentence" else analysis.clause_at)(start)
         at = analysis.token_index(start)
         return any(
             c0 <= t.start < c1
-            and abs(t.first - at) <= ALLOW_REACH
+            and abs(t.first - at) <= self.allow_reach
             and "negated" not in analysis.contexts(t.start, t.end)
             for t in analysis.terms_of(self.allow_terms)
         )
@@ -177,7 +180,8 @@ class RuleBase:
                 return None
             chosen.append(min(near, key=lambda t: abs(t.first - anchor.first)))
         s0, s1 = analysis.sentence_at(anchor.start)
-        s0 = analysis.sentence_at(max(s0 - 1, 0))[0]  # "His viral load was 48. I told him this means..."
+        if act.back:  # "His viral load was 48. I told him this means..."
+            s0 = analysis.sentence_at(max(s0 - 1, 0))[0]
         for group in objects:  # what it acts on: in this sentence or the one before, whoever named it
             near = [
                 t
@@ -202,6 +206,22 @@ class RuleBase:
         ):
             return None
         return _evidence(analysis.text, start, end, tuple(chosen))
+
+
+def _answered_no(analysis: Analysis, question_terms: frozenset[str], start: int) -> bool:
+    """A screening question answered no: a question term in the hit's sentence with a negation after
+    it ("asked Dale if he's had any thoughts of hurting himself and he said no"), or a sentence that
+    is itself a question answered by a negation opening the next ("thoughts of harming self? denies")."""
+    s0, s1 = analysis.sentence_at(start)
+    asked = [t.start for t in analysis.terms_of(question_terms) if s0 <= t.start < s1]
+    if asked and any(min(asked) < n0 < s1 for n0, _ in analysis.negated):
+        return True
+    text = analysis.text
+    if text[s0:s1].rstrip().endswith("?"):
+        m = _SPACE.match(text, s1)
+        nxt = m.end() if m else s1
+        return analysis.lexicon.negation.match(text, nxt) is not None
+    return False
 
 
 def _allowed_by(allow: tuple[re.Pattern[str], ...], analysis: Analysis, start: int, end: int) -> bool:
@@ -388,4 +408,48 @@ class VocabularyRule(RuleBase):
     """A rule that fires on vocabulary terms and acts alone (no patterns of its own)."""
 
 
-ContentRule = PatternRule | NearRule | DirectiveRule | VocabularyRule
+@dataclass(frozen=True, slots=True)
+class ModelRule(RuleBase):
+    """A learned text screen over the whole note (:mod:`bridge.roles.model`): when the note scores
+    ``threshold`` or more, the ``evidence`` sentences that weighed most towards it are shown.
+    Words of a ``mask_terms`` class (idioms) do not count, nor words in an ``unless`` context;
+    train the screen with the same settings (scripts/train_text_screen.py masks idioms only)."""
+
+    screen: TextScreen | None = None
+    threshold: float = 0.5
+    evidence: int = 3
+
+    def find(self, analysis: Analysis) -> list[Evidence]:
+        if self.screen is None:
+            return []
+        tokens = analysis.tokens
+        skip = self._skipped(analysis, tokens)
+        found = self.screen.contributions(tokens, skip)
+        score = self.screen.score(found)
+        if score < self.threshold:
+            return []
+        # the sentences that weigh most towards the score: a reader sees where, not a word list
+        by_sentence: dict[tuple[int, int], float] = {}
+        for c in found:
+            span = analysis.sentence_at(c.start)
+            by_sentence[span] = by_sentence.get(span, 0.0) + c.weight
+        top = sorted((w, span) for span, w in by_sentence.items() if w > 0)[-self.evidence :]
+        label = f"{self.id.removeprefix('content.')}:score {score:.2f}"
+        out = []
+        for _, (s0, s1) in sorted(top, key=lambda ws: ws[1]):
+            ev = _evidence(analysis.text, s0, s1)
+            lead = len(ev.text) - len(ev.text.lstrip())
+            body = ev.text.strip()
+            out.append(Evidence(body, s0 + lead, s0 + lead + len(body), (label,)))
+        return out
+
+    def _skipped(self, analysis: Analysis, tokens: tuple[Token, ...]) -> frozenset[int]:
+        spans = [(t.start, t.end) for t in analysis.terms_of(self.mask_terms)] if self.mask_terms else []
+        if self.unless:
+            spans.extend((t.start, t.end) for t in tokens if analysis.contexts(t.start, t.end) & self.unless)
+        if not spans:
+            return frozenset()
+        return frozenset(i for i, t in enumerate(tokens) if any(s < t.end and t.start < e for s, e in spans))
+
+
+ContentRule = PatternRule | NearRule | DirectiveRule | VocabularyRule | ModelRule

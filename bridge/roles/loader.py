@@ -13,6 +13,7 @@ import re
 import string
 import tomllib
 from functools import lru_cache
+from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,25 @@ from pydantic import ValidationError
 
 from bridge.errors import RuleFileError
 from bridge.roles.checks import PLACEHOLDERS, Checks
-from bridge.roles.content import Act, ContentRule, DirectiveRule, NearRule, PatternRule, VocabularyRule
+from bridge.roles.content import (
+    Act,
+    ContentRule,
+    DirectiveRule,
+    ModelRule,
+    NearRule,
+    PatternRule,
+    VocabularyRule,
+)
 from bridge.roles.decision import Severity
 from bridge.roles.language import Lexicon
+from bridge.roles.model import ModelFileError, TextScreen
 from bridge.roles.permissions import WRITE_ACTIONS
 from bridge.roles.policy import Policy
 from bridge.roles.schema import (
     RULE_KINDS,
     CheckSpec,
     DirectiveSpec,
+    ModelRuleSpec,
     NearSpec,
     PatternSpec,
     RuleFileSpec,
@@ -43,9 +54,19 @@ DEFAULT_FILE = "default.toml"
 Origin = dict[tuple[str, ...], str]
 
 
-def load_policy(rules_dir: str | os.PathLike[str], jurisdiction: str | None = None) -> Policy:
-    """Load ``<rules_dir>/default.toml`` plus ``<rules_dir>/<xx>.toml`` for ``jurisdiction`` (e.g. "TX")."""
-    base = Path(rules_dir)
+def packaged_rules_dir() -> Path:
+    """The rule files shipped inside the package (``bridge/defaults/rules``, the repository's
+    ``config/rules``), found through ``importlib.resources`` so an installed wheel has them too."""
+    root = package_files("bridge").joinpath("defaults", "rules")
+    if not isinstance(root, Path):  # a zipped install: the loader reads real files
+        raise RuleFileError("bridge/defaults/rules", "(file)", "install the package unzipped")
+    return root.resolve()
+
+
+def load_policy(rules_dir: str | os.PathLike[str] | None, jurisdiction: str | None = None) -> Policy:
+    """Load ``<rules_dir>/default.toml`` plus ``<rules_dir>/<xx>.toml`` for ``jurisdiction`` (e.g. "TX");
+    ``rules_dir`` None means the packaged rules (:func:`packaged_rules_dir`)."""
+    base = Path(rules_dir) if rules_dir is not None else packaged_rules_dir()
     files = [base / DEFAULT_FILE]
     if jurisdiction is not None:
         code = jurisdiction.strip().lower()
@@ -294,6 +315,22 @@ def _read_terms(
         raise _fail(key, f"cannot read vocabulary file {file}: {exc}", origin, default) from None
 
 
+def _read_screen(file: Path, key: tuple[str | int, ...], origin: Origin, default: str) -> TextScreen:
+    try:
+        stat = file.stat()
+        return _parse_screen(str(file), stat.st_mtime_ns, stat.st_size)
+    except OSError as exc:
+        raise _fail(key, f"cannot read model file {file}: {exc.strerror}", origin, default) from None
+    except (ModelFileError, UnicodeDecodeError) as exc:
+        raise _fail(key, f"bad model file: {exc}", origin, default) from None
+
+
+@lru_cache(maxsize=8)
+def _parse_screen(path: str, _mtime: int, _size: int) -> TextScreen:
+    """Cached by path, time and size, like the vocabularies (tests load often)."""
+    return TextScreen.load(Path(path))
+
+
 @lru_cache(maxsize=32)
 def _parse_terms(path: str, _mtime: int, _size: int) -> list[tuple[str, str]]:
     """``term`` or ``term<TAB>entry`` per line; cached by path, time and size (tests load often)."""
@@ -373,7 +410,7 @@ def _lexicon(spec: RuleFileSpec, vocabulary: Vocabulary, origin: Origin, default
 
 def _compile_rule(
     rule_id: str,
-    rule: PatternSpec | NearSpec | DirectiveSpec | VocabularyRuleSpec,
+    rule: PatternSpec | NearSpec | DirectiveSpec | VocabularyRuleSpec | ModelRuleSpec,
     origin: Origin,
     default: str,
 ) -> ContentRule:
@@ -396,10 +433,13 @@ def _compile_rule(
                 reach=a.reach or a.window,
                 ordered=a.ordered,
                 allow_on=a.allow_on,
+                back=a.back,
             )
             for a in rule.acts
         ),
         "allow_terms": frozenset(rule.allow_terms),
+        "allow_scope": rule.allow_scope,
+        "allow_reach": rule.allow_reach,
         "mask_terms": frozenset(rule.mask_terms),
         "question_terms": frozenset(rule.question_terms),
         "defer": rule.defer,
@@ -417,6 +457,10 @@ def _compile_rule(
         )
     if isinstance(rule, VocabularyRuleSpec):
         return VocabularyRule(**common, allow=each("allow", rule.allow))
+    if isinstance(rule, ModelRuleSpec):
+        base = Path(_file_of((*key, "model"), origin, default)).parent
+        screen = _read_screen(base / rule.model, (*key, "model"), origin, default)
+        return ModelRule(**common, screen=screen, threshold=rule.threshold, evidence=rule.evidence)
     if isinstance(rule, NearSpec):
         return NearRule(
             **common,

@@ -7,7 +7,8 @@ default, tables key by key, lists replaced whole):
 ``[language]``           trigger lexicons for negation, reported speech and clause breaks
 ``[vocabularies.<name>]`` classes of terms (files and inline lists) the content rules fire on
 ``[content.<id>]``       note content rules; ``kind`` is ``pattern`` | ``near`` | ``directive`` |
-                         ``vocabulary``; any kind may add ``terms``, ``acts`` and ``allow_terms``
+                         ``vocabulary`` | ``model`` (a learned text screen, ``model = "vocab/….tsv"``);
+                         any kind may add ``terms``, ``acts`` and ``allow_terms``
 ``[checks.<area>.<id>]`` severity and message of the fixed checks (billing, supervision, ...)
 ``[privacy]``            Part 2 notice, consent purpose, DS4P labels
 ``[minimum_necessary]``  the field allow-list of the peer view of a referral
@@ -28,7 +29,7 @@ from bridge.domain import Activity, CertificationLevel, Endorsement, Role
 
 SeverityName = Literal["warn", "hold", "block"]
 ContextName = Literal["negated", "reported", "quoted"]
-RULE_KINDS = ("pattern", "near", "directive", "vocabulary")
+RULE_KINDS = ("pattern", "near", "directive", "vocabulary", "model")
 VocabName = Annotated[str, Field(pattern=r"^[a-z0-9\-]+$")]
 
 BILLING_FIELDS = (
@@ -98,6 +99,7 @@ class ActSpec(_Spec):
     reach: Annotated[int, Field(ge=1, le=60)] | None = None  # to an object; default: window
     ordered: bool = False
     allow_on: Literal["cues", "all"] = "cues"
+    back: bool = True  # objects may stand in the sentence before ("His viral load was 48. I told him...")
 
 
 class VocabularySpec(_Spec):
@@ -132,6 +134,9 @@ class _RuleSpec(_Spec):
     terms: list[VocabName] = Field(default_factory=list)
     acts: list[ActSpec] = Field(default_factory=list)
     allow_terms: list[VocabName] = Field(default_factory=list)
+    # where an allowed term excuses a hit: its clause within ``allow_reach`` words, or its sentence
+    allow_scope: Literal["clause", "sentence"] = "clause"
+    allow_reach: Annotated[int, Field(ge=1, le=60)] = 8
     mask_terms: list[VocabName] = Field(default_factory=list)
     question_terms: list[VocabName] = Field(default_factory=list)
     defer: bool = False
@@ -180,8 +185,18 @@ class VocabularyRuleSpec(_RuleSpec):
         return self
 
 
+class ModelRuleSpec(_RuleSpec):
+    """A learned text screen (:mod:`bridge.roles.model`): the note is flagged when its score reaches
+    ``threshold``; ``evidence`` is how many of its highest-weighted words are shown."""
+
+    kind: Literal["model"]
+    model: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-/.]+$")]
+    threshold: Annotated[float, Field(gt=0.0, lt=1.0)]
+    evidence: Annotated[int, Field(ge=1, le=10)] = 3
+
+
 ContentSpec = Annotated[
-    PatternSpec | NearSpec | DirectiveSpec | VocabularyRuleSpec, Field(discriminator="kind")
+    PatternSpec | NearSpec | DirectiveSpec | VocabularyRuleSpec | ModelRuleSpec, Field(discriminator="kind")
 ]
 
 

@@ -130,6 +130,11 @@ async def _owners_and_assignees(conn: AsyncConnection) -> None:
         )
 
 
+async def _web_sessions(conn: AsyncConnection) -> None:
+    tables = [schema.web_sessions, schema.web_signins]
+    await conn.run_sync(lambda sync: schema.metadata.create_all(sync, tables=tables))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "outbox, inbox, idempotency keys, audit log, sync state", _create_tables),
     Migration(2, "audit log is append-only", _audit_append_only),
@@ -138,6 +143,7 @@ MIGRATIONS: list[Migration] = [
     Migration(5, "held outbox items and their reasons", _held_items),
     Migration(6, "stored warnings; billing ledger for caps", _warnings_and_billing),
     Migration(7, "outbox owning organization; inbox assignee (from the audit log)", _owners_and_assignees),
+    Migration(8, "browser sessions and sign-ins under way", _web_sessions),
 ]
 
 

@@ -169,3 +169,35 @@ sync_state = Table(
     Column("value", JSON, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+# Signed-in browsers (migration 8). The cookie holds a random session id; only its SHA-256 is kept,
+# so a copy of the database (or a backup) signs nobody in. Who the person is was decided at sign-in.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("subject", String(200), nullable=False),  # the ID token's sub (or the API key's name)
+    Column("role", String(32), nullable=False),
+    Column("organization", String(128), nullable=False),
+    Column("practitioner_id", String(200)),
+    Column("via", String(16), nullable=False),  # oidc | jwt | api_key
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),  # absolute end, whatever the activity
+)
+Index("web_sessions_expiry", web_sessions.c.expires_at)
+
+# Sign-ins under way (migration 8): the authorization request's state (hashed, the key), the
+# browser it was started in (hash of a cookie of its own), nonce and PKCE verifier. Taken once.
+web_signins = Table(
+    "web_signins",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("browser_hash", String(64), nullable=False),
+    Column("nonce", String(128), nullable=False),
+    Column("code_verifier", String(128), nullable=False),
+    Column("return_to", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+Index("web_signins_expiry", web_signins.c.expires_at)

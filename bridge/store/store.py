@@ -16,11 +16,12 @@ from bridge.store.idempotency import IdempotencyKeys
 from bridge.store.inbox import Inbox
 from bridge.store.outbox import Outbox
 from bridge.store.schema import sync_state
+from bridge.store.sessions import WebSessions
 from bridge.store.sync_state import SyncState
 
 
 class Store:
-    """Outbox, inbox, idempotency keys, audit log and sync state over one database."""
+    """Outbox, inbox, idempotency keys, audit log, sync state and browser sessions over one database."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -30,6 +31,7 @@ class Store:
         self.audit = AuditLog(db)
         self.sync = SyncState(db)
         self.billing = BillingLedger(db)
+        self.sessions = WebSessions(db)
 
     @property
     def dialect(self) -> str:

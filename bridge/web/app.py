@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +17,16 @@ from aiohttp import web
 
 from bridge.config import Settings
 from bridge.errors import ConfigError
-from bridge.exchange.directory import Directory, load_directory
+from bridge.exchange.directory import Directory, directory_file, load_directory
 from bridge.exchange.wiring import ExchangeService, running_exchange
 from bridge.observability import Metrics
-from bridge.web import inbox
+from bridge.web import inbox, ops, signin
 from bridge.web.auth import Authenticator
 from bridge.web.idempotency import IdempotencyCache, StoredResponse, fingerprint
 from bridge.web.keys import (
     AUTH_THROTTLE,
     AUTHENTICATOR,
+    DIRECTORY_MISSING,
     EXCHANGE,
     IDEMPOTENCY,
     METRICS,
@@ -40,7 +42,7 @@ from bridge.web.throttle import FailedAuthThrottle
 log = logging.getLogger("bridge.web")
 
 ExchangeFactory = Callable[[Settings], AbstractAsyncContextManager[ExchangeService]]
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR = Path(str(package_files("bridge.web").joinpath("static")))  # package data (wheel too)
 MAX_BODY_BYTES = 1024 * 1024  # a note is at most 100 000 characters
 
 
@@ -94,7 +96,7 @@ def _notify_token(settings: Settings) -> str:
     return value
 
 
-async def _jwks_from_url(url: str) -> dict[str, Any]:
+async def jwks_from_url(url: str) -> dict[str, Any]:
     try:
         async with httpx.AsyncClient(timeout=10.0) as client:
             resp = await client.get(url)
@@ -108,14 +110,19 @@ async def _jwks_from_url(url: str) -> dict[str, Any]:
 
 
 def _observe_latency(exchange: ExchangeService, metrics: Metrics) -> None:
-    """Time every request each EHR client makes."""
+    """Time every request each EHR client makes (those that got no answer too: ``timeout``,
+    ``error``), and count the exchange's deliveries, referrals and verdicts."""
     for name, client in exchange.clients.items():
 
         def finished(seconds: float, status: int, endpoint: str = name) -> None:
             outcome = "ok" if status < 400 else f"{status // 100}xx"
             metrics.observe_delivery(endpoint, seconds, outcome)
 
-        client.observe(finished)
+        def no_answer(seconds: float, kind: str, endpoint: str = name) -> None:
+            metrics.observe_delivery(endpoint, seconds, kind)
+
+        client.observe(finished, no_answer)
+    exchange.observe(metrics)
 
 
 def create_app(
@@ -149,9 +156,12 @@ def create_app(
     async def jwks_ctx(app: web.Application) -> AsyncIterator[None]:
         if AUTHENTICATOR not in app:
             assert settings.api_auth.jwks_url is not None
-            jwks = await _jwks_from_url(settings.api_auth.jwks_url)
+            jwks = await jwks_from_url(settings.api_auth.jwks_url)
             app[AUTHENTICATOR] = Authenticator.from_settings(settings, jwks=jwks)
         yield
+
+    if directory is None and exchange_factory is None and not directory_file(settings).exists():
+        app[DIRECTORY_MISSING] = str(directory_file(settings))
 
     async def exchange_ctx(app: web.Application) -> AsyncIterator[None]:
         opened = (
@@ -170,6 +180,8 @@ def create_app(
     for route in ROUTES:
         _add(app, route)
     app.router.add_get("/api/openapi.json", _openapi, name="openapi")
+    signin.setup(app)  # sessions (middleware) and, when configured, the OpenID Provider's client
     inbox.setup(app)
+    ops.setup(app)
     app.router.add_static("/static", STATIC_DIR, name="static")
     return app

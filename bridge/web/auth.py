@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +68,11 @@ class Authenticator:
         self.audience = audience
         self._keys = KeySet.import_key_set(jwks) if jwks else None  # type: ignore[arg-type]
         self._api_keys = tuple(api_keys)
+
+    @property
+    def signs_in(self) -> bool:
+        """An identity provider's keys are loaded: people can sign in (API keys are for services)."""
+        return self._keys is not None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, jwks: dict[str, Any] | None = None) -> Authenticator:
@@ -134,26 +139,30 @@ class Authenticator:
         except (JoseError, ValueError) as exc:
             # the joserfc error names the failing claim (e.g. "exp"); never echo the token
             raise NotAuthenticatedError(f"bearer token refused ({type(exc).__name__})") from None
-        claims = decoded.claims
-        role, org = claims.get("role"), claims.get("organization")
-        if not isinstance(role, str) or role not in {r.value for r in Role}:
-            raise NotAuthenticatedError("bearer token has no valid 'role' claim")
-        if not isinstance(org, str) or not org:
-            raise NotAuthenticatedError("bearer token has no 'organization' claim")
-        practitioner = claims.get("practitioner_id")
-        if role in PEER_ROLES and not (isinstance(practitioner, str) and practitioner):
-            # a person signs in as themselves: the directory decides who that is (issue 10)
-            raise IdentityMismatchError(
-                "a peer's token must name its practitioner_id", rule="identity.unknown"
-            )
-        sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub:
-            # the subject scopes idempotency keys and names the caller: tokens without one would share
-            raise NotAuthenticatedError("bearer token has no 'sub' claim")
-        return Principal(
-            subject=sub,
-            role=Role(role),
-            organization=org,
-            practitioner_id=practitioner if isinstance(practitioner, str) else None,
-            via="jwt",
-        )
+        return principal_from_claims(decoded.claims, via="jwt", what="bearer token")
+
+
+def principal_from_claims(claims: Mapping[str, Any], *, via: str, what: str) -> Principal:
+    """The caller a verified token names: ``role``, ``organization``, ``sub``, and for peers
+    ``practitioner_id`` (bearer tokens and the ID tokens of a browser sign-in alike). ``what``
+    names the token in the refusal."""
+    role, org = claims.get("role"), claims.get("organization")
+    if not isinstance(role, str) or role not in {r.value for r in Role}:
+        raise NotAuthenticatedError(f"{what} has no valid 'role' claim")
+    if not isinstance(org, str) or not org:
+        raise NotAuthenticatedError(f"{what} has no 'organization' claim")
+    practitioner = claims.get("practitioner_id")
+    if role in PEER_ROLES and not (isinstance(practitioner, str) and practitioner):
+        # a person signs in as themselves: the directory decides who that is (issue 10)
+        raise IdentityMismatchError(f"a peer's {what} must name its practitioner_id", rule="identity.unknown")
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        # the subject scopes idempotency keys and names the caller: tokens without one would share
+        raise NotAuthenticatedError(f"{what} has no 'sub' claim")
+    return Principal(
+        subject=sub,
+        role=Role(role),
+        organization=org,
+        practitioner_id=practitioner if isinstance(practitioner, str) else None,
+        via=via,
+    )

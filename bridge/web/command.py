@@ -10,24 +10,49 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 
 from aiohttp import web
 
 from bridge.config import load_settings
-from bridge.exchange.directory import InMemoryDirectory, load_directory
+from bridge.errors import ConfigError
+from bridge.exchange.directory import InMemoryDirectory, directory_file, load_directory
 from bridge.observability import configure_logging
 from bridge.web.app import create_app
 
 log = logging.getLogger("bridge.web")
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind the listening socket before anything starts, so a port in use is a clean error
+    naming the key (exit 2), not a traceback after "bridge serving"."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError("server.port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
 def serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     configure_logging(logging.DEBUG if args.verbose else logging.INFO)
-    directory = InMemoryDirectory.from_file(args.directory) if args.directory else load_directory(settings)
+    # no directory file: create_app marks the bridge not ready (every participant would be unknown)
+    directory = (
+        InMemoryDirectory.from_file(args.directory)
+        if args.directory
+        else load_directory(settings) if directory_file(settings).exists() else None
+    )
     app = create_app(settings, directory=directory)
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
+    sock = _listen(host, port)
+    port = sock.getsockname()[1]
 
     async def announce(app: web.Application) -> None:
         log.info("bridge serving", extra={"event": "started", "port": port})
@@ -39,8 +64,7 @@ def serve(args: argparse.Namespace) -> int:
     app.on_shutdown.append(goodbye)
     web.run_app(
         app,
-        host=host,
-        port=port,
+        sock=sock,
         print=None,
         access_log=None,  # our middleware logs requests (route, status, duration; no query strings)
         shutdown_timeout=args.shutdown_timeout,

@@ -1,12 +1,12 @@
 """Cross-site request forgery guard for the inbox page's forms (issue 10).
 
 SameSite=Strict alone did not stop a page on another port of the same host (same site, other
-origin), nor login CSRF. Every POST to ``/inbox/...``:
+origin), nor login CSRF. Every POST to ``/inbox/...`` and ``/ops/...`` (the operations page):
 
 1. when the browser says where it comes from (``Origin``, else ``Referer``), that must be this
    bridge (the request's own origin, or ``server.public_url`` behind a proxy);
 2. when it rides on the session cookie (no credential header of its own), it carries the form
-   token: an HMAC keyed by the session's credential, which a page of another origin cannot read
+   token: an HMAC keyed by the session id (the cookie), which a page of another origin cannot read
    and so cannot forge. The page puts it in every form (:func:`form_token`).
 """
 
@@ -30,7 +30,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def form_token(session_cookie: str) -> str:
-    """The form token of a session (the cookie's value is the credential)."""
+    """The form token of a session (keyed by the cookie: the random session id)."""
     return hmac.new(session_cookie.encode(), _PURPOSE, hashlib.sha256).hexdigest()
 
 
@@ -74,9 +74,10 @@ def check_token(request: web.Request, presented: str) -> None:
 
 @web.middleware
 async def csrf_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.method == "POST" and request.path.startswith("/inbox/"):
+    if request.method == "POST" and request.path.startswith(("/inbox/", "/ops/")):
         check_origin(request)
-        if request.path != "/inbox/login":  # signing in has no session yet: the origin check guards it
+        # signing in has no session yet: the origin check guards it
+        if request.path not in ("/inbox/login", "/ops/login"):
             form = await form_fields(request)  # read once: aiohttp keeps it for the handler
             check_token(request, str(form.get(FIELD, "")))
     return await handler(request)

@@ -14,7 +14,16 @@ from pydantic import BaseModel
 from bridge.domain import PeerEncounter, PeerNote, parse
 from bridge.errors import ForbiddenError, InputError, NotAuthenticatedError, NotFoundInStoreError
 from bridge.exchange.views import InboxItem, Submission
-from bridge.web.keys import EXCHANGE, METRICS, NOTIFY_TOKEN, PRINCIPAL, SETTINGS
+from bridge.observability import CONTENT_TYPE
+from bridge.web.keys import (
+    AUTHENTICATOR,
+    DIRECTORY_MISSING,
+    EXCHANGE,
+    METRICS,
+    NOTIFY_TOKEN,
+    PRINCIPAL,
+    SETTINGS,
+)
 from bridge.web.models import (
     Accepted,
     CheckResult,
@@ -85,6 +94,19 @@ async def _checks(request: web.Request) -> Health:
             checks[name] = CheckStatus(ok=ok, detail=detail)
     except Exception as exc:  # readiness must answer even when what it probes is broken
         checks["service"] = CheckStatus(ok=False, detail=type(exc).__name__)
+    # nobody but operators can act without an identity provider, unless a service (the peer app)
+    # holds an API key of its own
+    auth = request.app.get(AUTHENTICATOR)
+    # an OpenID Provider (read at start-up, or the start failed) or an IdP's JWKS for bearer tokens
+    signs_in = request.app[SETTINGS].identity_provider is not None or (auth is not None and auth.signs_in)
+    services = any(k.role != "integrator" for k in request.app[SETTINGS].api_auth.api_keys)
+    checks["identity_provider"] = CheckStatus(
+        ok=signs_in or services,
+        detail=None if signs_in else "no identity provider: nobody can sign in to /inbox",
+    )
+    missing = request.app.get(DIRECTORY_MISSING)
+    if missing is not None:  # every submission would name an unknown participant
+        checks["directory"] = CheckStatus(ok=False, detail="no directory file")
     ready = all(c.ok for c in checks.values())
     return Health(status="ok" if ready else "degraded", checks=checks)
 
@@ -103,16 +125,27 @@ async def ready(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     m = request.app[METRICS]
+    exchange = request.app[EXCHANGE]
+    for name, client in exchange.clients.items():
+        breaker = client.status().breaker
+        m.set_endpoint(
+            name,
+            breaker_open=breaker.state != "closed",
+            failures=breaker.consecutive_failures,
+            last_success=client.last_success,
+        )
     try:
-        counts = await request.app[EXCHANGE].outbox_counts()
+        counts = await exchange.outbox_counts()
         m.set_outbox(counts.items, counts.retried)
+        now = datetime.now(UTC)
+        for name in exchange.clients:
+            oldest = counts.oldest_pending.get(name)
+            m.set_backlog_age(name, (now - oldest).total_seconds() if oldest else 0.0)
     except Exception as exc:
         m.outbox_unavailable()
         log.warning("outbox counts unavailable for /metrics", extra={"error_type": type(exc).__name__})
-    resp = web.Response(body=m.render())
-    resp.content_type = "text/plain"
-    resp.charset = "utf-8"
-    return resp
+    # the Prometheus text format's own content type (version=0.0.4), not a bare text/plain
+    return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 # --- outbound -------------------------------------------------------------------------------------

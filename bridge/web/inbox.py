@@ -7,15 +7,15 @@ notes they may co-sign (the note, what holds it) with a co-sign button, and a fo
 escalation (Task or Communication) a risk-of-harm hold waits for. Forms post back here and redirect
 (post/redirect/get); a refused note is shown again with the rule and words that blocked it.
 
-Browsers sign in by posting their token (or a service API key) once; it is kept in an HttpOnly,
-SameSite=Strict cookie, which a cross-site form cannot send.
+People sign in with the organization's OpenID Provider (``bridge.web.signin``); without one, by
+posting a token (or a service API key) once. Either way the browser then holds only a random
+session id (HttpOnly, SameSite=Strict), the session itself is in the store (``bridge.web.sessions``).
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,15 +24,23 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from bridge.domain import Activity, Audience, ContactMethod, PeerEncounter, PeerNote, Setting, parse
-from bridge.errors import AccessError, BridgeError, InputError, NotAuthenticatedError, TooManyFailuresError
+from bridge.errors import (
+    AccessError,
+    BridgeError,
+    ForbiddenError,
+    InputError,
+    NotAuthenticatedError,
+    TooManyFailuresError,
+)
 from bridge.exchange.task_state import PEER_ACTIONS, ReferralAction, peer_actions
-from bridge.web import csrf
+from bridge.web import csrf, signin
 from bridge.web.errors import status_for
 from bridge.web.handlers import authorize_supervision, load_referral
 from bridge.web.keys import AUTH_THROTTLE, AUTHENTICATOR, EXCHANGE, SETTINGS
 from bridge.web.models import EscalationRequest
 from bridge.web.principal import Action, Principal, actor_for, has_required_scope, may_see_assignee
-from bridge.web.requests import SESSION_COOKIE, authorize, form_fields
+from bridge.web.requests import authenticate, authorize, form_fields
+from bridge.web.sessions import start_session
 
 log = logging.getLogger("bridge.web.inbox")
 
@@ -40,7 +48,7 @@ log = logging.getLogger("bridge.web.inbox")
 ACTION_LABELS = {ReferralAction.ACCEPT: "Accept", ReferralAction.START: "Start services"}
 
 _env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    loader=jinja2.PackageLoader("bridge.web", "templates"),  # package data, read via importlib
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
@@ -152,23 +160,19 @@ def _submitted(request: web.Request, sid: str) -> str:
 
 
 async def inbox(request: web.Request) -> web.Response:
-    principal = _principal_or_none(request)
+    try:
+        principal = _principal_or_none(request)
+    except ForbiddenError:
+        return signin.no_inbox_page(request, authenticate(request, allow_cookie=True))
     if principal is None:
-        return _html("login.html", status=401, error=None)
+        return signin.signed_out_page(request)
     return await _page(request, principal)
 
 
-def _https(request: web.Request) -> bool:
-    """Whether the browser reached us over TLS: directly, by the configured public URL, or by a
-    proxy's ``X-Forwarded-Proto`` when the integrator said that header can be trusted."""
-    server = request.app[SETTINGS].server
-    if request.secure or (server.public_url or "").startswith("https://"):
-        return True
-    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-    return server.trust_forwarded_proto and forwarded == "https"
-
-
 async def login(request: web.Request) -> web.StreamResponse:
+    """The token form, only when no identity provider is configured (see ``bridge.web.signin``)."""
+    if signin.configured(request):
+        raise web.HTTPNotFound()
     form = await form_fields(request)
     credential = str(form.get("credential", "")).strip()
     auth = request.app[AUTHENTICATOR]
@@ -196,21 +200,8 @@ async def login(request: web.Request) -> web.StreamResponse:
             status = 429
         return _html("login.html", status=status, error=exc.message)
     resp = web.Response(status=303, headers={"Location": "/inbox"})
-    resp.set_cookie(
-        SESSION_COOKIE,
-        f"{kind}:{credential}",
-        httponly=True,
-        samesite="Strict",
-        path="/",
-        # behind a TLS proxy the request itself is plain http: the public URL says what browsers use
-        secure=_https(request),
-    )
-    return resp
-
-
-async def logout(request: web.Request) -> web.StreamResponse:
-    resp = web.Response(status=303, headers={"Location": "/inbox"})
-    resp.del_cookie(SESSION_COOKIE, path="/")
+    # a server-side session: the cookie is a new random id, never the credential itself
+    await start_session(request, principal, resp)
     return resp
 
 
@@ -360,7 +351,7 @@ def setup(app: web.Application) -> None:
     app.middlewares.append(csrf.csrf_guard)  # inside the error mapping: a refusal is a JSON 403
     app.router.add_get("/inbox", inbox, name="inbox")
     app.router.add_post("/inbox/login", login, name="inbox_login")
-    app.router.add_post("/inbox/logout", logout, name="inbox_logout")
+    app.router.add_post("/inbox/logout", signin.logout, name="inbox_logout")
     app.router.add_post("/inbox/referrals/{referral_id}/{action}", referral_action, name="inbox_referral")
     app.router.add_post("/inbox/encounters", submit_encounter, name="inbox_encounter")
     app.router.add_post("/inbox/notes", submit_note, name="inbox_note")

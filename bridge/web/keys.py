@@ -19,6 +19,7 @@ AUTH_THROTTLE = web.AppKey("auth_throttle", FailedAuthThrottle)  # failed sign-i
 EXCHANGE = web.AppKey("exchange", ExchangeService)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyCache)
 NOTIFY_TOKEN = web.AppKey("notify_token", str)  # "" when the notification endpoint is not configured
+DIRECTORY_MISSING = web.AppKey("directory_missing", str)  # the directory file looked for, when absent
 
 # per-request values (set by the middlewares and the auth helpers)
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -34,7 +34,8 @@ class Action(StrEnum):
     READ_SUBMISSION = "submission.read"
     READ_REFERRALS = "referral.read"
     ACT_ON_REFERRAL = "referral.act"
-    READ_OUTBOX = "outbox.read"
+    READ_OUTBOX = "outbox.read"  # also: the operations page
+    RETRY_OUTBOX = "outbox.retry"  # put a dead letter back in the queue (the operations page)
     VIEW_INBOX = "inbox.view"
 
 
@@ -68,7 +69,7 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     ),
     Role.CARE_COORDINATOR: frozenset({Action.READ_REFERRALS, Action.READ_SUBMISSION}),
     Role.CLINICIAN: frozenset(),  # clinicians work in their EHR; the bridge API is not theirs
-    Role.INTEGRATOR: frozenset({Action.READ_SUBMISSION, Action.READ_OUTBOX}),
+    Role.INTEGRATOR: frozenset({Action.READ_SUBMISSION, Action.READ_OUTBOX, Action.RETRY_OUTBOX}),
 }
 
 
@@ -82,6 +83,7 @@ POLICY_GRANTS: dict[Action, tuple[tuple[str, str], ...]] = {
     # a submission's state: the outbox (integrators) or the record it carries (its authors)
     Action.READ_SUBMISSION: (("read", "outbox"), ("read", "note"), ("read", "encounter")),
     Action.READ_OUTBOX: (("read", "outbox"),),
+    Action.RETRY_OUTBOX: (("update", "outbox"),),
     Action.READ_REFERRALS: (("read", "referral"),),
     Action.ACT_ON_REFERRAL: (("update", "referral"),),
     Action.VIEW_INBOX: (("read", "referral"),),

@@ -36,14 +36,11 @@ def authenticate(request: web.Request, *, allow_cookie: bool) -> Principal:
     api_key = request.headers.get("X-API-Key")
     if authorization is None and api_key is None:
         cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie and (allow_cookie or request.headers.get(CSRF_HEADER) == "1"):
-            kind, _, value = cookie.partition(":")
-            if kind == "key":
-                api_key = value
-            elif kind == "jwt":
-                authorization = f"Bearer {value}"
-        elif cookie:
+        if cookie and not (allow_cookie or request.headers.get(CSRF_HEADER) == "1"):
             raise NotAuthenticatedError(f"API calls with the session cookie need the {CSRF_HEADER} header")
+        if cookie:
+            # a live session was put on the request by the session middleware (bridge.web.sessions)
+            raise NotAuthenticatedError("the session has ended: sign in again")
     throttle = request.app[AUTH_THROTTLE]
     source = request.remote or "unknown"
     throttle.check(source)
@@ -58,7 +55,7 @@ def authenticate(request: web.Request, *, allow_cookie: bool) -> Principal:
 
 def authorize(request: web.Request, action: Action, *, organization: str | None = None) -> Principal:
     """Authenticate and check ``action`` against ``organization`` (default: the bridge's own)."""
-    principal = authenticate(request, allow_cookie=request.path.startswith("/inbox"))
+    principal = authenticate(request, allow_cookie=request.path.startswith(("/inbox", "/ops")))
     org = organization if organization is not None else request.app[SETTINGS].organization.id
     decision = has_required_scope(principal, action, organization=org, permits=request.app[EXCHANGE].permits)
     if not decision.allowed:

@@ -3,13 +3,15 @@
 clinic referral -> peer inbox -> accept -> session and note -> an out-of-scope note blocked with its
 reasons -> co-sign -> Encounter, DocumentReference, Provenance, Procedure delivered -> Task completed.
 
-Everything is real: the sandbox EHR (``sekmet-fhir``, a dev/demo dependency) runs as a child
-process, the bridge runs its HTTP service in this process, and every step goes through the bridge's
-public API with bearer tokens signed by a throwaway identity provider key made here. The clinician's
+Everything is real: the sandbox EHR (``sekmet-fhir``, a dev/demo dependency) and an OpenID Provider
+(npm ``oidc-provider``, ``dev/idp``) run as child processes, the bridge runs its HTTP service in this
+process. People sign in at that provider (four demo accounts, printed with their passwords): the
+peer's app calls the bridge's public API with the provider's access token as its bearer token, the
+supervisor works from a browser session opened by signing in at the bridge. The clinician's
 side (placing the referral) is played by writing ServiceRequest + Task to the EHR directly, as the
 clinic's own system would. Each step prints the FHIR ids it produced.
 
-``--keep-running`` leaves both up and prints the inbox URL and a peer's sign-in token;
+``--keep-running`` leaves everything up (sign in at the printed inbox URL with the printed accounts);
 ``--export DIR`` writes every resource the demo left in the EHR as NDJSON, one file per type.
 """
 
@@ -45,11 +47,13 @@ from bridge.domain import (
     PeerWorker,
     Role,
 )
-from bridge.errors import BridgeError, ExchangeError
+from bridge.errors import ExchangeError
 from bridge.exchange.directory import InMemoryDirectory
 from bridge.mappers import MappingContext, organization_to_fhir, referral_id_for
 from bridge.observability import configure_logging
+from bridge.roles.loader import packaged_rules_dir
 from bridge.web.app import create_app
+from bridge_dev import idp as oidc
 from bridge_dev import samples
 from bridge_dev.sandbox import Sandbox, free_port, sandbox
 from bridge_dev.stack import bridge_config
@@ -79,6 +83,7 @@ EXPORT_TYPES = (
 PARTICIPANT_NAME = HumanName(given="Marisol", family="Okafor-Lindqvist")
 PEER_NAME = HumanName(given="Jordan", family="Reyes-Whitfield")
 SUPERVISOR_NAME = HumanName(given="Pat", family="Abernathy-Sato")
+COLLEAGUE_NAME = HumanName(given="Robin", family="Castellanos-Moore")
 OUT_OF_SCOPE_NOTE = (
     "Marisol meets criteria for opioid use disorder, severe. I told her to cut her buprenorphine dose "
     "in half until she sees the doctor."
@@ -93,18 +98,16 @@ STORY_TEXTS = (
     PARTICIPANT_NAME.family,
     PEER_NAME.family,
     SUPERVISOR_NAME.family,
+    COLLEAGUE_NAME.family,
     OUT_OF_SCOPE_NOTE,
     IN_SCOPE_NOTE,
 )
 
 
 def rules_dir() -> Path:
-    """The rule files shipped with the repository (``config/rules``)."""
-    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        candidate = base / "config" / "rules"
-        if candidate.is_dir():
-            return candidate
-    raise BridgeError("cannot find config/rules (run the demo from the repository)")
+    """The rule files shipped in the package (the repository's ``config/rules``): the demo runs
+    from an installed wheel too."""
+    return packaged_rules_dir()
 
 
 @dataclass
@@ -139,7 +142,8 @@ class Story:
 
 
 class IdentityProvider:
-    """A throwaway IdP: one EC key, its public JWKS written for the bridge, tokens on demand."""
+    """A throwaway IdP: one EC key, its public JWKS written for the bridge, tokens on demand (the
+    API benchmark's; the demo itself uses the real provider in ``bridge_dev.idp``)."""
 
     def __init__(self, workdir: Path) -> None:
         self.key = ECKey.generate_key("P-256", parameters={"kid": "demo-idp-1", "alg": "ES256"})
@@ -165,9 +169,10 @@ class IdentityProvider:
 @dataclass
 class People:
     participant: Participant
-    peer: PeerWorker
+    peer: PeerWorker  # provisionally certified: the story's author
     supervisor: PeerWorker
     consent: ConsentRecord
+    certified: PeerWorker  # a certified colleague (the "peer" sign-in account)
 
 
 def make_people(tag: str, now: datetime) -> People:
@@ -195,10 +200,13 @@ def make_people(tag: str, now: datetime) -> People:
         recipient="clinic",
         start=now - timedelta(days=30),
     )
-    return People(participant, peer, supervisor, consent)
+    certified = samples.certified_peer(
+        f"cpeer-{tag}", name=COLLEAGUE_NAME, credential="PRSS", organization_id=ORG_ID
+    )
+    return People(participant, peer, supervisor, consent, certified)
 
 
-def demo_settings(ehr: Sandbox, workdir: Path, port: int, idp: IdentityProvider) -> Settings:
+def demo_settings(ehr: Sandbox, workdir: Path, port: int, provider: oidc.IdentityProvider) -> Settings:
     cfg = bridge_config(
         ehr.base_url,
         org=ORG_ID,
@@ -216,9 +224,46 @@ def demo_settings(ehr: Sandbox, workdir: Path, port: int, idp: IdentityProvider)
             "notification_token_env": "BRIDGE_DEMO_NOTIFY_TOKEN",
         },
         outbox={"base_backoff_seconds": 0.5, "max_backoff_seconds": 5},
-        api_auth={"issuer": ISSUER, "audience": AUDIENCE, "jwks_file": str(idp.jwks_file)},
+        # the API takes the provider's access tokens (checked against its JWKS), as an app would send
+        api_auth={"issuer": provider.issuer, "audience": AUDIENCE, "jwks_url": f"{provider.issuer}/jwks"},
+        identity_provider={
+            "issuer": provider.issuer,
+            "client_id": oidc.CLIENT_ID,
+            "client_secret_env": "BRIDGE_DEMO_OIDC_SECRET",
+        },
     )
     return settings_from_dict(cfg, source="(demo)", base_dir=str(workdir))
+
+
+def demo_accounts(people: People) -> list[oidc.Account]:
+    names = {
+        "peer": COLLEAGUE_NAME,
+        "provisional": PEER_NAME,
+        "supervisor": SUPERVISOR_NAME,
+    }
+    return oidc.demo_accounts(
+        organization=ORG_ID,
+        peer=people.certified.id,
+        provisional=people.peer.id,
+        supervisor=people.supervisor.id,
+        names={k: f"{n.given} {n.family}" for k, n in names.items()} | {"integrator": "Demo integrator"},
+    )
+
+
+ACCOUNT_ROLES = {
+    "peer": "peer specialist (certified)",
+    "provisional": "peer specialist (provisional: notes wait for a co-sign)",
+    "supervisor": "peer supervisor (co-signs)",
+    "integrator": "integrator (no inbox; outbox and submissions)",
+}
+
+
+def print_sign_in(out: TextIO, bridge_url: str, provider: oidc.IdentityProvider) -> None:
+    """How each demo account signs in (the passwords are made for this run)."""
+    print(f"\nSign in at {bridge_url}/inbox (OpenID provider {provider.issuer}):", file=out)
+    for a in provider.accounts:
+        print(f"  {a.username:<32} password {a.password:<24} {ACCOUNT_ROLES[a.kind]}", file=out)
+    print("", file=out, flush=True)
 
 
 # --- the clinic's side: what the EHR's own users and systems do -------------------------------------
@@ -318,6 +363,31 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+async def _supervisor_cosigns(
+    browser: httpx.AsyncClient, bridge_url: str, provider: oidc.IdentityProvider, held_id: str, story: Story
+) -> dict[str, Any]:
+    """The supervisor signs in at the OpenID provider (a browser's steps, over HTTP) and co-signs
+    the held note from that session."""
+    account = provider.account("supervisor")
+    signed_in = await oidc.sign_in_http(browser, bridge_url, account)
+    if signed_in.status_code != 200:
+        raise ExchangeError(f"demo: the supervisor's sign-in failed: {signed_in.status_code}")
+    story.step(
+        "supervisor",
+        f"signed in as {account.username} at the OpenID provider {provider.issuer}: "
+        "a server-side session (authorization code + PKCE, no token pasted)",
+    )
+    session = {"X-Bridge-Inbox": "1"}  # API calls riding on the browser's session
+    queue = (await browser.get(f"{bridge_url}/api/v1/notes/held", headers=session)).json()
+    story.step("supervisor", f"held notes to co-sign: {len(queue['items'])}")
+    resp = await browser.post(f"{bridge_url}/api/v1/notes/{held_id}/cosign", headers=session)
+    if resp.status_code != 202:
+        raise ExchangeError(f"demo: co-sign refused: {resp.text}")
+    sub: dict[str, Any] = resp.json()
+    story.step("supervisor", f"co-signed: 202 {sub['state']}, same tracking id {sub['submission_id']}")
+    return sub
+
+
 def evidence_words(evidence: Any) -> list[str]:
     """The words a rule matched: evidence comes as strings or as ``{text, start, end}`` spans."""
     items = evidence if isinstance(evidence, list) else [evidence] if evidence else []
@@ -333,19 +403,32 @@ def _violations(body: dict[str, Any]) -> list[str]:
 
 
 async def play(
-    settings: Settings, ehr_url: str, people: People, idp: IdentityProvider, tag: str, story: Story
+    settings: Settings,
+    ehr_url: str,
+    people: People,
+    tag: str,
+    story: Story,
+    provider: oidc.IdentityProvider,
 ) -> DemoResult:
     res = DemoResult(bridge_url=settings.server.public_url or "", ehr_url=ehr_url)
-    peer_token = idp.token(role=Role.PEER_SPECIALIST, practitioner_id=people.peer.id)
-    sup_token = idp.token(role=Role.PEER_SUPERVISOR, practitioner_id=people.supervisor.id)
+    async with httpx.AsyncClient(timeout=30) as app:  # the peer's app signs in at the provider
+        peer_token = str(
+            (await oidc.app_tokens(app, provider, provider.account("provisional")))["access_token"]
+        )
     res.peer_token = peer_token
     p = people.participant
     async with (
         httpx.AsyncClient(base_url=ehr_url + "/", timeout=30) as ehr,
         httpx.AsyncClient(base_url=res.bridge_url + "/", timeout=30) as api,
+        httpx.AsyncClient(timeout=30) as supervisor,  # the supervisor's browser: cookies, no token
     ):
         health = (await api.get("health")).json()
         story.step("bridge", f"up at {res.bridge_url} (health: {health['status']}), EHR at {ehr_url}")
+        story.step(
+            "peer",
+            f"signed in to the peer app as {provider.account('provisional').username} at the OpenID "
+            "provider: its access token (a JWT for the bridge's API) is the app's bearer token",
+        )
 
         async def subscribed() -> str | None:
             # the EHR marks the bridge's subscription active after a successful handshake; a referral
@@ -467,15 +550,9 @@ async def play(
         for line in _violations({"violations": held["hold_reasons"]}):
             story.detail(line)
 
-        queue = (await api.get("api/v1/notes/held", headers=_bearer(sup_token))).json()
-        story.step("supervisor", f"held notes to co-sign: {len(queue['items'])}")
-        resp = await api.post(f"api/v1/notes/{held['submission_id']}/cosign", headers=_bearer(sup_token))
-        if resp.status_code != 202:
-            raise ExchangeError(f"demo: co-sign refused: {resp.text}")
-        sub = resp.json()
-        story.step("supervisor", f"co-signed: 202 {sub['state']}, same tracking id {sub['submission_id']}")
+        sub = await _supervisor_cosigns(supervisor, res.bridge_url, provider, held["submission_id"], story)
         await _show_delivery(
-            api, sup_token, sub["submission_id"], story, res, ("DocumentReference", "Provenance")
+            api, peer_token, sub["submission_id"], story, res, ("DocumentReference", "Provenance")
         )
 
         outputs = [res.fhir_ids[k] for k in ("Procedure", "Encounter") if k in res.fhir_ids]
@@ -541,14 +618,23 @@ async def run_demo(
     ehr = sandbox(work / "ehr")
     await asyncio.to_thread(ehr.start)
     runner: web.AppRunner | None = None
+    provider: oidc.IdentityProvider | None = None
     try:
-        idp = IdentityProvider(work)
         port = free_port()
         os.environ["BRIDGE_DEMO_NOTIFY_TOKEN"] = uuid.uuid4().hex
-        settings = demo_settings(ehr, work, port, idp)
+        client_secret = uuid.uuid4().hex
+        os.environ["BRIDGE_DEMO_OIDC_SECRET"] = client_secret
         people = make_people(tag, datetime.now(UTC))
+        bridge_url = f"http://127.0.0.1:{port}"
+        provider = oidc.IdentityProvider(
+            work / "idp",
+            demo_accounts(people),
+            [oidc.bridge_client(bridge_url, secret=client_secret), oidc.app_client()],
+        )
+        await asyncio.to_thread(provider.start)
+        settings = demo_settings(ehr, work, port, provider)
         directory = InMemoryDirectory(
-            [people.participant], [people.peer, people.supervisor], [people.consent]
+            [people.participant], [people.peer, people.supervisor, people.certified], [people.consent]
         )
         async with httpx.AsyncClient(base_url=ehr.base_url + "/", timeout=30) as client:
             await put_task_topic(client)
@@ -556,14 +642,14 @@ async def run_demo(
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        result = await play(settings, ehr.base_url, people, idp, tag, story)
+        print_sign_in(out, bridge_url, provider)
+        result = await play(settings, ehr.base_url, people, tag, story, provider)
         if export is not None:
             result.exported = await export_ndjson(ehr.base_url, export)
             total = sum(result.exported.values())
             story.step("export", f"{total} resources in {len(result.exported)} NDJSON files under {export}")
         if keep_running:
-            print(f"\nPeer inbox: {result.bridge_url}/inbox", file=out)
-            print(f"Sign in with this peer token (valid 8 hours):\n{result.peer_token}\n", file=out)
+            print_sign_in(out, result.bridge_url, provider)
             print(f"Sandbox EHR: {ehr.base_url}   API: {result.bridge_url}/api/openapi.json", file=out)
             print("Press Ctrl-C to stop.", file=out, flush=True)
             await (stop or _signal_event()).wait()
@@ -571,6 +657,8 @@ async def run_demo(
     finally:
         if runner is not None:
             await runner.cleanup()
+        if provider is not None:
+            await asyncio.to_thread(provider.stop)
         await asyncio.to_thread(ehr.stop)
         if own_dir:
             shutil.rmtree(work, ignore_errors=True)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
+from bridge.roles.loader import packaged_rules_dir
 from bridge_dev.samples import ORG_ID, organization
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "config" / "rules"
+RULES_DIR = packaged_rules_dir()  # the repository's config/rules, shipped in the package
 
 
 def bridge_config(

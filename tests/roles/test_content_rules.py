@@ -92,6 +92,25 @@ FIRES: list[tuple[str, str, str]] = [
     ),
     ("content.clinical-review", "Wise mind came up again today.", "Wise mind"),
     ("content.risk-review", "She feels completely hopeless lately.", "hopeless"),
+    ("content.risk-of-harm", "She is saving her Seroquel in a sock.", "saving her Seroquel"),  # stockpiling
+    (
+        "content.medication-change",
+        "Told her to take 4 Imodium at a time.",
+        "Told her to take 4 Imodium at a time",
+    ),
+    # a crisis resource beside a warning sign (alone, the 988 card is routine: see the near misses)
+    (
+        "content.risk-review",
+        "Gave him the 988 number since he said he is worthless lately.",
+        "988 number since he said he is worthless",
+    ),
+    # the learned screen: nothing listed, the note as a whole reads like risk (first sentence shown)
+    (
+        "content.risk-screen",
+        "Tina says she has been sleeping in her car since Sunday and her sister will not answer. "
+        "She told me she is not sure what the point of trying is anymore and that she just feels done.",
+        "Tina says she has been sleeping in her car since Sunday and her sister will not answer.",
+    ),
     ("content.risk-review", "Neighbor says the kids are neglected most weekends.", "kids are neglected"),
     (
         "content.risk-review",
@@ -239,6 +258,31 @@ NEAR_MISSES: list[tuple[str, str]] = [
     ),
     ("content.clinical-review", "She goes to DBT at the clinic on Mondays."),
     ("content.risk-review", "She denied feeling hopeless."),  # negated
+    ("content.risk-review", "Gave her the 988 card like we do with everyone."),  # routine resource
+    ("content.risk-of-harm", "She is saving up for a car and put away $40 this week."),
+    # the peer's own story, anywhere in the sentence; a DV advocate is a resource
+    (
+        "content.risk-of-harm",
+        "I told him some of my story: that in 2012, after my divorce and losing my kids, "
+        "I tried to end my life.",
+    ),
+    ("content.risk-of-harm", "I reminded everyone the DV advocate is at the house Thursdays."),
+    (
+        "content.medication-change",
+        "Told him to take it one day at a time and keep taking his Suboxone as prescribed.",
+    ),
+    # the victim word is in the sentence before: no act across a full stop
+    (
+        "content.risk-review",
+        "Luis shared about his daughter's soccer game. Pete hits 1 year off heroin Sunday.",
+    ),
+    ("content.risk-of-harm", "Thoughts of harming self? denies."),  # a question answered no
+    ("content.risk-of-harm", "I asked Dale if he has had any thoughts of hurting himself and he said no."),
+    ("content.risk-of-harm", "Misty said this heat is killing her garden."),  # idiom
+    (
+        "content.risk-screen",
+        "Walked with Tomas to the food bank; he picked up groceries and talked about his new job.",
+    ),
     (
         "content.risk-review",
         "Her brother died of an overdose years ago and she misses him.",

@@ -51,7 +51,11 @@ CASES: dict[str, tuple[str, str, str]] = {
     "person-acting": ("He skipped it.", "he skipped", "I skipped it."),
     "lived-experience": ("In my addiction I lied.", "in my addiction", "In my addition I erred."),
     "risk-history": ("Lost his friend to suicide years ago.", "years ago", "Lost his friend at the fair."),
-    "risk-question": ("Asked about thoughts of harm.", "asked * about thoughts of", "Asked about the bus."),
+    "risk-question": (
+        "Asked about thoughts of harm.",
+        "asked * about thoughts of",
+        "Told him about the bus.",
+    ),
     "risk": ("He has been stockpiling.", "means", "He has been stocking shelves."),
     "risk-means": ("A rope in the trunk.", "rope", "A robe in the trunk."),
     "risk-intent": ("He is thinking about it.", "thinking about", "He is thankful."),
@@ -67,6 +71,9 @@ CASES: dict[str, tuple[str, str, str]] = {
     "risk-victim": ("Her toddler was there.", "toddler", "Her tablet was there."),
     "risk-self": ("He hurt himself.", "himself", "He hurt his back."),
     "risk-excused": ("Her dad passed away.", "grief", "Her dad passed the exam."),
+    "crisis-resource": ("She has the 988 card.", "crisis resource", "She has 98 cards."),
+    "risk-stockpile": ("She has been stashing pills.", "stash", "She has been washing dishes."),
+    "risk-event": ("She led a training today.", "training", "She took the train today."),
     "idiom": ("My boss is gonna kill me.", "idiom", "My boss is gone."),
 }
 

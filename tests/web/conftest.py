@@ -8,7 +8,8 @@ import contextlib
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from bridge.exchange.wiring import ExchangeService, running_exchange
 from bridge.web import create_app
 from bridge.web.auth import Authenticator
 from bridge_dev import samples
-from bridge_dev.sandbox import Sandbox
+from bridge_dev.idp import CLIENT_ID, IdentityProvider, bridge_client, demo_accounts, identity_provider
+from bridge_dev.sandbox import Sandbox, free_port
 from bridge_dev.stack import RULES_DIR, bridge_config
 from tests.web import payloads
 
@@ -134,7 +136,7 @@ def directory() -> InMemoryDirectory:
 
 
 async def open_app(
-    settings: Settings, jwks: dict[str, Any], **app: Any
+    settings: Settings, jwks: dict[str, Any], *, port: int | None = None, **app: Any
 ) -> AsyncIterator[tuple[TestClient[Any, Any], ExchangeService]]:
     """The app over the real exchange, and that exchange (seeded with the session notes document)."""
     opened: list[ExchangeService] = []
@@ -147,7 +149,7 @@ async def open_app(
 
     auth = Authenticator.from_settings(settings, jwks=jwks)
     created = create_app(settings, exchange_factory=exchange, authenticator=auth, **app)
-    async with TestClient(TestServer(created, host="127.0.0.1")) as c:
+    async with TestClient(TestServer(created, host="127.0.0.1", port=port)) as c:
         await payloads.seed_sessions(opened[0])
         yield c, opened[0]
 
@@ -188,6 +190,71 @@ def notifications(exchange: ExchangeService, monkeypatch: pytest.MonkeyPatch) ->
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+# --- sign-in through a real OpenID Provider (dev/idp: npm oidc-provider under Node) ----------------
+
+OIDC_CLIENT_SECRET = "bridge-client-secret-for-tests"
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IdentityProvider]:
+    """One provider for the session with the four accounts (peer-1, prov-1, sup-1, an integrator)
+    and the bridge's client, whose redirects may come from any loopback port; ``other-app`` is a
+    second client of the same provider (tokens for another audience)."""
+    accounts = demo_accounts(
+        organization=ORG, peer="peer-1", provisional=payloads.PROVISIONAL, supervisor="sup-1"
+    )
+    clients = [
+        bridge_client(secret=OIDC_CLIENT_SECRET, any_loopback_port=True),
+        bridge_client(client_id="other-app", secret="other-app-secret", any_loopback_port=True),
+    ]
+    with identity_provider(tmp_path_factory.mktemp("idp"), accounts=accounts, clients=clients) as idp:
+        yield idp
+
+
+def signin_settings_dict(
+    base_url: str, store: Path, idp: IdentityProvider, port: int, **identity_provider: Any
+) -> dict[str, Any]:
+    """``settings_dict`` plus ``[identity_provider]`` naming ``idp``, for a bridge on ``port``."""
+    cfg = settings_dict(base_url, store)
+    cfg["server"] = {**cfg["server"], "public_url": f"http://127.0.0.1:{port}"}
+    cfg["identity_provider"] = {
+        "issuer": idp.issuer,
+        "client_id": CLIENT_ID,
+        "client_secret_env": "BRIDGE_TEST_OIDC_SECRET",
+        **identity_provider,
+    }
+    return cfg
+
+
+@dataclass
+class SigninBridge:
+    """A bridge whose people sign in at ``idp``: its URL, the exchange behind it, the provider."""
+
+    url: str
+    exchange: ExchangeService
+    idp: IdentityProvider
+    settings: Settings
+
+
+@pytest.fixture
+async def signin_bridge(
+    env: None,
+    sandbox_ehr: Sandbox,
+    tmp_path: Path,
+    jwks: dict[str, Any],
+    oidc_provider: IdentityProvider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[SigninBridge]:
+    """The app over the real exchange, on a free loopback port, signing people in at the session's
+    provider (the token form is off)."""
+    monkeypatch.setenv("BRIDGE_TEST_OIDC_SECRET", OIDC_CLIENT_SECRET)
+    port = free_port()
+    cfg = signin_settings_dict(sandbox_ehr.base_url, tmp_path / "bridge.db", oidc_provider, port)
+    settings = settings_from_dict(cfg)
+    async for _client, exchange in open_app(settings, jwks, port=port):
+        yield SigninBridge(f"http://127.0.0.1:{port}", exchange, oidc_provider, settings)
 
 
 # --- browser tests: Debian chromium through Playwright (never `playwright install`) ---------------

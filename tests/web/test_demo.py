@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,10 @@ async def test_demo_story_end_to_end(tmp_path: Path, captured_logs: io.StringIO)
     assert {"content.diagnostic-language", "content.medication-change"} <= set(result.blocked_rules)
     assert "422 scope_violation" in story and "held until a supervisor co-signs" in story
     assert "202 held" in story and "co-signed: 202 queued, same tracking id" in story
+    # how each account signs in, and the supervisor's part played from a sign-in at the provider
+    for kind in ("peer", "provisional", "supervisor", "integrator"):
+        assert re.search(rf"^  {kind}@harbor-recovery +password \S+ ", story, re.MULTILINE), kind
+    assert "signed in as supervisor@harbor-recovery at the OpenID provider" in story
 
     # the export: one NDJSON file per type, every line a valid R4(B) resource of that type
     files = sorted(p.name for p in export.glob("*.ndjson"))
@@ -62,3 +67,9 @@ async def test_demo_story_end_to_end(tmp_path: Path, captured_logs: io.StringIO)
         assert text not in logs, f"PHI in the bridge's logs: {text[:20]}..."
     for word in ("Marisol", "buprenorphine", "housing application"):
         assert word not in logs
+    # an operator following the logs sees each delivery and each incoming referral (issue 14:
+    # info level, ids only), and each action on a referral
+    events = {(r.get("logger"), r.get("event")) for r in records if r["level"] == "info"}
+    assert ("bridge.exchange.outbound", "delivered") in events
+    assert ("bridge.exchange.inbound", "received") in events
+    assert ("bridge.exchange.referrals", "accept") in events

@@ -26,8 +26,8 @@ from tests.web.conftest import TokenFactory, bearer
 from tests.web.live import serve_in_thread
 from tests.web.stack import add_peer, environment, write_stack
 
-# routes that are not part of the JSON API (HTML page, static files, the document itself)
-NOT_IN_DOCUMENT = re.compile(r"^/(inbox|static|api/openapi\.json)")
+# routes that are not part of the JSON API (HTML pages, static files, the document itself)
+NOT_IN_DOCUMENT = re.compile(r"^/(inbox|ops|static|api/openapi\.json)")
 
 
 async def test_document_matches_the_router(client: Any) -> None:

@@ -1,0 +1,154 @@
+"""The operations page ``/ops`` for integrators (the ops role): server-rendered like ``/inbox``.
+
+Per endpoint: status, circuit breaker, last success, backlog and its age, the referral
+subscription, and the dead letters with their reasons, each with a retry button (a form: CSRF
+token, audited as ``outbox.retry``). Operators sign in with their API key (or a token with the
+integrator role); the credential rides in the same HttpOnly SameSite=Strict cookie as the inbox's.
+The page shows ids, states and error codes only: no PHI (see ``bridge.exchange.operations``).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from aiohttp import web
+
+from bridge.errors import AccessError, BridgeError, NotAuthenticatedError, TooManyFailuresError
+from bridge.web import csrf
+from bridge.web.errors import status_for
+from bridge.web.keys import AUTH_THROTTLE, AUTHENTICATOR, EXCHANGE, SETTINGS
+from bridge.web.principal import Action, Principal, actor_for, has_required_scope
+from bridge.web.requests import SESSION_COOKIE, authorize, form_fields
+
+log = logging.getLogger("bridge.web.ops")
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("bridge.web", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+)
+
+
+def html(template: str, status: int = 200, **context: Any) -> web.Response:
+    resp = web.Response(
+        status=status, text=_env.get_template(template).render(**context), content_type="text/html"
+    )
+    # the same headers as the inbox: never cached, never framed
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Frame-Options"] = "DENY"
+    resp.headers["Content-Security-Policy"] = "default-src 'self'; frame-ancestors 'none'"
+    return resp
+
+
+def session_cookie(request: web.Request, resp: web.StreamResponse, value: str) -> None:
+    """The inbox's session cookie (HttpOnly, SameSite=Strict; Secure when browsers reach us over
+    TLS: directly, by the public URL, or by a trusted proxy's X-Forwarded-Proto)."""
+    server = request.app[SETTINGS].server
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    secure = (
+        request.secure
+        or (server.public_url or "").startswith("https://")
+        or (server.trust_forwarded_proto and forwarded == "https")
+    )
+    resp.set_cookie(SESSION_COOKIE, value, httponly=True, samesite="Strict", path="/", secure=secure)
+
+
+def _age(since: datetime | None, now: datetime) -> str:
+    if since is None:
+        return ""
+    seconds = int((now - since).total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{max(seconds, 0)} s"
+
+
+async def _page(
+    request: web.Request, principal: Principal, *, status: int = 200, error: str = ""
+) -> web.Response:
+    now = datetime.now(UTC)
+    endpoints = await request.app[EXCHANGE].operations.endpoints()
+    org = request.app[SETTINGS].organization.id
+    can_retry = bool(
+        has_required_scope(
+            principal, Action.RETRY_OUTBOX, organization=org, permits=request.app[EXCHANGE].permits
+        )
+    )
+    return html(
+        "ops.html",
+        status=status,
+        principal=principal,
+        csrf_token=csrf.page_token(request),
+        endpoints=endpoints,
+        age=lambda since: _age(since, now),
+        can_retry=can_retry,
+        message=request.query.get("msg", ""),
+        error=error,
+    )
+
+
+async def ops(request: web.Request) -> web.Response:
+    try:
+        principal = authorize(request, Action.READ_OUTBOX)
+    except NotAuthenticatedError:
+        return html("ops_login.html", status=401, error=None)
+    return await _page(request, principal)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await form_fields(request)
+    credential = str(form.get("credential", "")).strip()
+    kind = "jwt" if credential.count(".") == 2 else "key"
+    throttle, source = request.app[AUTH_THROTTLE], request.remote or "unknown"
+    try:
+        throttle.check(source)
+        try:
+            if kind == "jwt":
+                principal = request.app[AUTHENTICATOR].authenticate(f"Bearer {credential}", None)
+            else:
+                principal = request.app[AUTHENTICATOR].authenticate(None, credential)
+        except NotAuthenticatedError as exc:
+            throttle.failed(source, "bearer" if kind == "jwt" else "api_key", exc)
+            raise
+        org = request.app[SETTINGS].organization.id
+        permits = request.app[EXCHANGE].permits
+        if not has_required_scope(principal, Action.READ_OUTBOX, organization=org, permits=permits):
+            raise AccessError("this account may not use the operations page")
+    except AccessError as exc:
+        status = (
+            401
+            if isinstance(exc, NotAuthenticatedError)
+            else 429
+            if isinstance(exc, TooManyFailuresError)
+            else 403
+        )
+        return html("ops_login.html", status=status, error=exc.message)
+    resp = web.Response(status=303, headers={"Location": "/ops"})
+    session_cookie(request, resp, f"{kind}:{credential}")
+    return resp
+
+
+async def retry(request: web.Request) -> web.StreamResponse:
+    try:
+        principal = authorize(request, Action.RETRY_OUTBOX)
+    except NotAuthenticatedError:
+        raise web.HTTPSeeOther("/ops") from None
+    item_id = request.match_info["item_id"]
+    try:
+        await request.app[EXCHANGE].operations.retry_dead(item_id, actor=actor_for(principal))
+    except BridgeError as exc:
+        return await _page(request, principal, status=status_for(exc), error=f"{exc.message} ({exc.code})")
+    log.info(
+        "dead letter requeued from the operations page", extra={"submission_id": item_id, "event": "retry"}
+    )
+    raise web.HTTPSeeOther("/ops?" + urlencode({"msg": f"{item_id} is queued again."}))
+
+
+def setup(app: web.Application) -> None:
+    """The operations page's routes (HTML; not in the OpenAPI document). The inbox's CSRF guard
+    covers ``/ops/...`` posts too."""
+    app.router.add_get("/ops", ops, name="ops")
+    app.router.add_post("/ops/login", login, name="ops_login")
+    app.router.add_post("/ops/outbox/{item_id}/retry", retry, name="ops_retry")
