@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser idp test demo lint bench docs clean
+.PHONY: install browser idp axe test demo lint bench docs clean
 
 install: $(STAMP)
 
@@ -27,8 +27,13 @@ idp: dev/idp/node_modules/.package-lock.json
 dev/idp/node_modules/.package-lock.json: dev/idp/package-lock.json
 	cd dev/idp && npm ci --no-audit --no-fund --loglevel=error
 
+# axe-core for the page checks of the browser tests, pinned by the committed lock file
+axe: tests/web/axe/node_modules/axe-core/axe.min.js
+tests/web/axe/node_modules/axe-core/axe.min.js: tests/web/axe/package-lock.json
+	cd tests/web/axe && npm ci --no-audit --no-fund --silent
+
 # the linters first (seconds), then the suite: CI runs this
-test: install browser idp lint
+test: install browser idp axe lint
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: install idp
@@ -46,4 +51,4 @@ docs: install
 	$(PY) -m bridge_dev.docs
 
 clean:
-	rm -rf $(VENV) var .pytest_cache dev/idp/node_modules
+	rm -rf $(VENV) var .pytest_cache dev/idp/node_modules dev/medplum/node_modules

@@ -88,7 +88,8 @@ async def raw_round(base_url: str, plan: dict[str, Any], conc: int) -> float:
     bundles = []
     for item in plan["items"]:
         fake = SimpleNamespace(payload={"encounter": _json(recs[item["id"]])}, endpoint="clinic")
-        bundles.append(json.dumps(await svc.delivery.prepare(fake, datetime.now(UTC))).encode())  # type: ignore[arg-type]
+        prepared = await svc.delivery.prepare(fake, datetime.now(UTC))  # type: ignore[arg-type]
+        bundles.append(json.dumps(prepared.bundle).encode())
     await svc.close()
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for b in bundles:

@@ -123,6 +123,12 @@ def register_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--keep-running", action="store_true", help="leave the EHR and the bridge up afterwards")
     p.add_argument("--export", metavar="DIR", default=None, help="write the EHR's resources as NDJSON here")
     p.add_argument("-v", "--verbose", action="store_true", help="show the bridge's JSON logs on stderr")
+    p.add_argument(
+        "--ehr",
+        choices=("sekmet", "medplum"),
+        default="sekmet",
+        help="the FHIR server to play it on: the sandbox EHR, or Medplum's FHIR router in memory",
+    )
     p.set_defaults(handler=_demo)
 
 

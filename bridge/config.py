@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 import types
 from pathlib import Path
@@ -71,6 +72,11 @@ class EndpointAuth(_Section):
         return self
 
 
+_SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key"}
+_SECRET_WORDS = ("token", "secret", "password", "apikey", "api-key", "auth", "session", "key")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
+
+
 class EndpointSettings(_Section):
     """One clinic EHR's FHIR R4 endpoint."""
 
@@ -84,8 +90,29 @@ class EndpointSettings(_Section):
     breaker_failures: Annotated[int, Field(ge=1)] = 5
     breaker_reset_seconds: Annotated[float, Field(gt=0)] = 30.0
     verify_tls: bool = True
-    poll_interval_seconds: Annotated[float, Field(ge=1)] = 3600.0
+    # domain.md: hourly recommended; an integrator may lower it to 60 s where the EHR allows it
+    # (the bridge logs a warning below 15 minutes)
+    poll_interval_seconds: Annotated[float, Field(ge=60)] = 3600.0
     subscribe: bool = True
+    # sent with every request to this endpoint (e.g. ``Prefer = "handling=strict"``); never
+    # credentials: those come from ``auth`` (``*_env`` / ``*_file``)
+    headers: dict[str, str] = Field(default_factory=dict)
+    # when a note for a referral is delivered, tell the referring clinician (a Communication)
+    notify_requester: bool = True
+
+    @field_validator("headers")
+    @classmethod
+    def _no_secrets(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, value in v.items():
+            low = name.lower()
+            if low in _SECRET_HEADERS or any(word in low for word in _SECRET_WORDS):
+                raise ValueError(
+                    f"{name}: looks like a credential; secrets stay in auth (*_env / *_file), "
+                    "never in the file"
+                )
+            if not _HEADER_NAME.fullmatch(name) or "\n" in value or "\r" in value:
+                raise ValueError(f"{name}: not a valid HTTP header")
+        return v
 
     @field_validator("base_url")
     @classmethod
@@ -216,6 +243,16 @@ class RulesSettings(_Section):
         raise ValueError(f"{v!r} is not a two-letter state code{hint}")
 
 
+class AlertSettings(_Section):
+    """Who is told, beside the supervisor's queue badge, when a note is held for a risk of harm."""
+
+    # POSTed {"event": "note.held-for-risk", "submission_id", "organization", "rules", "at"}: ids
+    # and rule names only, never note text or names
+    risk_webhook_url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
+    risk_webhook_token_env: str | None = None  # sent as "Authorization: Bearer <token>" when set
+    timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 3.0
+
+
 class Settings(_Section):
     organization: OrganizationSettings
     endpoints: dict[str, EndpointSettings] = Field(min_length=1)
@@ -226,6 +263,7 @@ class Settings(_Section):
     api_auth: ApiAuthSettings = Field(default_factory=ApiAuthSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
     identity_provider: IdentityProviderSettings | None = None  # people sign in here (else token form)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     base_dir: str = "."  # set by the loader: the config file's directory
 
     @model_validator(mode="before")

@@ -320,7 +320,10 @@ class Referral(_Record):
     status_reason: str | None = None
     authored_on: AwareDatetime | None = None
     last_modified: AwareDatetime | None = None
+    # the Task's meta.lastUpdated at the EHR: what orders its versions (version ids are opaque)
+    task_updated: AwareDatetime | None = None
     requester: str | None = None  # display name of the referring clinician/organization
+    requester_ref: str | None = None  # the referring clinician at the EHR (told when a note arrives)
     patient_id: str | None = None  # the patient's id at that endpoint
     contact: ReferralContact | None = None
     reason: str | None = None  # plain-language reason
@@ -328,6 +331,7 @@ class Referral(_Record):
     programs: tuple[str, ...] = ()
     appointments: tuple[ReferralAppointment, ...] = ()
     priority: str | None = None
+    due: AwareDatetime | None = None  # Task.restriction.period.end: when the clinic wants it done
     outputs: tuple[str, ...] = ()  # references to delivered Encounters/Procedures
     consent_ref: str | None = None
 

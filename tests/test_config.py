@@ -87,3 +87,27 @@ def test_toml_nested_past_the_parser_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         load_settings(f)
     assert exc.value.path == "(file)" and "nested too deeply" in exc.value.reason
+
+
+@pytest.mark.parametrize("name", ["Authorization", "X-Api-Key", "X-Auth-Token", "Cookie", "X-Client-Secret"])
+def test_endpoint_headers_never_carry_credentials(tmp_path: Path, name: str) -> None:
+    f = tmp_path / "bridge.toml"
+    f.write_text(MINIMAL + f'[endpoints.clinic.headers]\n"{name}" = "abc"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(f)
+    assert info.value.path.startswith("endpoints.clinic.headers") and "*_env" in info.value.reason
+    assert name in f"{info.value.path} {info.value.reason}"
+
+
+def test_endpoint_headers_and_a_60_second_poll_are_taken(tmp_path: Path) -> None:
+    f = tmp_path / "bridge.toml"
+    f.write_text(
+        MINIMAL.replace("[endpoints.clinic]\n", "[endpoints.clinic]\npoll_interval_seconds = 60\n")
+        + '[endpoints.clinic.headers]\nPrefer = "handling=strict"\n'
+    )
+    endpoint = load_settings(f).endpoints["clinic"]
+    assert endpoint.headers == {"Prefer": "handling=strict"} and endpoint.poll_interval_seconds == 60
+    f.write_text(MINIMAL.replace("[endpoints.clinic]\n", "[endpoints.clinic]\npoll_interval_seconds = 59\n"))
+    with pytest.raises(ConfigError) as info:
+        load_settings(f)
+    assert info.value.path == "endpoints.clinic.poll_interval_seconds"

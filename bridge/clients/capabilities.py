@@ -6,17 +6,25 @@ Sources: CapabilityStatement (https://hl7.org/fhir/R4/capabilitystatement.html),
 two documents into a small frozen summary; ``findings()`` says, in plain words, what the bridge will
 and will not do at that endpoint. ``bridge check`` prints those findings and the exchange layer reads
 the same ones, so the reason an Encounter is not sent is written in one place.
+
+A statement is evidence, not gospel: a resource or interaction it does not list is *unknown*, not
+*absent* (many servers publish a minimal statement). Unknown interactions are assumed and tried;
+what the server then refuses (405, 501, ``not-supported``, a 403 for one resource type) is learned
+(:meth:`EndpointCapabilities.learn`) and routed around from then on; what ``bridge check`` probed
+is recorded the same way. ``support()`` answers ``yes`` / ``no`` / ``unknown``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from bridge.errors import InvalidResourceError
 
 Level = Literal["ok", "warn", "fail"]
+Support = Literal["yes", "no", "unknown"]
+TRANSACTION = "(system)"  # the resource type under which system interactions are learned
 
 BACKPORT_PROFILE = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription"
 TOPIC_CANONICAL_EXT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/capabilitystatement-subscriptiontopic-canonical"
@@ -69,12 +77,45 @@ class EndpointCapabilities:
     subscription_topics: tuple[str, ...] = ()
     smart: SmartSupport | None = None
     software: str | None = None
+    # learned at run time or by a probe: (type, interaction) -> (works, why)
+    learned: Mapping[tuple[str, str], tuple[bool, str]] = field(default_factory=dict)
+
+    # --- evidence ------------------------------------------------------------------------------------
+
+    def support(self, resource_type: str, interaction: str) -> Support:
+        """``yes`` / ``no`` from what was learned, else from the statement; ``unknown`` when the
+        statement does not list the resource (or, for system interactions, lists none)."""
+        seen = self.learned.get((resource_type, interaction))
+        if seen is not None:
+            return "yes" if seen[0] else "no"
+        if resource_type == TRANSACTION:
+            if not self.system_interactions:
+                return "unknown"
+            return "yes" if interaction in self.system_interactions else "no"
+        listed = self.resources.get(resource_type)
+        if listed is None:
+            return "unknown"
+        return "yes" if interaction in listed.interactions else "no"
+
+    def why_not(self, resource_type: str, interaction: str) -> str:
+        """The reason an interaction is not used here (learned refusal, or the statement)."""
+        seen = self.learned.get((resource_type, interaction))
+        if seen is not None and not seen[0]:
+            return seen[1]
+        return f"the CapabilityStatement does not allow {resource_type} {interaction}"
+
+    def learn(self, resource_type: str, interaction: str, works: bool, why: str) -> EndpointCapabilities:
+        """A copy that knows ``interaction`` on ``resource_type`` works (or not), and why."""
+        return replace(self, learned={**self.learned, (resource_type, interaction): (works, why)})
+
+    def assumed(self, resource_type: str, interaction: str) -> bool:
+        return self.support(resource_type, interaction) == "unknown"
 
     # --- questions the exchange layer asks ----------------------------------------------------------
 
     def can(self, resource_type: str, interaction: str) -> bool:
-        support = self.resources.get(resource_type)
-        return support is not None and interaction in support.interactions
+        """Whether the bridge uses the interaction: unless known not to work (unknown: try it)."""
+        return self.support(resource_type, interaction) != "no"
 
     def can_create(self, resource_type: str) -> bool:
         return self.can(resource_type, "create")
@@ -90,19 +131,21 @@ class EndpointCapabilities:
 
     def can_conditional_create(self, resource_type: str) -> bool:
         support = self.resources.get(resource_type)
-        return support is not None and support.conditional_create and "create" in support.interactions
+        if support is None:
+            return self.can_create(resource_type)  # not listed: assumed, like create itself
+        return support.conditional_create and self.can_create(resource_type)
 
     def supports_if_match(self, resource_type: str) -> bool:
         support = self.resources.get(resource_type)
-        return support is not None and support.versioned_update
+        return support.versioned_update if support is not None else self.can_update(resource_type)
 
     @property
     def supports_transaction(self) -> bool:
-        return "transaction" in self.system_interactions
+        return self.can(TRANSACTION, "transaction")
 
     @property
     def supports_batch(self) -> bool:
-        return "batch" in self.system_interactions
+        return self.can(TRANSACTION, "batch")
 
     @property
     def task_topic(self) -> str | None:
@@ -116,11 +159,32 @@ class EndpointCapabilities:
     # --- the verdict ---------------------------------------------------------------------------------
 
     def findings(self, *, poll_interval_seconds: float = 3600.0) -> list[Finding]:
-        """What the bridge can do here: a fail stops it working, a warn says how it works around."""
+        """What the bridge can do here: a fail stops it working, a warn says how it works around.
+        What the statement does not list and no probe settled is said to be *assumed*: the bridge
+        tries it and, if the server refuses, learns that and sends the rest."""
         out: list[Finding] = []
 
         def add(name: str, level: Level, reason: str) -> None:
             out.append(Finding(name, level, reason))
+
+        def known(
+            what: str, rtype: str, interaction: str, ok_text: str, no_level: Level, no_text: str
+        ) -> None:
+            state = self.support(rtype, interaction)
+            if state == "yes":
+                probed = self.learned.get((rtype, interaction))
+                add(what, "ok", ok_text + (f" ({probed[1]})" if probed else ""))
+            elif state == "no":
+                add(what, no_level, f"{no_text} ({self.why_not(rtype, interaction)})")
+            else:
+                searched = self.learned.get((rtype, "search-type"))
+                known_type = f"; the server knows {rtype} ({searched[1]})" if searched and searched[0] else ""
+                add(
+                    what,
+                    "warn",
+                    f"{ok_text}: not listed in the CapabilityStatement{known_type}; assumed (tried, "
+                    f"and if the server refuses it: {no_text})",
+                )
 
         if self.fhir_r4:
             add("fhir-version", "ok", f"FHIR {self.fhir_version}")
@@ -131,42 +195,43 @@ class EndpointCapabilities:
                 f"FHIR {self.fhir_version or 'version not stated'}; the bridge speaks R4",
             )
 
-        if self.can_create("DocumentReference"):
-            add("write-notes", "ok", "DocumentReference create")
-        else:
-            add("write-notes", "fail", "no DocumentReference create: no way to write peer notes here")
-
-        if self.can_create("Encounter"):
-            add("write-sessions", "ok", "Encounter create")
-        else:
-            add(
-                "write-sessions",
-                "warn",
-                "no Encounter create: sessions are not sent as Encounters; each note carries the "
-                "session period (DocumentReference.context.period)",
-            )
-
-        if self.can_create("Procedure"):
-            add("write-services", "ok", "Procedure create")
-        else:
-            add(
-                "write-services",
-                "warn",
-                "no Procedure create: services delivered are not sent; completed referrals carry no "
-                "resulting-activity output",
-            )
-
-        if self.can_create("Provenance"):
-            add("write-provenance", "ok", "Provenance create")
-        else:
-            add(
-                "write-provenance",
-                "warn",
-                "no Provenance create: author and co-signer are sent only on the DocumentReference",
-            )
+        known(
+            "write-notes",
+            "DocumentReference",
+            "create",
+            "DocumentReference create",
+            "fail",
+            "no way to write peer notes here",
+        )
+        known(
+            "write-sessions",
+            "Encounter",
+            "create",
+            "Encounter create",
+            "warn",
+            "sessions are not sent as Encounters; each note carries the session period "
+            "(DocumentReference.context.period)",
+        )
+        known(
+            "write-services",
+            "Procedure",
+            "create",
+            "Procedure create",
+            "warn",
+            "services delivered are not sent; completed referrals carry no resulting-activity output",
+        )
+        known(
+            "write-provenance",
+            "Provenance",
+            "create",
+            "Provenance create",
+            "warn",
+            "author and co-signer are sent only on the DocumentReference",
+        )
 
         writes = [t for t in ("DocumentReference", "Encounter", "Procedure") if self.can_create(t)]
-        unconditional = [t for t in writes if not self.can_conditional_create(t)]
+        listed = [t for t in writes if t in self.resources]
+        unconditional = [t for t in listed if not self.can_conditional_create(t)]
         if not writes:
             pass  # write-notes already failed
         elif unconditional:
@@ -176,45 +241,41 @@ class EndpointCapabilities:
                 f"no conditional create for {', '.join(unconditional)}: a create whose answer was "
                 "lost is not resent automatically (it could duplicate)",
             )
+        elif len(listed) < len(writes):
+            add(
+                "no-duplicates",
+                "warn",
+                "conditional create (If-None-Exist) assumed for what the statement does not list",
+            )
         else:
             add("no-duplicates", "ok", "conditional create (If-None-Exist): retries never duplicate")
 
-        if self.supports_transaction:
-            add(
-                "transaction", "ok", "transaction Bundles: a session and its note land together or not at all"
-            )
-        else:
-            add(
-                "transaction",
-                "warn",
-                "no transaction: resources are sent one request at a time, so a failure part-way "
-                "leaves part of a submission sent (retried until complete)",
-            )
-
-        if self.can_search("Task") and self.can_read("ServiceRequest"):
-            add("receive-referrals", "ok", "Task search and ServiceRequest read")
-        else:
-            missing = [
-                what
-                for what, ok in (
-                    ("Task search", self.can_search("Task")),
-                    ("ServiceRequest read", self.can_read("ServiceRequest")),
-                )
-                if not ok
-            ]
-            add(
-                "receive-referrals",
-                "warn",
-                f"no {' or '.join(missing)}: clinical referrals cannot be received from this endpoint",
-            )
-
-        if not self.can_update("Task"):
-            add(
-                "update-referrals",
-                "warn",
-                "no Task update: accept/decline/complete stay in the bridge and are not written back",
-            )
-        elif not self.supports_if_match("Task"):
+        known(
+            "transaction",
+            TRANSACTION,
+            "transaction",
+            "transaction Bundles: a session and its note land together or not at all",
+            "warn",
+            "no transaction: resources are sent one at a time as ordered conditional writes; a "
+            "failure part-way is retried until complete, and nothing is duplicated",
+        )
+        known(
+            "receive-referrals",
+            "Task",
+            "search-type",
+            "Task search",
+            "warn",
+            "clinical referrals cannot be received from this endpoint",
+        )
+        known(
+            "read-referrals",
+            "ServiceRequest",
+            "read",
+            "ServiceRequest read",
+            "warn",
+            "a referral's ServiceRequest cannot be read: referrals arrive without it",
+        )
+        if self.support("Task", "update") == "yes" and not self.supports_if_match("Task"):
             add(
                 "update-referrals",
                 "warn",
@@ -222,7 +283,14 @@ class EndpointCapabilities:
                 "moment could be overwritten",
             )
         else:
-            add("update-referrals", "ok", "Task update with If-Match")
+            known(
+                "update-referrals",
+                "Task",
+                "update",
+                "Task update with If-Match",
+                "warn",
+                "the peer's accept/decline/complete cannot be written back: each is refused with this reason",
+            )
 
         every = _duration(poll_interval_seconds)
         if self.subscriptions_backport and self.task_topic:
@@ -237,7 +305,8 @@ class EndpointCapabilities:
             add(
                 "referral-notifications",
                 "warn",
-                f"no Subscriptions Backport: polling for Tasks every {every}",
+                f"no Subscriptions Backport: polling for Tasks every {every} (and at once on a "
+                "ping to /fhir/notify)",
             )
         return out
 

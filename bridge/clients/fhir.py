@@ -86,6 +86,7 @@ class RawPage:
     matches: list[dict[str, Any]]
     included: list[dict[str, Any]]
     next_url: str | None
+    total: int | None = None  # Bundle.total, when the server gave it
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,12 @@ def _version_from_etag(etag: str | None) -> str | None:
     return etag.removeprefix("W/").strip('"') or None
 
 
+def _meta_version(resource: Mapping[str, Any] | None) -> str | None:
+    meta = (resource or {}).get("meta")
+    version = meta.get("versionId") if isinstance(meta, dict) else None
+    return str(version) if version else None
+
+
 def _id_from_location(location: str | None) -> tuple[str | None, str | None, str | None]:
     """(type, id, version) from ``.../Type/id/_history/v`` (absolute or relative)."""
     if not location:
@@ -291,6 +298,9 @@ class AsyncFhirClient:
         self.last_success: float | None = None  # time.time() of the last 2xx answer
         self._failure_observers: list[Callable[[float, str], None]] = []
         self._capabilities: EndpointCapabilities | None = None
+        # what the server showed at run time: (type, interaction) -> (works, why); kept across
+        # refreshes of the statement
+        self._learned: dict[tuple[str, str], tuple[bool, str]] = {}
         self._http = httpx.AsyncClient(
             auth=auth,
             timeout=timeout,
@@ -333,6 +343,7 @@ class AsyncFhirClient:
             ),
             verify=endpoint.verify_tls,
             transport=transport,
+            headers=endpoint.headers,
         )
 
     async def __aenter__(self) -> AsyncFhirClient:
@@ -558,7 +569,8 @@ class AsyncFhirClient:
                     included.append(data)
                 elif mode == "match" and data.get("resourceType") == resource_type:
                     matches.append(data)
-            yield RawPage(matches, included, path)
+            total = bundle.get("total")
+            yield RawPage(matches, included, path, total if isinstance(total, int) else None)
 
     async def _bundle_page(self, path: str) -> tuple[dict[str, Any], str | None]:
         """One search answer and its ``next`` link (refused when it leaves the base URL)."""
@@ -657,6 +669,19 @@ class AsyncFhirClient:
             raise
         return self._write_result(response, rtype, created=response.status_code == 201)
 
+    async def update_conditional(self, resource: ResourceInput, query: SearchParams | str) -> WriteResult:
+        """Conditional update ``PUT [type]?query``: updates the one match, creates when none
+        (several: 412). Idempotent, so retried."""
+        rtype = _type_of(resource)
+        response = await self.request(
+            "PUT",
+            f"{rtype}?{_query(query)}",
+            content=_json_of(resource),
+            headers={"Content-Type": FHIR_JSON},
+            idempotent=True,
+        )
+        return self._write_result(response, rtype, created=response.status_code == 201)
+
     async def _own_update_landed(self, rtype: str, rid: str, sent: bytes) -> WriteResult | None:
         current = await self.read_raw(f"{rtype}/{rid}")
         if _content(current) != _content(json.loads(sent)):
@@ -717,7 +742,8 @@ class AsyncFhirClient:
                     etag=answer.get("etag"),
                     resource_type=ltype or (resource or {}).get("resourceType"),
                     id=lid or (resource or {}).get("id"),
-                    version_id=_version_from_etag(answer.get("etag")) or lversion,
+                    # some servers give the version only in the resource they return
+                    version_id=_version_from_etag(answer.get("etag")) or lversion or _meta_version(resource),
                     outcome=outcome,
                 )
             )
@@ -740,12 +766,20 @@ class AsyncFhirClient:
             raise
 
     async def capabilities(self, *, refresh: bool = False) -> EndpointCapabilities:
-        """What this endpoint supports (cached after the first call)."""
+        """What this endpoint supports (the statement cached after the first call), with what was
+        learned since (:meth:`learn`)."""
         if self._capabilities is None or refresh:
             statement = await self.capability_statement()
             smart = await self.smart_configuration()
             self._capabilities = EndpointCapabilities.from_documents(statement, smart)
-        return self._capabilities
+        caps = self._capabilities
+        for (rtype, interaction), (works, why) in self._learned.items():
+            caps = caps.learn(rtype, interaction, works, why)
+        return caps
+
+    def learn(self, resource_type: str, interaction: str, works: bool, why: str) -> None:
+        """Remember that ``interaction`` on ``resource_type`` works here (or is refused, and why)."""
+        self._learned[(resource_type, interaction)] = (works, why)
 
     @property
     def tokens_fetched(self) -> int:

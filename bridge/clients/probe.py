@@ -2,8 +2,10 @@
 
 Each probe step becomes a :class:`~bridge.clients.capabilities.Finding`; a ``fail`` is what stops the
 bridge working there (unreachable, auth refused, no way to write notes), a ``warn`` is something the
-bridge works around and says how. The probe only reads (metadata, SMART configuration, one
-``_summary=count`` search): it never writes to the EHR.
+bridge works around and says how. The probe only reads (metadata, SMART configuration,
+``_summary=count`` searches, a read of an id that does not exist, a read-only transaction): it never
+writes to the EHR. What the CapabilityStatement does not list is settled by those probes where it
+can be, and otherwise said to be assumed (capabilities are evidence, not gospel).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from bridge.clients.auth import BearerAuth, SmartBackendAuth, auth_from_settings
-from bridge.clients.capabilities import EndpointCapabilities, Finding, Level
+from bridge.clients.capabilities import TRANSACTION, EndpointCapabilities, Finding, Level
 from bridge.clients.fhir import AsyncFhirClient
 from bridge.clients.retry import RetryPolicy
+from bridge.clients.status import refusal
 from bridge.config import EndpointSettings, Settings
 from bridge.errors import (
     AuthError,
@@ -81,8 +84,10 @@ async def probe_endpoint(
     request_timeout: float = 10.0,
     poll_interval_seconds: float = 3600.0,
     transport: httpx.AsyncBaseTransport | None = None,
+    headers: dict[str, str] | None = None,
 ) -> EndpointReport:
-    """Probe one endpoint; never raises for what it finds (that is in the report)."""
+    """Probe one endpoint; never raises for what it finds (that is in the report). ``headers``
+    are the endpoint's own (``Prefer: handling=strict`` ...), sent as the bridge would."""
     report = EndpointReport(name, base_url.rstrip("/"))
     common = {
         "name": name,
@@ -90,6 +95,7 @@ async def probe_endpoint(
         "verify": verify,
         "retry": PROBE_RETRY,
         "transport": transport,
+        "headers": headers,
     }
 
     # 1. reachability and metadata, without credentials (/metadata is open by the spec)
@@ -146,9 +152,57 @@ async def probe_endpoint(
                 report.add("token", "ok", f"access token granted for client {auth.client_id!r}{scope}")
             how = "with credentials" if auth is not None else "without credentials"
             report.add("access", "ok", f"Task search answered {how}")
-
+            caps = caps.learn("Task", "search-type", True, "probed: a Task count search answered")
+            caps = await _probe_unlisted(client, caps)
+    report.capabilities = caps
     report.findings += caps.findings(poll_interval_seconds=poll_interval_seconds)
     return report
+
+
+PROBED_TYPES = ("DocumentReference", "Encounter", "Procedure", "Provenance", "ServiceRequest")
+MISSING_ID = "bridge-check-no-such-id"
+
+
+async def _probe_unlisted(client: AsyncFhirClient, caps: EndpointCapabilities) -> EndpointCapabilities:
+    """Settle by reading what the statement leaves unknown: count searches (the server knows the
+    type), a read of an id that does not exist (404: reads work), an empty transaction."""
+    for rtype in PROBED_TYPES:
+        if caps.support(rtype, "search-type") != "unknown":
+            continue
+        try:
+            await client.search(rtype, {"_summary": "count"})
+        except ExchangeError as exc:
+            why = refusal(exc)
+            if why is not None:
+                caps = caps.learn(rtype, "search-type", False, f"probed: {why}")
+        else:
+            caps = caps.learn(rtype, "search-type", True, f"probed: {rtype}?_summary=count answered")
+    if caps.support("ServiceRequest", "read") == "unknown":
+        try:
+            await client.read_raw(f"ServiceRequest/{MISSING_ID}")
+        except FhirHttpError as exc:
+            why = refusal(exc)
+            if exc.status in (404, 410):
+                caps = caps.learn(
+                    "ServiceRequest", "read", True, "probed: a read answered 404 for a missing id"
+                )
+            elif why is not None:
+                caps = caps.learn("ServiceRequest", "read", False, f"probed: {why}")
+        except ExchangeError:
+            pass
+    if caps.support(TRANSACTION, "transaction") == "unknown":
+        try:
+            # one count search as a transaction: reads, writes nothing (an empty one is refused by
+            # some servers as invalid, which would prove nothing)
+            read_only = {"request": {"method": "GET", "url": "Task?_summary=count"}}
+            await client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [read_only]})
+        except ExchangeError as exc:
+            why = refusal(exc)
+            if why is not None:
+                caps = caps.learn(TRANSACTION, "transaction", False, f"probed: {why}")
+        else:
+            caps = caps.learn(TRANSACTION, "transaction", True, "probed: a read-only transaction answered")
+    return caps
 
 
 def _tls(report: EndpointReport, base_url: str, verify: bool) -> None:
@@ -205,6 +259,7 @@ async def probe_configured(name: str, endpoint: EndpointSettings, base_dir: Path
         verify=endpoint.verify_tls,
         request_timeout=min(endpoint.timeout_seconds, 15.0),
         poll_interval_seconds=endpoint.poll_interval_seconds,
+        headers=dict(endpoint.headers),
     )
     report.findings.insert(0, Finding("config", "ok", f"[endpoints.{name}] valid"))
     return report

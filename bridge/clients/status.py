@@ -133,3 +133,26 @@ def never_sent(exc: BaseException) -> bool:
     """True when the request certainly never reached the server (safe to resend even a plain create)."""
     cause = exc.__cause__ if isinstance(exc, ExchangeError) else exc
     return isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+REFUSED_STATUSES = frozenset({405, 501})
+
+
+def refusal(exc: BaseException) -> str | None:
+    """Why the server refuses an interaction *for good*, or None when the failure is of another
+    kind: 405 / 501, an OperationOutcome ``not-supported``, or a 403 (from a FHIR answer: a scope
+    the EHR did not grant for that resource type; a failed sign-in is a 401)."""
+    if not isinstance(exc, FhirHttpError):
+        return None
+    codes = {
+        str(i.get("code"))
+        for i in (exc.outcome or {}).get("issue") or []
+        if isinstance(i, Mapping) and i.get("severity") in ("error", "fatal")
+    }
+    if exc.status in REFUSED_STATUSES:
+        return f"the server answered {exc.status}{outcome_summary(exc.outcome)}"
+    if exc.status == 403:
+        return f"the server answered 403{outcome_summary(exc.outcome)}: a scope the EHR did not grant"
+    if "not-supported" in codes and exc.status in (400, 404, 422):
+        return f"the server answered {exc.status} (not-supported)"
+    return None

@@ -30,6 +30,7 @@ class Directory(Protocol):
     async def participant(self, participant_id: str) -> Participant: ...
     async def peer(self, peer_id: str) -> PeerWorker: ...
     async def consents(self, participant_id: str) -> list[ConsentRecord]: ...
+    async def find_participant(self, endpoint: str, system: str, value: str) -> Participant | None: ...
 
 
 class InMemoryDirectory:
@@ -71,6 +72,15 @@ class InMemoryDirectory:
 
     async def consents(self, participant_id: str) -> list[ConsentRecord]:
         return list(self._consents.get(participant_id, ()))
+
+    async def find_participant(self, endpoint: str, system: str, value: str) -> Participant | None:
+        """The participant whose patient identifier at ``endpoint`` is ``system|value`` (a
+        referral's patient, as the EHR identifies them), if the directory knows one."""
+        for p in self._participants.values():
+            ident = p.identifiers.get(endpoint)
+            if ident is not None and ident.system == system and ident.value == value:
+                return p
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape :meth:`from_file` reads."""

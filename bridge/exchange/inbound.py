@@ -12,9 +12,12 @@ Per endpoint (R4 Subscriptions Backport IG, http://hl7.org/fhir/uv/subscriptions
    resent once the subscription went to ``error``): after a short grace for out-of-order delivery,
    a catch-up poll runs. A missed heartbeat makes the watchdog read ``$status``, re-request the
    subscription when it is not active, and poll.
-4. Poll: ``Task?owner=…&_lastUpdated=ge<cursor>&_include=Task:focus`` (cursor kept in the store),
-   at the endpoint's interval (domain.md: hourly recommended, never more often than every 15
-   minutes; catch-up polls after a gap are the exception).
+4. Poll: ``Task?owner=…&_lastUpdated=ge<cursor>&_sort=_lastUpdated&_count=100&_include=Task:focus``
+   (cursor kept in the store), following ``next`` links; when fewer Tasks were read than the
+   search's ``total`` and no link is left (servers that cut a search without paging), the window
+   is narrowed to start at the last instant read and read again, so nothing is lost. At the
+   endpoint's interval (domain.md: hourly recommended; an integrator may lower it to 60 s, which is
+   logged as a warning below 15 minutes); a ping on the notification endpoint polls at once.
 5. Each Task: Task + focus ServiceRequest + Patient basics -> minimum-necessary reduction ->
    :class:`bridge.domain.Referral` -> inbox (de-duplicated on Task version) -> audit ``receive``.
 
@@ -28,6 +31,7 @@ reach into the other's state.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -52,7 +56,9 @@ from bridge.store import Store
 
 log = logging.getLogger("bridge.exchange.inbound")
 
-MIN_POLL_SECONDS = 15 * 60.0
+MIN_POLL_SECONDS = 60.0  # the lowest interval an integrator may set (domain.md)
+ADVISED_POLL_SECONDS = 15 * 60.0  # below this, a warning at start
+POLL_PAGE_SIZE = 100
 POLL_RETRY_SECONDS = 5.0  # the first wait after a failed poll; doubles up to the poll interval
 # a Task whose ServiceRequest or Patient answers this is skipped (audited), not retried: the same
 # answer would come back on every poll
@@ -93,6 +99,11 @@ class _SubState:
 # a notification's event counts are the sender's word: further ahead of what we have seen than
 # this, a count is not believed (a gap all the same: caught up by polling)
 MAX_EVENT_JUMP = 10_000
+
+
+def _instant(stamp: str) -> datetime:
+    """A FHIR instant as an aware datetime ('Z' and offsets alike), for comparing across offsets."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def _type_id(ref: str) -> tuple[str, str] | None:
@@ -159,7 +170,9 @@ class InboundSync:
                 topic, criteria, channel, heartbeat_seconds=self.settings.heartbeat_seconds
             )
             kind = "backport"
-        elif caps.can_create("Subscription"):
+        elif caps.support("Subscription", "create") == "yes":
+            # only where the statement says so: a server that merely stores the resource (and
+            # never notifies) would give no refusal to learn from, just silence
             sub = criteria_subscription(criteria, channel)
             kind = "criteria"
         else:
@@ -255,8 +268,8 @@ class InboundSync:
         self, body: Mapping[str, Any] | None, *, endpoint: str | None = None
     ) -> NotificationResult:
         note = parse_notification(body)
-        if note.kind == "ping":  # R4 criteria subscription without payload: look ourselves
-            targets = [endpoint] if endpoint else [n for n, s in self.subs.items() if s.kind == "criteria"]
+        if note.kind == "ping":  # "something changed": look ourselves, whatever the subscription kind
+            targets = [endpoint] if endpoint else list(self.clients)
             stored = 0
             for name in targets:
                 self.subs[name].last_contact = self.clock()
@@ -475,33 +488,84 @@ class InboundSync:
         """Fetch Tasks owned by the peer organization changed since the cursor; returns how many
         referrals were new or changed. One poll per endpoint at a time."""
         async with self._poll_locks[endpoint]:
-            client = self.clients[endpoint]
-            owner = await self.owner_for(endpoint)
             key = f"poll:{endpoint}"
             cursor = (await self.store.sync.get(key) or {}).get("since")
-            params: list[tuple[str, str]] = [("owner", owner), ("_include", "Task:focus"), ("_count", "100")]
-            if cursor:
-                # ge, not gt: two updates in the same instant must not hide one; the inbox de-duplicates
-                params.append(("_lastUpdated", f"ge{cursor}"))
             stored = 0
             newest = cursor
-            async for page in client.pages_raw("Task", params):
-                stored += await self._store_tasks(endpoint, page.matches, page.included)
-                for t in page.matches:
-                    stamp = (t.get("meta") or {}).get("lastUpdated")
-                    if stamp and (
-                        newest is None or datetime.fromisoformat(stamp) > datetime.fromisoformat(newest)
-                    ):
+            since = cursor
+            while True:
+                read, total, stamps, count = await self._poll_window(endpoint, since)
+                stored += count
+                for stamp in stamps:
+                    if newest is None or _instant(stamp) > _instant(newest):
                         newest = stamp
+                if total is None or read >= total:
+                    break
+                # the server cut the search without a next link: read again from the last instant
+                # read (ge: Tasks of that instant come again and the inbox de-duplicates them)
+                ordered = all(_instant(a) <= _instant(b) for a, b in itertools.pairwise(stamps))
+                last = stamps[-1] if stamps else None
+                if not ordered or last is None or (since is not None and _instant(last) <= _instant(since)):
+                    log.warning(
+                        "inbound %s: the search was cut at %d of %d Tasks and cannot be narrowed "
+                        "(unsorted, or one instant holds a full page); the rest comes at the next poll",
+                        endpoint,
+                        read,
+                        total,
+                    )
+                    newest = since  # do not move past what was not read
+                    break
+                log.info(
+                    "inbound %s: search cut at %d of %d Tasks: narrowing the window", endpoint, read, total
+                )
+                since = last
             if newest != cursor:
                 await self.store.sync.put(key, {"since": newest}, now=self.clock())
             return stored
+
+    async def _poll_window(self, endpoint: str, since: str | None) -> tuple[int, int | None, list[str], int]:
+        """One search from ``since`` on, every page: (Tasks read, the search's total, their
+        lastUpdated stamps in the order read, referrals stored)."""
+        client = self.clients[endpoint]
+        owner = await self.owner_for(endpoint)
+        params: list[tuple[str, str]] = [
+            ("owner", owner),
+            ("_sort", "_lastUpdated"),
+            ("_count", str(POLL_PAGE_SIZE)),
+            ("_include", "Task:focus"),
+        ]
+        if since:
+            # ge, not gt: two updates in the same instant must not hide one; the inbox de-duplicates
+            params.append(("_lastUpdated", f"ge{since}"))
+        read, stored = 0, 0
+        total: int | None = None
+        stamps: list[str] = []
+        async for page in client.pages_raw("Task", params):
+            stored += await self._store_tasks(endpoint, page.matches, page.included)
+            read += len(page.matches)
+            total = page.total if total is None else total
+            stamps += [
+                str(stamp) for t in page.matches if (stamp := (t.get("meta") or {}).get("lastUpdated"))
+            ]
+        return read, total, stamps, stored
 
     # --- background ------------------------------------------------------------------------------
 
     def poll_interval(self, endpoint: str) -> float:
         seconds = self.settings.poll_seconds.get(endpoint, 3600.0)
         return seconds if self.settings.allow_fast_poll else max(seconds, MIN_POLL_SECONDS)
+
+    def warn_fast_polling(self) -> list[str]:
+        """Log (and return) the endpoints polled more often than every 15 minutes."""
+        fast = [n for n in self.clients if self.poll_interval(n) < ADVISED_POLL_SECONDS]
+        for name in fast:
+            log.warning(
+                "inbound %s: polling every %.0f s, more often than the advised 15 minutes: "
+                "make sure the EHR allows it",
+                name,
+                self.poll_interval(name),
+            )
+        return fast
 
     async def _watch(self, endpoint: str) -> None:
         """Subscribe, then poll at the interval and watch heartbeats; never dies on an EHR error."""
@@ -552,6 +616,7 @@ class InboundSync:
 
     def start(self) -> None:
         if not self._tasks:
+            self.warn_fast_polling()
             self._tasks = [asyncio.create_task(self._watch(n), name=f"inbound:{n}") for n in self.clients]
 
     async def stop(self) -> None:

@@ -26,7 +26,6 @@ from typing import Any
 
 from bridge.clients import AsyncFhirClient, BundleResult
 from bridge.clients.retry import backoff_seconds
-from bridge.clients.status import outcome_summary
 from bridge.errors import (
     BridgeError,
     CircuitOpenError,
@@ -37,13 +36,19 @@ from bridge.errors import (
     ThrottledError,
 )
 from bridge.exchange.events import NO_EVENTS, ExchangeEvents
+from bridge.exchange.sending import Prepared, check_references, send_submission
 from bridge.store import OutboxItem, Store
 
 log = logging.getLogger("bridge.exchange.outbound")
 
 Clock = Callable[[], datetime]
-# prepare(item, now) -> the transaction Bundle to send; raises MappingError / PolicyError to refuse
-Prepare = Callable[[OutboxItem, datetime], Awaitable[Mapping[str, Any]]]
+# prepare(item, now) -> the transaction Bundle to send (or a Prepared: the Bundle and what was left
+# out of it, with why); raises MappingError / PolicyError to refuse
+Prepare = Callable[[OutboxItem, datetime], Awaitable[Mapping[str, Any] | Prepared]]
+# after a delivery is recorded (e.g. the referral's Task lists the service): never fails it
+Delivered = Callable[[OutboxItem, Mapping[str, Any]], Awaitable[None]]
+# the resources that carry each kind of work: without one of them written, nothing was delivered
+REQUIRED = {"encounter": ("Encounter", "Procedure"), "note": ("DocumentReference",)}
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ class _Loop:
     client: AsyncFhirClient
     capacity: int
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    references_checked: bool = False  # the first delivery here reads back what it wrote
     in_flight: set[asyncio.Task[None]] = field(default_factory=set)
     stats: EndpointStats = field(default_factory=EndpointStats)
 
@@ -126,7 +132,12 @@ class _Recorder:
                                 "subject": item.id,
                                 "at": now,
                                 "source": endpoint,
-                                "detail": {"kind": item.kind, "record": item.item_key, "fhir": ids["refs"]},
+                                "detail": {
+                                    "kind": item.kind,
+                                    "record": item.item_key,
+                                    "fhir": ids["refs"],
+                                    "skipped": [s["type"] for s in ids.get("skipped", [])],
+                                },
                             }
                             for item, endpoint, ids, _ in group
                             if item.id in recorded
@@ -172,6 +183,7 @@ class OutboundWorker:
         self._stopping = asyncio.Event()
         self._recorder = _Recorder(self)
         self.events: ExchangeEvents = NO_EVENTS
+        self.on_delivered: Delivered | None = None
 
     # --- control ---------------------------------------------------------------------------------
 
@@ -275,8 +287,15 @@ class OutboundWorker:
 
     async def _attempt(self, loop: _Loop, item: OutboxItem) -> None:
         try:
-            bundle = await self.prepare(item, self.clock())
-            result = await loop.client.transaction(bundle)
+            prepared = await self.prepare(item, self.clock())
+            if not isinstance(prepared, Prepared):
+                prepared = Prepared(prepared)
+            sent = await send_submission(
+                loop.client,
+                prepared.bundle,
+                skipped=prepared.skipped,
+                required=REQUIRED.get(item.kind, ()),
+            )
         except RetryableError as exc:
             await self._failed(loop, item, exc, retryable=True)
             return
@@ -289,16 +308,15 @@ class OutboundWorker:
             # The type only: messages such as pydantic's quote the input (PHI).
             await self._dead(loop, item, _short_error(exc), None)
             return
-        bad = [e for e in result.entries if not 200 <= e.status < 300]
-        if bad:
-            outcome = bad[0].outcome
-            err = (
-                f"[fhir_request_failed] transaction entry answered {bad[0].status}{outcome_summary(outcome)}"
-            )
-            await self._dead(loop, item, err, outcome)
-            return
-        ids = fhir_ids(result)
-        await self._recorder.record(item, loop.endpoint, ids)
+        ids = sent.result()
+        if not loop.references_checked:
+            # a server new to the bridge: does it keep the patient reference as sent?
+            try:
+                ids["references_ok"] = await check_references(loop.client, prepared.bundle, sent)
+                loop.references_checked = True
+            except BridgeError as exc:
+                log.warning("outbound %s: could not read back %s: [%s]", loop.endpoint, item.id, exc.code)
+        delivered = await self._recorder.record(item, loop.endpoint, ids)
         now = self.clock()
         loop.stats.delivered += 1
         self.events.delivery(loop.endpoint, "delivered")
@@ -310,6 +328,8 @@ class OutboundWorker:
             item.attempts,
             extra={"endpoint": loop.endpoint, "submission_id": item.id, "event": "delivered"},
         )
+        if delivered and self.on_delivered is not None:
+            await self.on_delivered(item, ids)
         if loop.stats.failing:
             loop.stats.failing = False
             # the endpoint is back: let the backlog go now rather than at each item's backoff

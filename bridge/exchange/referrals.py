@@ -7,17 +7,30 @@ accepts a referral is stored with it (its assignee).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
+from bridge.clients.status import refusal
 from bridge.domain import Referral, ReferralStatus
-from bridge.errors import FhirRequestError, InputError, StateTransitionError
+from bridge.errors import (
+    BridgeError,
+    FhirHttpError,
+    FhirRequestError,
+    InputError,
+    StateTransitionError,
+    UnsupportedError,
+)
 from bridge.exchange.authorship import verify_identity
 from bridge.exchange.context import ExchangeContext
 from bridge.exchange.inbound import InboundSync
+from bridge.exchange.payload import OutboxPayload
 from bridge.exchange.task_state import TARGET, ReferralAction, check_action, parse_action
 from bridge.exchange.views import Actor, InboxItem
 from bridge.mappers import task_with_status
+from bridge.store import OutboxItem
+
+log = logging.getLogger("bridge.exchange.referrals")
 
 log = logging.getLogger("bridge.exchange.referrals")
 
@@ -40,8 +53,11 @@ class Referrals:
         endpoint: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        first: Sequence[ReferralStatus] = (),
+        containing: str | None = None,
     ) -> list[InboxItem]:
-        """The inbox, newest first; a list shows contact details: who saw which is on record."""
+        """The inbox, newest first (``first``: these statuses before the others); a list shows
+        contact details: who saw which is on record."""
         if actor.organization != self.ctx.organization:
             return []  # this bridge's inbox holds only its own organization's referrals
         await verify_identity(self.ctx.directory, actor)  # what a peer sees depends on the role
@@ -50,6 +66,8 @@ class Referrals:
             endpoint=endpoint,
             limit=limit,
             offset=offset,
+            first=first,
+            containing=containing,
         )
         if entries:
             detail = {"referrals": [e.referral.id for e in entries]}
@@ -114,6 +132,45 @@ class Referrals:
         )
         return InboxItem.of(await self.ctx.store.inbox.get(referral_id), organization=self.ctx.organization)
 
+    async def record_delivery(self, item: OutboxItem, result: Mapping[str, Any]) -> None:
+        """A session for a referral was delivered: its Task at the EHR lists the service now (as
+        ``output``, BSeR 5.1.4 Event Completed) rather than only when the referral is completed.
+        Only while the referral is in progress; a failure here leaves the delivery delivered."""
+        payload = OutboxPayload.read(item.payload)
+        referral_id = payload.encounter.referral_id
+        if payload.note is not None or referral_id is None:
+            return
+        written = [f"{w['type']}/{w['id']}" for w in result.get("written", [])]
+        outputs = [r for r in written if r.startswith("Procedure/")] or [
+            r for r in written if r.startswith("Encounter/")
+        ]
+        if not outputs:
+            return
+        try:
+            referral = (await self.ctx.store.inbox.get(referral_id)).referral
+            client = self.ctx.clients[referral.endpoint]
+            for _ in range(CONFLICT_ATTEMPTS):
+                task = await client.read_raw(f"Task/{referral.task_id}")
+                if task.get("status") != ReferralStatus.IN_PROGRESS.value:
+                    return
+                updated = task_with_status(
+                    task,
+                    ReferralStatus.IN_PROGRESS,
+                    now=self.ctx.clock(),
+                    business_status="5.1.4",
+                    outputs=outputs,
+                )
+                version = str((task.get("meta") or {}).get("versionId") or "")
+                try:
+                    await client.update(updated, if_match=version or None)
+                    break
+                except FhirRequestError as exc:
+                    if exc.status != 412:
+                        raise
+            await self.inbound.fetch_task(referral.endpoint, referral.task_id)
+        except BridgeError as exc:
+            log.warning("referral %s: the Task's outputs were not updated: [%s]", referral_id, exc.code)
+
     async def _move_task(
         self,
         referral: Referral,
@@ -127,6 +184,14 @@ class Referrals:
         if client is None:
             raise InputError("referral.endpoint", "the referral's endpoint is no longer configured")
         target = TARGET[act]
+        caps = await client.capabilities()
+        if not caps.can_update("Task"):
+            # as `bridge check` says: the EHR does not take Task updates, so the action cannot go back
+            reason_text = caps.why_not("Task", "update")
+            raise UnsupportedError(
+                f"{referral.endpoint}: the referral cannot be moved at the EHR: {reason_text}",
+                endpoint=referral.endpoint,
+            )
         for _ in range(CONFLICT_ATTEMPTS):
             task = await client.read_raw(f"Task/{referral.task_id}")
             current = ReferralStatus(str(task.get("status")))
@@ -138,8 +203,15 @@ class Referrals:
             try:
                 await client.update(updated, if_match=version or None)
                 return
-            except FhirRequestError as exc:
-                if exc.status != 412:
+            except FhirHttpError as exc:
+                why = refusal(exc)
+                if why is not None:
+                    client.learn("Task", "update", False, why)
+                    raise UnsupportedError(
+                        f"{referral.endpoint}: the referral cannot be moved at the EHR: {why}",
+                        endpoint=referral.endpoint,
+                    ) from exc
+                if not isinstance(exc, FhirRequestError) or exc.status != 412:
                     raise
                 # changed under us: read again and re-apply if still valid
         raise StateTransitionError(referral.status.value, target.value, "the Task kept changing at the EHR")

@@ -97,10 +97,16 @@ class Work:
         return self.payload.note.id if self.payload.note is not None else self.payload.encounter.id
 
 
+OnHeld = Callable[[Submission, Actor], Awaitable[None]]
+
+
 class Submissions:
-    def __init__(self, ctx: ExchangeContext, *, wake: Callable[[str], None]) -> None:
+    def __init__(
+        self, ctx: ExchangeContext, *, wake: Callable[[str], None], on_held: OnHeld | None = None
+    ) -> None:
         self.ctx = ctx
         self._wake = wake
+        self._on_held = on_held  # told of every note the policy holds (the risk alert)
 
     # --- sessions --------------------------------------------------------------------------------
 
@@ -213,17 +219,31 @@ class Submissions:
         ctx.events.verdict("note", decision.verdict.value, _fired(decision))
         return decision, endpoint
 
-    async def submit_note(
-        self, note: PeerNote, *, actor: Actor, idempotency_key: str | None = None
-    ) -> Submission:
+    async def preview_note(self, note: PeerNote, *, actor: Actor) -> Decision:
+        """The submission's own check without storing anything: the verdict :meth:`submit_note`
+        would reach for ``note`` now (the same steps, in the same order). A note it would refuse
+        raises as it would (PolicyError with the violations, InputError naming the field)."""
+        note = await self._admit_note(note, actor, record_refusals=False)
+        decision, _ = await self._judge_for_submit(note)
+        return decision
+
+    async def _admit_note(self, note: PeerNote, actor: Actor, *, record_refusals: bool = True) -> PeerNote:
         if note.encounter_id is None:
             raise InputError("encounter_id", "required: a note is sent with the session it documents")
-        if note.cosigner_id is None:
+        if not record_refusals:
+            await verify_identity(self.ctx.directory, actor)
+            if note.cosigner_id is None:
+                await check_author(self.ctx.directory, actor, note.author_id)
+            else:
+                await self._check_cosigner(actor, note)
+        elif note.cosigner_id is None:
             await self._check_author(actor, note.author_id, "note", note.id)
         else:  # the one co-sign check, as POST /cosign makes it
             await self._check_cosigner(actor, note)
         self._check_dates({"written_at": note.written_at})
-        note = await part_2(self.ctx, note)
+        return await part_2(self.ctx, note)
+
+    async def _judge_for_submit(self, note: PeerNote) -> tuple[Decision, str]:
         decision, endpoint = await self.judge_note(note)
         decision.raise_for_verdict()
         holds = [v.rule for v in decision.violations if v.severity.value == "hold"]
@@ -235,6 +255,13 @@ class Submissions:
             )
         if endpoint is None:  # peer-team notes never leave the bridge; the policy says so too
             raise PolicyError("peer-team notes are not sent to an EHR")
+        return decision, endpoint
+
+    async def submit_note(
+        self, note: PeerNote, *, actor: Actor, idempotency_key: str | None = None
+    ) -> Submission:
+        note = await self._admit_note(note, actor)
+        decision, endpoint = await self._judge_for_submit(note)
         encounter = await self.ctx.encounter_of(note)
         earlier = await self.ctx.store.outbox.find(kind="note", item_key=note.id)
         await self._check_owner(actor, note.id, "note", earlier, note.author_id)
@@ -249,7 +276,7 @@ class Submissions:
         async def judged(conn: AsyncConnection) -> Decision:
             return decision
 
-        return await self._enqueue(
+        sub = await self._enqueue(
             Work(
                 payload,
                 endpoint,
@@ -261,6 +288,9 @@ class Submissions:
                 supersedes=held[-1] if held else None,
             )
         )
+        if sub.state == "held" and not sub.replayed and self._on_held is not None:
+            await self._on_held(sub, actor)
+        return sub
 
     # --- who may submit what (issue 10) ---------------------------------------------------------
 

@@ -9,6 +9,7 @@ the verdict allows it. Who may co-sign is :func:`check_cosigner`; refusals are o
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -18,12 +19,16 @@ from bridge.errors import ForbiddenError, InputError, NotFoundInStoreError, NotH
 from bridge.exchange.authorship import check_cosigner, verify_identity
 from bridge.exchange.context import ExchangeContext
 from bridge.exchange.payload import OutboxPayload
-from bridge.exchange.submissions import Submissions, stored_warnings
-from bridge.exchange.views import Actor, HeldNote, Submission
+from bridge.exchange.submissions import FUTURE_SKEW, Submissions, stored_warnings
+from bridge.exchange.views import RETURNED, Actor, HeldNote, Submission
 from bridge.roles.decision import Verdict
 from bridge.store import OutboxItem, OutboxState
 
 ESCALATION_REF = re.compile(r"^(Task|Communication)/[A-Za-z0-9\-.]{1,64}$")
+# how an escalation was made (the page's pick list) and who may be told
+ESCALATION_METHODS = ("in person", "phone call", "video call", "text message", "secure message")
+ESCALATION_ROLES = ("supervisor", "clinician", "crisis team", "988 lifeline", "emergency services")
+RETURN_COMMENT_MAX = 2000
 
 
 def _note(item: OutboxItem) -> PeerNote:
@@ -88,7 +93,13 @@ class Supervision:
         return await self._resolve(item, cosigned, actor, "note.cosign", {"cosigner": supervisor.id})
 
     async def record_escalation(
-        self, ref: str, escalation_ref: str, *, actor: Actor, at: datetime | None = None
+        self,
+        ref: str,
+        escalation_ref: str,
+        *,
+        actor: Actor,
+        at: datetime | None = None,
+        made: dict[str, str] | None = None,
     ) -> Submission:
         """Record the escalation (``Task/…`` or ``Communication/…``) a risk-of-harm hold waits for.
 
@@ -106,7 +117,102 @@ class Supervision:
             await self._refused(actor, "note.escalation", item.id, exc)
             raise
         escalated = parse(PeerNote, {**note.model_dump(mode="json"), "escalation_ref": escalation_ref})
-        return await self._resolve(item, escalated, actor, "note.escalation", {"escalation": escalation_ref})
+        detail: dict[str, Any] = {"escalation": escalation_ref}
+        if made is not None:
+            detail["made"] = made  # who was told (staff, not the participant), in which role, when, how
+        return await self._resolve(item, escalated, actor, "note.escalation", detail)
+
+    async def record_escalation_made(
+        self,
+        ref: str,
+        *,
+        told: str,
+        role: str,
+        method: str,
+        when: datetime,
+        actor: Actor,
+        at: datetime | None = None,
+    ) -> Submission:
+        """Record an escalation as the person who made it tells it (who was told, in which role,
+        when and how), without a reference typed by anyone: the bridge names the record
+        (``Communication/esc-…``, the bridge's own record id; nothing is written to the EHR) and
+        keeps who / when / how in the audit entry. Then as :meth:`record_escalation`."""
+        told = " ".join(told.split())
+        if not told:
+            raise InputError("told", "required: the name of the person you told")
+        if len(told) > 200:
+            raise InputError("told", "at most 200 characters")
+        if role not in ESCALATION_ROLES:
+            raise InputError("role", f"must be one of: {', '.join(ESCALATION_ROLES)}")
+        if method not in ESCALATION_METHODS:
+            raise InputError("method", f"must be one of: {', '.join(ESCALATION_METHODS)}")
+        if when.tzinfo is None:
+            raise InputError("when", "must carry a time zone")
+        now = at or self.ctx.clock()
+        if when > now + FUTURE_SKEW:
+            raise InputError("when", "is in the future")
+        escalation_ref = f"Communication/esc-{uuid.uuid4().hex[:16]}"
+        made = {"told_role": role, "method": method, "when": when.isoformat(), "told": told}
+        return await self.record_escalation(ref, escalation_ref, actor=actor, at=now, made=made)
+
+    async def return_note(
+        self, ref: str, comment: str, *, actor: Actor, at: datetime | None = None
+    ) -> HeldNote:
+        """Return a held note to its author with a comment (``ref``: tracking id or note id).
+
+        Only a supervisor who may co-sign the author's notes returns it (:func:`check_cosigner`,
+        identity from authentication; refusals on record). The note stays held (never sent) with
+        the comment beside its reasons; it leaves the queue until the author revises and submits
+        it again (same note id, same tracking id), which judges it afresh."""
+        comment = comment.strip()
+        if not comment:
+            raise InputError("comment", "required: tell the author what to change")
+        if len(comment) > RETURN_COMMENT_MAX:
+            raise InputError("comment", f"at most {RETURN_COMMENT_MAX} characters")
+        item = await self._held_item(ref)
+        note = _note(item)
+        author = await self.ctx.directory.peer(note.author_id)
+        try:
+            supervisor = await self._supervisor(actor, author)
+        except ForbiddenError as exc:
+            await self._refused(actor, "note.return", item.id, exc)
+            raise
+        now = at or self.ctx.clock()
+        reasons = [dict(v) for v in item.hold or [] if v.get("severity") != RETURNED]
+        marker = {
+            "rule": "supervision.returned",
+            "severity": RETURNED,
+            "message": comment,
+            "by": supervisor.id,
+            "at": now.isoformat(),
+        }
+        async with self.ctx.store.transaction(durable=True) as conn:
+            done = await self.ctx.store.outbox.rehold(
+                item.id, now=now, payload=item.payload, hold=[*reasons, marker], conn=conn
+            )
+            if not done:
+                raise NotHeldError(f"submission {item.id} is no longer held")
+            # ids and sizes only: the comment is about a person's note
+            detail = {"author": author.id, "comment_chars": len(comment)}
+            await self.ctx.audit(actor, "note.return", item.id, detail=detail, at=now, conn=conn)
+        held = await self.ctx.store.outbox.get(item.id)
+        return HeldNote(
+            held.id,
+            note,
+            held.endpoint,
+            self.ctx.submission(held).organization,
+            list(held.hold or []),
+            held.created_at,
+            self._resolved_by(held),
+        )
+
+    def _resolved_by(self, item: OutboxItem) -> frozenset[str]:
+        by = {
+            self.ctx.policy.satisfied_by(str(v["rule"]))
+            for v in item.hold or []
+            if v.get("severity") == "hold"
+        }
+        return frozenset(b for b in by if b is not None)
 
     async def record_refused(self, action: str, ref: str, *, actor: Actor, error: ForbiddenError) -> None:
         """Put a co-sign or escalation refused before it reached the exchange (the caller's role)
@@ -140,8 +246,12 @@ class Supervision:
         payload = OutboxPayload.read(item.payload).model_copy(update={"note": note}).stored()
         async with store.transaction(durable=True) as conn:
             if decision.verdict is Verdict.HOLD:
+                # an escalation recorded while the author revises keeps the supervisor's comment
+                kept = [dict(v) for v in item.hold or [] if v.get("severity") == RETURNED]
+                if action != "note.escalation":
+                    kept = []
                 done = await store.outbox.rehold(
-                    item.id, now=now, payload=payload, hold=violations, conn=conn
+                    item.id, now=now, payload=payload, hold=[*violations, *kept], conn=conn
                 )
             else:
                 done = await store.outbox.release(
@@ -178,11 +288,12 @@ class Supervision:
                     continue  # someone else's supervisee
             owner = self.ctx.submission(item).organization
             reasons = list(item.hold or [])
-            by = {
-                self.ctx.policy.satisfied_by(str(v["rule"])) for v in reasons if v.get("severity") == "hold"
-            }
-            resolved_by = frozenset(b for b in by if b is not None)
-            out.append(HeldNote(item.id, note, item.endpoint, owner, reasons, item.created_at, resolved_by))
+            held = HeldNote(
+                item.id, note, item.endpoint, owner, reasons, item.created_at, self._resolved_by(item)
+            )
+            if not mine and held.returned is not None and not held.risk:
+                continue  # with its author for revision; a risk note stays in view until escalated
+            out.append(held)
         if out:  # the list shows note text: who saw which held notes is on record
             await self.ctx.audit(
                 actor,

@@ -16,6 +16,9 @@ from bridge.store import InboxEntry, OutboxItem
 
 Violations = list[dict[str, Any]]
 
+# the severity of the marker a supervisor's return leaves among a held note's reasons
+RETURNED = "returned"
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -50,6 +53,9 @@ class Submission:
     warnings: Violations = field(default_factory=list)
     hold_reasons: Violations = field(default_factory=list)  # state "held": what it waits for
     replayed: bool = False  # answered from an earlier request with the same Idempotency-Key
+    # delivered: each resource written ({type, id, status}) and each left out ({type, reason})
+    written: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
     @classmethod
     def of(
@@ -81,6 +87,8 @@ class Submission:
             warnings=[dict(w) for w in (warnings or item.warnings or []) if w.get("severity") == "warn"],
             hold_reasons=[dict(v) for v in item.hold or []],
             replayed=replayed,
+            written=[dict(w) for w in (item.result or {}).get("written", [])],
+            skipped=[dict(k) for k in (item.result or {}).get("skipped", [])],
         )
 
 
@@ -96,6 +104,21 @@ class HeldNote:
     held_since: datetime
     # what resolves its holds, as the rules say ("cosign", "escalation"): the forms the page offers
     resolved_by: frozenset[str] = frozenset()
+
+    @property
+    def risk(self) -> bool:
+        """Held for a risk of harm: an escalation resolves it (the queue shows these first)."""
+        return "escalation" in self.resolved_by
+
+    @property
+    def returned(self) -> dict[str, Any] | None:
+        """The supervisor's return to the author (comment, by, at), while the author revises."""
+        return next((dict(v) for v in self.hold_reasons if v.get("severity") == RETURNED), None)
+
+    @property
+    def waiting_for(self) -> Violations:
+        """The policy's reasons that still hold it (the return marker left out)."""
+        return [v for v in self.hold_reasons if v.get("severity") != RETURNED]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@
     svc.submissions   # submit_encounter, submit_note, check_note, get, list        (submissions.py)
     svc.supervision   # cosign_note, record_escalation, record_refused, list_held    (supervision.py)
     svc.referrals     # list, get, act (accept | decline | start | complete ...)      (referrals.py)
+    svc.workspace     # the pages' reads: sessions, notes, caseload, participant_for   (workspace.py)
     svc.inbound       # notifications, subscriptions, polling                         (inbound.py)
     svc.worker        # outbound delivery of what svc.delivery.prepare maps           (outbound.py)
     svc.operations    # per-endpoint state and dead-letter retry for the ops page     (operations.py)
@@ -29,6 +30,7 @@ from bridge.clients import AsyncFhirClient
 from bridge.config import Settings
 from bridge.domain import Role
 from bridge.errors import BridgeError
+from bridge.exchange.alerts import RiskAlerts
 from bridge.exchange.context import Clock, ExchangeContext, utc_now
 from bridge.exchange.delivery import Delivery
 from bridge.exchange.directory import Directory
@@ -40,6 +42,7 @@ from bridge.exchange.outbound import OutboundSettings, OutboundWorker
 from bridge.exchange.referrals import Referrals
 from bridge.exchange.submissions import Submissions
 from bridge.exchange.supervision import Supervision
+from bridge.exchange.workspace import Workspace
 from bridge.roles.permissions import Permission
 from bridge.roles.policy import Policy
 from bridge.store import OutboxState, Store, open_store
@@ -97,10 +100,17 @@ class ExchangeService:
             actor=f"bridge:{self.owner}",
             wanted=self.intake.supporting_references,
         )
-        self.submissions = Submissions(self.ctx, wake=self.worker.wake)
+        self.alerts = RiskAlerts(self.ctx)
+        self.submissions = Submissions(
+            self.ctx,
+            wake=self.worker.wake,
+            on_held=lambda sub, actor: self.alerts.note_held(sub, actor=actor),
+        )
         self.supervision = Supervision(self.ctx, self.submissions, wake=self.worker.wake)
         self.referrals = Referrals(self.ctx, self.inbound)
+        self.worker.on_delivered = self.referrals.record_delivery
         self.operations = Operations(self.ctx, self.inbound, wake=self.worker.wake)
+        self.workspace = Workspace(self.ctx)  # the pages' reads: sessions, notes, caseload
 
     # what every job shares, held once by the context
     @property

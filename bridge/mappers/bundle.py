@@ -8,6 +8,9 @@ https://hl7.org/fhir/R4/http.html#transaction and https://hl7.org/fhir/R4/bundle
   always yields the same Bundle, byte for byte (given the same context).
 - Everything is checked before anything is returned: a MappingError names the field, and no Bundle
   is half-built.
+- Every resource carries a generated narrative (:mod:`bridge.mappers.narrative`) and every
+  reference between them, and to the patient and the referral, a ``display``: the chart reads in
+  plain words without following a single reference.
 """
 
 from __future__ import annotations
@@ -16,10 +19,25 @@ from typing import Any
 
 from bridge.domain import Participant, PeerEncounter, PeerNote, PeerWorker, Referral
 from bridge.errors import MappingError
-from bridge.mappers.context import MappingContext, token_query, validated_bundle
+from bridge.mappers.communication import build_note_notification
+from bridge.mappers.context import MappingContext, fhir_datetime, token_query, validated_bundle
 from bridge.mappers.document_reference import build_document_reference
 from bridge.mappers.encounter import build_encounter
-from bridge.mappers.labels import labels_for, sud_labels
+from bridge.mappers.labels import labels_for, notice_for, sud_labels
+from bridge.mappers.narrative import (
+    in_offset,
+    note_lines,
+    note_title,
+    organization_lines,
+    person,
+    practitioner_lines,
+    provenance_lines,
+    service_lines,
+    session_lines,
+    signature,
+    when,
+    with_text,
+)
 from bridge.mappers.organization import build_organization
 from bridge.mappers.practitioner import build_practitioner
 from bridge.mappers.procedure import build_procedure
@@ -35,6 +53,25 @@ def _entry(full_url: str, resource: dict[str, Any], query: str, *, update: bool 
         else {"method": "POST", "url": rtype, "ifNoneExist": query}
     )
     return {"fullUrl": full_url, "resource": resource, "request": request}
+
+
+def _with_displays(value: Any, displays: dict[str, str]) -> Any:
+    """``value`` with a ``display`` on every reference to one of ``displays`` that has none."""
+    if isinstance(value, dict):
+        out = {k: _with_displays(v, displays) for k, v in value.items()}
+        ref = value.get("reference")
+        if isinstance(ref, str) and ref in displays and "display" not in value:
+            out["display"] = displays[ref]
+        return out
+    if isinstance(value, list):
+        return [_with_displays(v, displays) for v in value]
+    return value
+
+
+def _referral_words(referral: Referral | None) -> str | None:
+    if referral is None:
+        return None
+    return f"referral from {referral.requester}" if referral.requester else "a clinic referral"
 
 
 def _service_request_ref(
@@ -68,6 +105,7 @@ def build_submission_bundle(
     sud_related: bool = True,
     update_note: bool = False,
     validate: bool = True,
+    notify_requester: bool = False,
 ) -> dict[str, Any]:
     """A validated transaction Bundle (JSON-ready dict) for one session and optionally its note.
 
@@ -76,6 +114,9 @@ def build_submission_bundle(
     create Encounters the note then carries the period in ``context.period``), Procedure (the
     service delivered, for ``Task.output``; unless ``send_procedure=False``), DocumentReference and
     Provenance (with a note).
+
+    ``notify_requester=True`` adds, with a note for a referral whose requester is known, a
+    Communication telling the referring clinician that the note arrived (conditional create: once).
 
     ``update_note=True`` sends the DocumentReference and Provenance as conditional updates (``PUT
     DocumentReference?identifier=…``) instead of creates: for a note sent before and changed since
@@ -102,11 +143,20 @@ def build_submission_bundle(
 
     org_url = ctx.full_url("organization", ctx.organization_id)
     peer_url = ctx.full_url("practitioner", peer.id)
+    org = ctx.organization_name
     entries = [
         _entry(
-            org_url, build_organization(ctx), ctx.search_by_identifier("organization", ctx.organization_id)
+            org_url,
+            with_text(build_organization(ctx), organization_lines(org)),
+            ctx.search_by_identifier("organization", ctx.organization_id),
         ),
-        _entry(peer_url, build_practitioner(ctx, peer), ctx.search_by_identifier("practitioner", peer.id)),
+        _entry(
+            peer_url,
+            with_text(
+                build_practitioner(ctx, peer), practitioner_lines(peer, org, "peer recovery specialist")
+            ),
+            ctx.search_by_identifier("practitioner", peer.id),
+        ),
     ]
     cosigner_url: str | None = None
     if cosigner is not None and cosigner.id != peer.id:
@@ -114,7 +164,9 @@ def build_submission_bundle(
         entries.append(
             _entry(
                 cosigner_url,
-                build_practitioner(ctx, cosigner),
+                with_text(
+                    build_practitioner(ctx, cosigner), practitioner_lines(cosigner, org, "peer supervisor")
+                ),
                 ctx.search_by_identifier("practitioner", cosigner.id),
             )
         )
@@ -132,6 +184,16 @@ def build_submission_bundle(
             service_request_ref=sr_ref,
             security=[dict(c) for c in security],
         )
+        resource = with_text(
+            resource,
+            session_lines(
+                encounter,
+                participant=participant.name,
+                peer=peer,
+                organization=org,
+                referral=_referral_words(referral),
+            ),
+        )
         entries.append(_entry(encounter_url, resource, ctx.search_by_identifier("encounter", encounter.id)))
     if send_procedure:
         resource = build_procedure(
@@ -142,6 +204,9 @@ def build_submission_bundle(
             encounter_ref=encounter_url,
             service_request_ref=sr_ref,
             security=[dict(c) for c in security],
+        )
+        resource = with_text(
+            resource, service_lines(encounter, participant=participant.name, peer=peer, organization=org)
         )
         entries.append(
             _entry(
@@ -164,6 +229,19 @@ def build_submission_bundle(
             encounter_ref=encounter_url,
             cosign_required=cosign_required,
         )
+        note_encounter = encounter if note.encounter_id is not None else None
+        docref = with_text(
+            docref,
+            note_lines(
+                note,
+                encounter=note_encounter,
+                participant=participant.name,
+                peer=peer,
+                cosigner=cosigner,
+                status=str(docref["docStatus"]),
+                notice=notice_for(note),
+            ),
+        )
         entries.append(
             _entry(note_url, docref, ctx.search_by_identifier("note", note.id), update=update_note)
         )
@@ -176,6 +254,13 @@ def build_submission_bundle(
             cosigner_ref=cosigner_url,
             organization_ref=org_url,
         )
+        zone = note_encounter.start.tzinfo if note_encounter is not None else None
+        attested = note.cosigned_at if note.cosigned_at is not None else note.written_at
+        provenance["recorded"] = fhir_datetime(in_offset(attested, zone), "note.written_at")
+        provenance = with_text(
+            provenance,
+            provenance_lines(note, encounter=note_encounter, peer=peer, cosigner=cosigner, organization=org),
+        )
         entries.append(
             _entry(
                 ctx.full_url("provenance", note.id),
@@ -184,5 +269,40 @@ def build_submission_bundle(
                 update=update_note,
             )
         )
+    if notify_requester and note is not None and referral is not None and referral.requester_ref and sr_ref:
+        message = build_note_notification(
+            ctx,
+            note,
+            peer=peer,
+            encounter=note_encounter,
+            recipient_ref=referral.requester_ref,
+            service_request_ref=sr_ref,
+            note_ref=ctx.full_url("note", note.id),
+            organization_ref=org_url,
+            security=[dict(c) for c in security],
+        )
+        entries.append(
+            _entry(
+                ctx.full_url("note-notification", note.id),
+                message,
+                ctx.search_by_identifier("note-notification", note.id),
+            )
+        )
+    displays = {
+        org_url: org,
+        peer_url: signature(peer),
+        ctx.patient()["reference"]: person(participant.name),
+    }
+    if cosigner_url is not None and cosigner is not None:
+        displays[cosigner_url] = signature(cosigner)
+    if encounter_url is not None:
+        displays[encounter_url] = f"Peer support session, {when(encounter.start, encounter.start.tzinfo)}"
+    if sr_ref is not None:
+        displays[sr_ref] = "Referral to peer support"
+    if referral is not None and referral.requester_ref and referral.requester:
+        displays[referral.requester_ref] = referral.requester
+    if note is not None:
+        displays[ctx.full_url("note", note.id)] = note_title(note, note_encounter)
+    entries = [{**e, "resource": _with_displays(e["resource"], displays)} for e in entries]
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
     return validated_bundle(bundle) if validate else bundle

@@ -153,10 +153,11 @@ def npi_identifier(npi: str) -> dict[str, str]:
 
 
 def fhir_datetime(value: datetime, field: str) -> str:
-    """A FHIR ``dateTime``/``instant``, keeping the record's own offset (a local 14:00 stays 14:00)."""
+    """A FHIR ``dateTime``/``instant`` to the second, keeping the record's own offset (a local
+    14:00 stays 14:00)."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise MappingError(field, "must carry a timezone")
-    return value.isoformat()
+    return value.replace(microsecond=0).isoformat()
 
 
 def reference(ref: str, display: str | None = None) -> dict[str, str]:

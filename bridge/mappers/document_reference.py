@@ -6,8 +6,10 @@ https://hl7.org/fhir/us/core/StructureDefinition-us-core-documentreference.html
   the caller says no co-signature is required for this peer.
 - ``authenticator``: the co-signer, once co-signed.
 - ``context``: the Encounter, or only the session period for endpoints that cannot take Encounters.
-- The attachment is the note as the treatment team reads it: the §2.32 notice first for restricted
-  notes, the peer's text, then the billable-documentation fields and the signature lines.
+- The attachment is the note as the treatment team reads it: the §2.32 notice first for every
+  Part 2-labelled note, the peer's text, then the billable-documentation fields and the signature
+  lines; its title (and ``description``) says what the note is: kind, activities, length.
+- Times to the second, in the session's offset (a note written elsewhere reads in the session's).
 - DS4P labels (see :mod:`bridge.mappers.labels`) in ``meta.security`` and ``securityLabel``.
 """
 
@@ -31,6 +33,7 @@ from bridge.mappers.codes import (
 from bridge.mappers.context import MappingContext, fhir_datetime, reference, validated
 from bridge.mappers.encounter import check_encounter, period
 from bridge.mappers.labels import labels_for, notice_for
+from bridge.mappers.narrative import in_offset, note_title, session_span, signature, when
 
 
 def check_note(
@@ -73,7 +76,7 @@ def doc_status(note: PeerNote, *, cosign_required: bool) -> str:
 
 
 def _signature(worker: PeerWorker) -> str:
-    return f"{worker.name.given} {worker.name.family}, {worker.credential}"
+    return signature(worker)
 
 
 def render_note(
@@ -86,11 +89,12 @@ def render_note(
         parts.append(notice)
     parts.append(note.text)
     fields: list[str] = []
+    zone = encounter.start.tzinfo if encounter is not None else None
     if encounter is not None:
         method = CONTACT_METHOD[encounter.method][1]
         fields.append(
-            f"Session: {encounter.start.isoformat()} to {encounter.end.isoformat()}, "
-            f"{encounter.location_name}, {encounter.modality.value}, {method}"
+            f"Session: {session_span(encounter)}, {encounter.location_name}, "
+            f"{encounter.modality.value}, {method}"
         )
     for label, value in (
         ("Summary of activities", note.summary),
@@ -99,9 +103,9 @@ def render_note(
     ):
         if value:
             fields.append(f"{label}: {value}")
-    fields.append(f"Signed: {_signature(peer)}, {note.written_at.isoformat()}")
+    fields.append(f"Signed: {_signature(peer)}, {when(note.written_at, zone)}")
     if cosigner is not None and note.cosigned_at is not None:
-        fields.append(f"Co-signed: {_signature(cosigner)}, {note.cosigned_at.isoformat()}")
+        fields.append(f"Co-signed: {_signature(cosigner)}, {when(note.cosigned_at, zone)}")
     parts.append("\n".join(fields))
     return "\n\n".join(parts) + "\n"
 
@@ -125,7 +129,9 @@ def build_document_reference(
     if security:
         meta["security"] = security
     text = render_note(note, peer=peer, encounter=encounter, cosigner=cosigner)
-    written = fhir_datetime(note.written_at, "note.written_at")
+    zone = encounter.start.tzinfo if encounter is not None else None
+    written = fhir_datetime(in_offset(note.written_at, zone), "note.written_at")
+    title = note_title(note, encounter)
     out: dict[str, Any] = {
         "resourceType": "DocumentReference",
         "meta": meta,
@@ -155,7 +161,7 @@ def build_document_reference(
                 "attachment": {
                     "contentType": "text/plain; charset=utf-8",
                     "data": base64.b64encode(text.encode("utf-8")).decode("ascii"),
-                    "title": NOTE_KIND[note.kind],
+                    "title": title,
                     "creation": written,
                 }
             }
@@ -165,9 +171,7 @@ def build_document_reference(
         if cosigner_ref is None:
             raise MappingError("cosigner", "a reference to the co-signer is required")
         out["authenticator"] = reference(cosigner_ref, _signature(cosigner))
-    notice = notice_for(note)
-    if notice:
-        out["description"] = notice
+    out["description"] = title
     if security:
         out["securityLabel"] = [{"coding": [label]} for label in security]
     if encounter is not None:

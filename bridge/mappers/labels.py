@@ -48,5 +48,6 @@ def sud_labels() -> list[dict[str, Any]]:
 
 
 def notice_for(note: PeerNote) -> str | None:
-    """The §2.32 notice restricted notes carry, else None."""
-    return PART2_NOTICE if note.audience is Audience.RESTRICTED else None
+    """The §2.32 notice every Part 2-labelled note carries (care-team and restricted notes about
+    SUD: every consent-based disclosure needs it), and every restricted note, else None."""
+    return PART2_NOTICE if labels_for(note) or note.audience is Audience.RESTRICTED else None

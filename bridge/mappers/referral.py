@@ -52,6 +52,7 @@ from bridge.mappers.codes import (
     TASK_CODE,
 )
 from bridge.mappers.context import fhir_datetime, reference, validated
+from bridge.mappers.narrative import task_lines, with_text
 
 _INPUT_GOAL = "goal"
 _INPUT_PROGRAM = "program"
@@ -160,6 +161,15 @@ def _unique_appointments(found: Sequence[ReferralAppointment]) -> tuple[Referral
 def referral_id_for(endpoint: str, task_id: str) -> str:
     """The bridge's id for the referral a Task represents: stable, and unique across endpoints."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{endpoint}|Task/{task_id}"))
+
+
+def _requester_ref(task: Mapping[str, Any], service_request: Mapping[str, Any]) -> str | None:
+    """The referring clinician (or organization) as a reference at the EHR, for telling them."""
+    for source in (task.get("requester"), service_request.get("requester")):
+        ref = (source or {}).get("reference") if isinstance(source, dict) else None
+        if isinstance(ref, str) and ref.split("/")[0] in ("Practitioner", "PractitionerRole", "Organization"):
+            return ref
+    return None
 
 
 def referral_from_fhir(
@@ -272,7 +282,9 @@ def referral_from_fhir(
             status_reason=_concept_text(task.get("statusReason")),
             authored_on=_datetime(task.get("authoredOn"), "task.authoredOn"),
             last_modified=_datetime(task.get("lastModified"), "task.lastModified"),
+            task_updated=_datetime((task.get("meta") or {}).get("lastUpdated"), "task.meta.lastUpdated"),
             requester=requester,
+            requester_ref=_requester_ref(task, service_request),
             patient_id=patient_id,
             contact=_contact(patient) if patient is not None else None,
             reason="; ".join(reasons) or None,
@@ -280,6 +292,7 @@ def referral_from_fhir(
             programs=tuple(dict.fromkeys(programs)),
             appointments=_unique_appointments(appointments),
             priority=priority,
+            due=_instant(((task.get("restriction") or {}).get("period") or {}).get("end")),
             outputs=outputs,
             consent_ref=consent,
         )
@@ -334,6 +347,7 @@ def referral_to_fhir(
     """
     if referral.patient_id is None:
         raise MappingError("referral.patient_id", "required to address the ServiceRequest and Task")
+    requester_ref = requester_ref or referral.requester_ref
     if referral.priority is not None and referral.priority not in REQUEST_PRIORITY:
         raise MappingError("referral.priority", "unknown priority")
     patient = f"Patient/{referral.patient_id}"
@@ -400,6 +414,8 @@ def referral_to_fhir(
         task["lastModified"] = fhir_datetime(referral.last_modified, "referral.last_modified")
     if requester:
         task["requester"] = requester
+    if referral.due is not None:
+        task["restriction"] = {"period": {"end": fhir_datetime(referral.due, "referral.due")}}
     if owner_ref:
         task["owner"] = reference(owner_ref)
     inputs = [_input(_INPUT_GOAL, {"valueString": g}) for g in referral.goals]
@@ -471,4 +487,29 @@ def task_with_status(
         if ref not in existing:
             out.setdefault("output", []).append(_output(ref, f"outputs.{i}"))
             existing.add(ref)
+    # the Task's narrative says where it stands now, unless the clinic wrote its own
+    if (out.get("text") or {}).get("status", "generated") == "generated":
+        business = (out.get("businessStatus") or {}).get("coding", [{}])[0].get("code")
+        out = with_text(
+            out,
+            task_lines(
+                _STATUS_WORDS.get(new_status, new_status.value),
+                BSER_STATUS.get(str(business)) if business else None,
+                now,
+                [str(o["valueReference"]["reference"]) for o in out.get("output") or []],
+                reason,
+            ),
+        )
     return validated(out, "task")
+
+
+_STATUS_WORDS: dict[ReferralStatus, str] = {
+    ReferralStatus.REQUESTED: "requested",
+    ReferralStatus.ACCEPTED: "accepted by the peer organization",
+    ReferralStatus.REJECTED: "declined by the peer organization",
+    ReferralStatus.IN_PROGRESS: "in progress: the peer is working with the person",
+    ReferralStatus.ON_HOLD: "on hold",
+    ReferralStatus.COMPLETED: "completed",
+    ReferralStatus.FAILED: "could not be completed",
+    ReferralStatus.CANCELLED: "cancelled",
+}

@@ -1,19 +1,21 @@
 """The inbox: referrals in the peer view, one row per (endpoint, Task), de-duplicated.
 
 A notification, a catch-up poll and a repeated event can all bring the same Task: ``upsert`` keeps
-the newest version (by ``Task.meta.versionId``, then ``lastUpdated``) and says whether anything
-changed, so callers audit and notify only once.
+the newest version and says whether anything changed, so callers audit and notify only once.
+Version ids are opaque (UUIDs at some servers): versions are ordered by ``meta.lastUpdated``, then
+``lastModified``, both compared as instants; by version id only where both are numbers.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import String, case, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.domain import Referral, ReferralStatus
@@ -30,12 +32,16 @@ def referral_id(endpoint: str, task_id: str) -> str:
     return rid[:64]
 
 
-def _version_key(ref: Referral) -> tuple[int, str]:
-    try:
-        v = int(ref.task_version or 0)
-    except ValueError:
-        v = 0
-    return v, ref.last_modified.isoformat() if ref.last_modified else ""
+def is_older(new: Referral, old: Referral) -> bool:
+    """Whether ``new`` is known to be an older version of the Task than ``old`` (when nothing
+    tells, it is not: a different copy is taken as the change it most likely is)."""
+    for a, b in ((new.task_updated, old.task_updated), (new.last_modified, old.last_modified)):
+        if a is not None and b is not None and a != b:
+            return a < b
+    v_new, v_old = new.task_version or "", old.task_version or ""
+    if v_new.isdigit() and v_old.isdigit():
+        return int(v_new) < int(v_old)
+    return False
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,7 @@ class Inbox:
                 .one()
             )
             old = Referral.model_validate_json(json.dumps(row["referral"]))
-            if _version_key(ref) < _version_key(old) or data == row["referral"]:
+            if is_older(ref, old) or data == row["referral"]:
                 return False
             await c.execute(
                 update(inbox)
@@ -144,13 +150,32 @@ class Inbox:
         endpoint: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        first: Sequence[ReferralStatus] = (),
+        containing: str | None = None,
     ) -> list[InboxEntry]:
+        """Newest first; ``first``: referrals in these statuses before the others (open first);
+        ``containing``: only referrals whose stored JSON contains these characters (any case), a
+        cheap pre-filter for a search the caller then makes exact (a name)."""
         stmt = select(inbox)
+        if containing:
+            escaped = containing.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            stmt = stmt.where(cast(inbox.c.referral, String).ilike(f"%{escaped}%", escape="\\"))
         if statuses is not None:
             stmt = stmt.where(inbox.c.status.in_([s.value for s in statuses]))
         if endpoint is not None:
             stmt = stmt.where(inbox.c.endpoint == endpoint)
-        stmt = stmt.order_by(inbox.c.received_at.desc(), inbox.c.id).limit(limit).offset(offset)
+        order = [inbox.c.received_at.desc(), inbox.c.id]
+        if first:
+            order.insert(0, case((inbox.c.status.in_([s.value for s in first]), 0), else_=1))
+        stmt = stmt.order_by(*order).limit(limit).offset(offset)
         async with self._db.tx() as c:
             rows = (await c.execute(stmt)).mappings().all()
         return [_entry(r) for r in rows]
+
+    async def count(self, *, statuses: Sequence[ReferralStatus] | None = None) -> int:
+        """How many referrals (of ``statuses``) the inbox holds: the pages' paging."""
+        stmt = select(func.count()).select_from(inbox)
+        if statuses is not None:
+            stmt = stmt.where(inbox.c.status.in_([s.value for s in statuses]))
+        async with self._db.tx() as c:
+            return int((await c.execute(stmt)).scalar_one())

@@ -105,6 +105,13 @@ async def _columns(conn: AsyncConnection, table: str) -> set[str]:
     return {row[1] for row in (await conn.execute(text(f"PRAGMA table_info({table})"))).all()}
 
 
+async def _wider_task_version(conn: AsyncConnection) -> None:
+    # version ids are opaque FHIR ids (UUIDs at some servers: 36 characters did not fit in 32);
+    # SQLite does not enforce VARCHAR lengths
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("ALTER TABLE inbox ALTER COLUMN task_version TYPE VARCHAR(64)"))
+
+
 async def _owners_and_assignees(conn: AsyncConnection) -> None:
     # the outbox row says which organization it belongs to; the inbox row who accepted it (was
     # rebuilt on every read by scanning the audit log). Existing referrals get their assignee from
@@ -144,6 +151,7 @@ MIGRATIONS: list[Migration] = [
     Migration(6, "stored warnings; billing ledger for caps", _warnings_and_billing),
     Migration(7, "outbox owning organization; inbox assignee (from the audit log)", _owners_and_assignees),
     Migration(8, "browser sessions and sign-ins under way", _web_sessions),
+    Migration(9, "inbox Task version ids up to 64 characters (UUIDs)", _wider_task_version),
 ]
 
 

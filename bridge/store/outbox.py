@@ -409,6 +409,33 @@ class Outbox:
             rows = (await c.execute(stmt)).mappings().all()
         return [OutboxItem.from_row(r) for r in rows]
 
+    async def latest(
+        self,
+        *,
+        kind: str,
+        organization: str,
+        include_unowned: bool = False,
+        submitted_by: str | None = None,
+        limit: int = 200,
+    ) -> list[OutboxItem]:
+        """The newest ``limit`` items of ``kind`` that belong to ``organization`` (and were
+        submitted by ``submitted_by``), newest first: the pages' "my notes" and sessions."""
+        owned = outbox.c.organization == organization
+        stmt = (
+            select(outbox)
+            .where(
+                outbox.c.kind == kind,
+                or_(owned, outbox.c.organization.is_(None)) if include_unowned else owned,
+            )
+            .order_by(outbox.c.seq.desc())
+            .limit(limit)
+        )
+        if submitted_by is not None:
+            stmt = stmt.where(outbox.c.submitted_by == submitted_by)
+        async with self._db.tx() as c:
+            rows = (await c.execute(stmt)).mappings().all()
+        return [OutboxItem.from_row(r) for r in rows]
+
     async def list(
         self,
         *,

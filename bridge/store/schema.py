@@ -106,7 +106,7 @@ inbox = Table(
     Column("id", String(64), primary_key=True),  # the referral id the peer app uses
     Column("endpoint", String(128), nullable=False),
     Column("task_id", String(128), nullable=False),
-    Column("task_version", String(32)),
+    Column("task_version", String(64)),  # a FHIR id: opaque, up to 64 (UUIDs are 36)
     Column("status", String(32), nullable=False),
     Column("last_modified", UtcDateTime),
     Column("referral", JSON, nullable=False),  # bridge.domain.Referral as JSON

@@ -35,8 +35,11 @@ from bridge.web.models import (
     OutboxList,
     ReferralActionRequest,
     ReferralList,
+    ReturnRequest,
+    SkippedResource,
     SubmissionView,
     Violation,
+    WrittenResource,
 )
 from bridge.web.principal import Action, Principal, actor_for, may_see_assignee
 from bridge.web.requests import M, authorize, body, json_object
@@ -66,6 +69,10 @@ def submission_view(s: Submission) -> SubmissionView:
             Violation(rule=str(w["rule"]), severity=str(w["severity"]), message=str(w["message"]))
             for w in s.warnings
         ],
+        written=[
+            WrittenResource(type=str(w["type"]), id=str(w["id"]), status=int(w["status"])) for w in s.written
+        ],
+        skipped=[SkippedResource(type=str(k["type"]), reason=str(k["reason"])) for k in s.skipped],
     )
 
 
@@ -215,6 +222,24 @@ async def record_escalation(request: web.Request) -> web.Response:
     )
     log.info("note escalation recorded", extra={"submission_id": s.id, "event": s.state})
     return accepted(request, s)
+
+
+async def return_note(request: web.Request) -> web.Response:
+    """Return a held note to its author with a comment: only the author's supervisor (the
+    co-sign check); the note stays held, out of the queue, until the author submits it again."""
+    actor = await authorize_supervision(request, Action.COSIGN_NOTE, "note.return")
+    req = await body(request, ReturnRequest)
+    h = await request.app[EXCHANGE].supervision.return_note(
+        request.match_info["note_ref"], req.comment, actor=actor_for(actor), at=datetime.now(UTC)
+    )
+    log.info("note returned", extra={"submission_id": h.submission_id, "event": "returned"})
+    item = HeldNoteItem(
+        submission_id=h.submission_id,
+        note=h.note,
+        hold_reasons=[Violation.model_validate(v) for v in h.hold_reasons],
+        held_since=h.held_since,
+    )
+    return model_response(item)
 
 
 async def list_held(request: web.Request) -> web.Response:

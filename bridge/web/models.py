@@ -54,6 +54,17 @@ class Accepted(_Body):
     warnings: list[Violation] = Field(default_factory=list)
 
 
+class WrittenResource(_Body):
+    type: str
+    id: str
+    status: int
+
+
+class SkippedResource(_Body):
+    type: str
+    reason: str
+
+
 class SubmissionView(_Body):
     """The state of one queued submission. No note text: integrators read this too."""
 
@@ -72,6 +83,9 @@ class SubmissionView(_Body):
     hold_rules: list[str] = Field(default_factory=list)
     # the policy's warnings at acceptance (rule, severity, message; never the evidence)
     warnings: list[Violation] = Field(default_factory=list)
+    # delivered: every resource written at the EHR, and anything left out with the reason
+    written: list[WrittenResource] = Field(default_factory=list)
+    skipped: list[SkippedResource] = Field(default_factory=list)
 
 
 class OutboxList(_Body):
@@ -90,6 +104,12 @@ class EscalationRequest(_Body):
     """Body of ``POST /api/v1/notes/{id}/escalation``: the Task or Communication that escalated."""
 
     escalation_ref: Annotated[str, Field(pattern=r"^(Task|Communication)/[A-Za-z0-9\-.]{1,64}$")]
+
+
+class ReturnRequest(_Body):
+    """Body of ``POST /api/v1/notes/{id}/return``: what the author should change."""
+
+    comment: Annotated[str, Field(min_length=1, max_length=2000)]
 
 
 class HeldNoteItem(_Body):

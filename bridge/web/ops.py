@@ -3,7 +3,7 @@
 Per endpoint: status, circuit breaker, last success, backlog and its age, the referral
 subscription, and the dead letters with their reasons, each with a retry button (a form: CSRF
 token, audited as ``outbox.retry``). Operators sign in with their API key (or a token with the
-integrator role); the credential rides in the same HttpOnly SameSite=Strict cookie as the inbox's.
+integrator role), which starts a server-side session like the inbox's (``bridge.web.sessions``).
 The page shows ids, states and error codes only: no PHI (see ``bridge.exchange.operations``).
 """
 
@@ -20,9 +20,10 @@ from aiohttp import web
 from bridge.errors import AccessError, BridgeError, NotAuthenticatedError, TooManyFailuresError
 from bridge.web import csrf
 from bridge.web.errors import status_for
-from bridge.web.keys import AUTH_THROTTLE, AUTHENTICATOR, EXCHANGE, SETTINGS
+from bridge.web.keys import EXCHANGE, SETTINGS
 from bridge.web.principal import Action, Principal, actor_for, has_required_scope
-from bridge.web.requests import SESSION_COOKIE, authorize, form_fields
+from bridge.web.requests import authorize, form_fields
+from bridge.web.sessions import credential_principal, start_session
 
 log = logging.getLogger("bridge.web.ops")
 
@@ -40,19 +41,6 @@ def html(template: str, status: int = 200, **context: Any) -> web.Response:
     resp.headers["X-Frame-Options"] = "DENY"
     resp.headers["Content-Security-Policy"] = "default-src 'self'; frame-ancestors 'none'"
     return resp
-
-
-def session_cookie(request: web.Request, resp: web.StreamResponse, value: str) -> None:
-    """The inbox's session cookie (HttpOnly, SameSite=Strict; Secure when browsers reach us over
-    TLS: directly, by the public URL, or by a trusted proxy's X-Forwarded-Proto)."""
-    server = request.app[SETTINGS].server
-    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-    secure = (
-        request.secure
-        or (server.public_url or "").startswith("https://")
-        or (server.trust_forwarded_proto and forwarded == "https")
-    )
-    resp.set_cookie(SESSION_COOKIE, value, httponly=True, samesite="Strict", path="/", secure=secure)
 
 
 def _age(since: datetime | None, now: datetime) -> str:
@@ -99,23 +87,13 @@ async def ops(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.StreamResponse:
     form = await form_fields(request)
-    credential = str(form.get("credential", "")).strip()
-    kind = "jwt" if credential.count(".") == 2 else "key"
-    throttle, source = request.app[AUTH_THROTTLE], request.remote or "unknown"
     try:
-        throttle.check(source)
-        try:
-            if kind == "jwt":
-                principal = request.app[AUTHENTICATOR].authenticate(f"Bearer {credential}", None)
-            else:
-                principal = request.app[AUTHENTICATOR].authenticate(None, credential)
-        except NotAuthenticatedError as exc:
-            throttle.failed(source, "bearer" if kind == "jwt" else "api_key", exc)
-            raise
-        org = request.app[SETTINGS].organization.id
-        permits = request.app[EXCHANGE].permits
-        if not has_required_scope(principal, Action.READ_OUTBOX, organization=org, permits=permits):
-            raise AccessError("this account may not use the operations page")
+        principal = credential_principal(
+            request,
+            str(form.get("credential", "")),
+            Action.READ_OUTBOX,
+            "this account may not use the operations page",
+        )
     except AccessError as exc:
         status = (
             401
@@ -126,7 +104,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
         return html("ops_login.html", status=status, error=exc.message)
     resp = web.Response(status=303, headers={"Location": "/ops"})
-    session_cookie(request, resp, f"{kind}:{credential}")
+    # a server-side session, like the inbox's: the cookie is a new random id, never the credential
+    await start_session(request, principal, resp)
     return resp
 
 

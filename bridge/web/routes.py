@@ -21,9 +21,11 @@ from bridge.web.models import (
     EscalationRequest,
     Health,
     HeldList,
+    HeldNoteItem,
     OutboxList,
     ReferralActionRequest,
     ReferralList,
+    ReturnRequest,
     SubmissionView,
 )
 from bridge.web.principal import Action
@@ -149,6 +151,18 @@ ROUTES: list[Route] = [
         Action.ESCALATE_NOTE,
         EscalationRequest,
         {202: Accepted},
+        path_patterns={"note_ref": r"^[A-Za-z0-9\-._]{1,64}$"},
+    ),
+    Route(
+        "POST",
+        "/api/v1/notes/{note_ref}/return",
+        h.return_note,
+        "return_note",
+        "Return a held note to its author with a comment (the author's supervisor only); it stays "
+        "held until the author submits it again",
+        Action.COSIGN_NOTE,
+        ReturnRequest,
+        {200: HeldNoteItem},
         path_patterns={"note_ref": r"^[A-Za-z0-9\-._]{1,64}$"},
     ),
     Route(

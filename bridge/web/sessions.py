@@ -1,6 +1,6 @@
 """Browser sessions: a random id in an HttpOnly cookie, the session itself in the store.
 
-A request that carries the session cookie (and no credential header of its own) on an ``/inbox``
+A request that carries the session cookie (and no credential header of its own) on an ``/inbox`` or ``/ops``
 page, or on an API call with ``X-Bridge-Inbox: 1``, is the session's person: the middleware looks
 the id up (``bridge.store.sessions``) before the handler runs, so ``requests.authenticate`` finds
 the principal ready. An unknown, expired or idle session is simply no principal: the page offers
@@ -19,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from bridge.domain import Role
+from bridge.errors import AccessError, NotAuthenticatedError
 from bridge.store.sessions import SessionRecord, new_secret
-from bridge.web.keys import EXCHANGE, PRINCIPAL, SETTINGS
-from bridge.web.principal import Principal
+from bridge.web.keys import AUTH_THROTTLE, AUTHENTICATOR, EXCHANGE, PRINCIPAL, SETTINGS
+from bridge.web.principal import Action, Principal, has_required_scope
 from bridge.web.requests import CSRF_HEADER, SESSION_COOKIE
 
 # without an [identity_provider] section (the token form): the same limits as the defaults there
@@ -69,6 +70,31 @@ def _principal(record: SessionRecord) -> Principal:
     )
 
 
+def credential_principal(request: web.Request, credential: str, action: Action, refusal: str) -> Principal:
+    """Who a pasted credential (an access token or a service API key) is, for a sign-in form
+    (the inbox's token form without an identity provider, the operations page): checked like an API
+    call, throttled like one, and refused (``AccessError``, with ``refusal``) when the account may
+    not ``action``. The caller then starts a server-side session: the cookie never holds it."""
+    credential = credential.strip()
+    kind = "jwt" if credential.count(".") == 2 else "key"
+    throttle, source = request.app[AUTH_THROTTLE], request.remote or "unknown"
+    throttle.check(source)  # a guessing page is slowed down like a guessing API client
+    auth = request.app[AUTHENTICATOR]
+    try:
+        principal = (
+            auth.authenticate(f"Bearer {credential}", None)
+            if kind == "jwt"
+            else auth.authenticate(None, credential)
+        )
+    except NotAuthenticatedError as exc:
+        throttle.failed(source, "bearer" if kind == "jwt" else "api_key", exc)
+        raise
+    org = request.app[SETTINGS].organization.id
+    if not has_required_scope(principal, action, organization=org, permits=request.app[EXCHANGE].permits):
+        raise AccessError(refusal)
+    return principal
+
+
 async def start_session(request: web.Request, principal: Principal, response: web.StreamResponse) -> None:
     """Store a new session for ``principal`` and set its cookie on ``response``. The browser's
     previous session (if any) is deleted: the id always changes at sign-in."""
@@ -104,7 +130,7 @@ async def end_session(request: web.Request, response: web.StreamResponse) -> Non
 def _rides_on_cookie(request: web.Request) -> bool:
     if request.headers.get("Authorization") is not None or request.headers.get("X-API-Key") is not None:
         return False  # a credential of its own: the cookie is not used
-    return request.path.startswith("/inbox") or request.headers.get(CSRF_HEADER) == "1"
+    return request.path.startswith(("/inbox", "/ops")) or request.headers.get(CSRF_HEADER) == "1"
 
 
 @web.middleware

@@ -13,6 +13,9 @@ clinic's own system would. Each step prints the FHIR ids it produced.
 
 ``--keep-running`` leaves everything up (sign in at the printed inbox URL with the printed accounts);
 ``--export DIR`` writes every resource the demo left in the EHR as NDJSON, one file per type.
+``--ehr medplum`` plays it against Medplum's FHIR router in memory instead (no subscriptions
+there: the clinic's side pings the bridge's ``/fhir/notify`` after placing the referral, and the
+bridge polls at once).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from bridge.roles.loader import packaged_rules_dir
 from bridge.web.app import create_app
 from bridge_dev import idp as oidc
 from bridge_dev import samples
+from bridge_dev.medplum import MedplumServer, medplum
 from bridge_dev.sandbox import Sandbox, free_port, sandbox
 from bridge_dev.stack import bridge_config
 
@@ -206,14 +210,16 @@ def make_people(tag: str, now: datetime) -> People:
     return People(participant, peer, supervisor, consent, certified)
 
 
-def demo_settings(ehr: Sandbox, workdir: Path, port: int, provider: oidc.IdentityProvider) -> Settings:
+def demo_settings(
+    ehr: Sandbox | MedplumServer, workdir: Path, port: int, provider: oidc.IdentityProvider
+) -> Settings:
     cfg = bridge_config(
         ehr.base_url,
         org=ORG_ID,
         store_url=f"sqlite+aiosqlite:///{workdir / 'bridge.db'}",
         endpoint={
             "patient_identifier_system": MRN_SYSTEM,
-            "poll_interval_seconds": 2,  # the fallback if a notification is lost
+            "poll_interval_seconds": 60,  # the fallback if a notification is lost
             "retry_max_seconds": 20,
         },
         rules={"dir": str(rules_dir())},
@@ -402,6 +408,35 @@ def _violations(body: dict[str, Any]) -> list[str]:
     return lines
 
 
+async def _notifications(ehr: httpx.AsyncClient, story: Story, *, subscriptions: bool) -> None:
+    """Wait for the bridge's subscription (sandbox), or say how it learns of referrals without."""
+    if not subscriptions:
+        story.step(
+            "bridge",
+            "this EHR offers no subscriptions: the bridge polls for Tasks (every 60 s here) "
+            "and at once when pinged on /fhir/notify",
+        )
+        return
+
+    async def subscribed() -> str | None:
+        # the EHR marks the bridge's subscription active after a successful handshake; a referral
+        # placed before that would only be noticed at the next heartbeat's event count
+        bundle = (await ehr.get("Subscription", params={"status": "active"})).raise_for_status().json()
+        entries = bundle.get("entry") or []
+        return f"Subscription/{entries[0]['resource']['id']}" if entries else None
+
+    subscription = await _until("the bridge's subscription becoming active", subscribed)
+    story.step("bridge", f"subscribed to referral Tasks at the EHR: {subscription} (active after handshake)")
+
+
+async def _ping(api: httpx.AsyncClient, story: Story) -> None:
+    """What a clinic system without subscriptions can do: an empty POST on the notify endpoint."""
+    token = os.environ["BRIDGE_DEMO_NOTIFY_TOKEN"]
+    ping = await api.post("fhir/notify", content=b"", headers=_bearer(token))
+    ping.raise_for_status()
+    story.step("clinic", f"pinged the bridge: POST /fhir/notify (empty) answered {ping.status_code}")
+
+
 async def play(
     settings: Settings,
     ehr_url: str,
@@ -409,6 +444,8 @@ async def play(
     tag: str,
     story: Story,
     provider: oidc.IdentityProvider,
+    *,
+    subscriptions: bool = True,
 ) -> DemoResult:
     res = DemoResult(bridge_url=settings.server.public_url or "", ehr_url=ehr_url)
     async with httpx.AsyncClient(timeout=30) as app:  # the peer's app signs in at the provider
@@ -430,17 +467,7 @@ async def play(
             "provider: its access token (a JWT for the bridge's API) is the app's bearer token",
         )
 
-        async def subscribed() -> str | None:
-            # the EHR marks the bridge's subscription active after a successful handshake; a referral
-            # placed before that would only be noticed at the next heartbeat's event count
-            bundle = (await ehr.get("Subscription", params={"status": "active"})).raise_for_status().json()
-            entries = bundle.get("entry") or []
-            return f"Subscription/{entries[0]['resource']['id']}" if entries else None
-
-        subscription = await _until("the bridge's subscription becoming active", subscribed)
-        story.step(
-            "bridge", f"subscribed to referral Tasks at the EHR: {subscription} (active after handshake)"
-        )
+        await _notifications(ehr, story, subscriptions=subscriptions)
 
         patient_id = await create_patient(ehr, p)
         owner = await peer_organization_ref(ehr, settings)
@@ -452,6 +479,8 @@ async def play(
         )
 
         res.referral_id = referral_id_for("clinic", res.task_id)
+        if not subscriptions:
+            await _ping(api, story)
 
         async def in_inbox() -> dict[str, Any] | None:
             resp = await api.get("api/v1/referrals", headers=_bearer(peer_token))
@@ -609,13 +638,15 @@ async def run_demo(
     export: Path | None = None,
     workdir: Path | None = None,
     stop: asyncio.Event | None = None,
+    ehr_kind: str = "sekmet",
 ) -> DemoResult:
-    """Start the sandbox EHR and the bridge, play the story, optionally export and keep running."""
+    """Start the EHR (the sandbox, or Medplum with ``ehr_kind="medplum"``) and the bridge, play the
+    story, optionally export and keep running."""
     own_dir = workdir is None
     work = workdir or Path(tempfile.mkdtemp(prefix="bridge-demo-"))
     tag = uuid.uuid4().hex[:8]
     story = Story(out)
-    ehr = sandbox(work / "ehr")
+    ehr: Sandbox | MedplumServer = medplum(work / "ehr") if ehr_kind == "medplum" else sandbox(work / "ehr")
     await asyncio.to_thread(ehr.start)
     runner: web.AppRunner | None = None
     provider: oidc.IdentityProvider | None = None
@@ -636,21 +667,24 @@ async def run_demo(
         directory = InMemoryDirectory(
             [people.participant], [people.peer, people.supervisor, people.certified], [people.consent]
         )
-        async with httpx.AsyncClient(base_url=ehr.base_url + "/", timeout=30) as client:
-            await put_task_topic(client)
+        if isinstance(ehr, Sandbox):
+            async with httpx.AsyncClient(base_url=ehr.base_url + "/", timeout=30) as client:
+                await put_task_topic(client)
         app = create_app(settings, directory=directory)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         print_sign_in(out, bridge_url, provider)
-        result = await play(settings, ehr.base_url, people, tag, story, provider)
+        result = await play(
+            settings, ehr.base_url, people, tag, story, provider, subscriptions=isinstance(ehr, Sandbox)
+        )
         if export is not None:
             result.exported = await export_ndjson(ehr.base_url, export)
             total = sum(result.exported.values())
             story.step("export", f"{total} resources in {len(result.exported)} NDJSON files under {export}")
         if keep_running:
             print_sign_in(out, result.bridge_url, provider)
-            print(f"Sandbox EHR: {ehr.base_url}   API: {result.bridge_url}/api/openapi.json", file=out)
+            print(f"EHR ({ehr_kind}): {ehr.base_url}   API: {result.bridge_url}/api/openapi.json", file=out)
             print("Press Ctrl-C to stop.", file=out, flush=True)
             await (stop or _signal_event()).wait()
         return result
@@ -675,5 +709,6 @@ def _signal_event() -> asyncio.Event:
 def demo(args: argparse.Namespace) -> int:
     configure_logging(logging.INFO if args.verbose else logging.WARNING)
     export = Path(args.export) if args.export else None
-    asyncio.run(run_demo(out=sys.stdout, keep_running=args.keep_running, export=export))
+    ehr_kind = getattr(args, "ehr", "sekmet")
+    asyncio.run(run_demo(out=sys.stdout, keep_running=args.keep_running, export=export, ehr_kind=ehr_kind))
     return 0

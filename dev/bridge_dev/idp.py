@@ -35,9 +35,10 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc.jwk import RSAKey
 
+from bridge_dev.node import project_dir
 from bridge_dev.sandbox import free_port
 
-IDP_DIR = Path(__file__).resolve().parents[1] / "idp"
+IDP_DIR = project_dir("idp")
 CLIENT_ID = "peer-bridge-inbox"  # not the API audience: an ID token is never an API token
 CALLBACK_PATH = "/inbox/signin/callback"
 AFTER_LOGOUT_PATH = "/inbox"

@@ -11,7 +11,9 @@ from faultproxy import FaultProxy, on
 
 from bridge.cli import main
 from bridge.clients.probe import probe_endpoint
+from bridge_dev.medplum import MedplumServer
 from bridge_dev.sandbox import Sandbox, free_port
+from bridge_dev.servers import FhirServer
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -104,7 +106,7 @@ async def test_trimmed_capabilities_say_what_is_not_sent(proxy: FaultProxy) -> N
         for res in statement["rest"][0]["resource"]:
             if res["type"] in ("Encounter", "DocumentReference"):
                 res["interaction"] = [i for i in res["interaction"] if i["code"] != "create"]
-        statement["rest"][0]["interaction"] = []
+        statement["rest"][0]["interaction"] = [{"code": "batch"}]  # lists interactions, not transaction
         return statement
 
     proxy.rewrite(on("GET", "/fhir/metadata"), trim)
@@ -167,3 +169,42 @@ async def test_untrusted_certificate_is_a_tls_fail(tmp_path: Path) -> None:
         await server.wait_closed()
     findings = {f.name: f for f in report.findings}
     assert report.failed and findings["tls"].level == "fail" and "certificate" in findings["tls"].reason
+
+
+def test_endpoint_mode_exits_0_on_every_server_and_says_what_it_assumed(
+    fhir_server: FhirServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 12 (1): on Medplum (a statement listing no resources) check exited 1, with WARN/FAIL
+    for Task search, Task update and transactions that the bridge then performed anyway."""
+    code, out, _ = _run(capsys, "--endpoint", fhir_server.base_url, "--json")
+    doc = json.loads(out)
+    checks = {c["check"]: c for c in doc["endpoints"][0]["checks"]}
+    assert code == 0 and doc["ok"] is True
+    assert not [c for c in checks.values() if c["level"] == "fail"]
+    # probed, not assumed: Task search, ServiceRequest read, transactions
+    for name in ("receive-referrals", "read-referrals", "transaction"):
+        assert checks[name]["level"] == "ok", checks[name]
+    if fhir_server.kind == "medplum":
+        assert "probed" in checks["transaction"]["reason"]
+        # writes cannot be probed without writing: said to be assumed, and what happens if refused
+        assert checks["write-sessions"]["level"] == "warn"
+        assert "assumed" in checks["write-sessions"]["reason"]
+        assert "the server knows Encounter" in checks["write-sessions"]["reason"]
+
+
+def test_check_findings_match_what_the_bridge_then_does(
+    medplum_ehr: MedplumServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    medplum_ehr.refuse(("POST", "transaction", 405), ("GET", "ServiceRequest", 403))
+    try:
+        code, out, _ = _run(capsys, "--endpoint", medplum_ehr.base_url, "--json")
+    finally:
+        medplum_ehr.refuse()
+    checks = {c["check"]: c for c in json.loads(out)["endpoints"][0]["checks"]}
+    assert code == 0
+    assert (
+        checks["transaction"]["level"] == "warn"
+        and "ordered conditional writes" in checks["transaction"]["reason"]
+    )
+    assert "405" in checks["transaction"]["reason"]
+    assert checks["read-referrals"]["level"] == "warn" and "403" in checks["read-referrals"]["reason"]

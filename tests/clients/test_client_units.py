@@ -196,7 +196,7 @@ def test_no_document_reference_create_is_a_fail() -> None:
     [
         ({"Encounter": {"i": ("create",)}}, "no-duplicates", "conditional create for Encounter"),
         ({"Task": {"i": ("read", "search-type", "update")}}, "update-referrals", "If-Match"),
-        ({"Task": {"i": ("read", "search-type")}}, "update-referrals", "not written back"),
+        ({"Task": {"i": ("read", "search-type")}}, "update-referrals", "cannot be written back"),
         ({"Task": {"i": ("read",)}}, "receive-referrals", "Task search"),
     ],
 )
@@ -207,10 +207,40 @@ def test_workarounds_are_warns_with_reasons(change: dict[str, Any], name: str, w
 
 
 def test_no_transaction_and_polling_interval_are_said() -> None:
-    caps = EndpointCapabilities.from_documents(_statement(FULL, system=()))
+    caps = EndpointCapabilities.from_documents(_statement(FULL, system=("batch",)))
     findings = {f.name: f for f in caps.findings(poll_interval_seconds=900)}
     assert findings["transaction"].level == "warn" and not caps.supports_transaction
+    assert "ordered conditional writes" in findings["transaction"].reason
     assert "every 15 minutes" in findings["referral-notifications"].reason
+
+
+MINIMAL = {"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1", "rest": [{"mode": "server"}]}
+
+
+def test_what_the_statement_does_not_list_is_unknown_not_absent() -> None:
+    """Issue 12 (1): a statement listing no resources read as 'supports nothing'; the session
+    then went out as Organization + Practitioner only, and was called delivered."""
+    caps = EndpointCapabilities.from_documents(MINIMAL)
+    assert caps.support("Encounter", "create") == "unknown"
+    assert caps.can_create("Encounter") and caps.can_create("Procedure") and caps.supports_transaction
+    assert caps.can_search("Task") and caps.can_update("Task") and caps.supports_if_match("Task")
+    findings = {f.name: f for f in caps.findings()}
+    assert not any(f.level == "fail" for f in findings.values())
+    for name in ("write-notes", "write-sessions", "transaction", "receive-referrals", "update-referrals"):
+        assert "assumed" in findings[name].reason, name
+    # a listed statement still says no where it says no
+    listed = EndpointCapabilities.from_documents(_statement({**FULL, "Encounter": {"i": ("read",)}}))
+    assert listed.support("Encounter", "create") == "no" and not listed.can_create("Encounter")
+
+
+def test_refusals_and_probes_are_learned() -> None:
+    caps = EndpointCapabilities.from_documents(MINIMAL)
+    caps = caps.learn("Encounter", "create", False, "the server answered 405")
+    caps = caps.learn("Task", "search-type", True, "probed: Task?_summary=count answered")
+    assert not caps.can_create("Encounter") and caps.support("Task", "search-type") == "yes"
+    findings = {f.name: f for f in caps.findings()}
+    assert findings["write-sessions"].level == "warn" and "405" in findings["write-sessions"].reason
+    assert findings["receive-referrals"].level == "ok" and "probed" in findings["receive-referrals"].reason
 
 
 def test_subscription_topic_for_tasks_and_smart_configuration() -> None:
@@ -281,3 +311,40 @@ def test_breaker_half_open_admits_one_trial_and_a_cancelled_trial_frees_it() -> 
     breaker.before_call()  # a new trial may go
     breaker.record_success()
     assert breaker.status().state == "closed"
+
+
+async def test_transaction_versions_from_the_returned_resources() -> None:
+    """Issue 12: a server that gives the version only in ``entry.resource.meta.versionId`` (no
+    etag, an unversioned location) left the bridge without version ids."""
+    answer = {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [
+            {
+                "response": {"status": "201", "location": "Encounter/e-1"},
+                "resource": {
+                    "resourceType": "Encounter",
+                    "id": "e-1",
+                    "meta": {"versionId": "0a0e6084-uuid"},
+                },
+            }
+        ],
+    }
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, json=answer))
+    async with AsyncFhirClient("http://ehr/fhir", transport=transport) as ehr:
+        result = await ehr.transaction({"resourceType": "Bundle", "type": "transaction", "entry": []})
+    assert result.entries[0].version_id == "0a0e6084-uuid" and result.entries[0].id == "e-1"
+
+
+async def test_endpoint_headers_go_with_every_request() -> None:
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("prefer"))
+        return httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset"})
+
+    async with AsyncFhirClient(
+        "http://ehr/fhir", transport=httpx.MockTransport(handler), headers={"Prefer": "handling=strict"}
+    ) as ehr:
+        await ehr.search("Task", {"_summary": "count"})
+    assert seen == ["handling=strict"]

@@ -18,6 +18,7 @@ from bridge.exchange.outbound import OutboundSettings
 from bridge.exchange.wiring import ExchangeService
 from bridge_dev import samples
 from bridge_dev.sandbox import Sandbox
+from bridge_dev.servers import FhirServer
 from bridge_dev.stack import RULES_DIR, bridge_config
 from bridge_dev.stores import require_postgres as require_postgres  # for the tests here
 
@@ -42,7 +43,7 @@ def settings_for(base_url: str, *, org: str | None = None, **endpoint: Any) -> S
 class World:
     """One test's people: a participant with a Patient at the EHR, a peer, their records."""
 
-    def __init__(self, ehr: Sandbox) -> None:
+    def __init__(self, ehr: Sandbox | FhirServer) -> None:
         self.ehr = ehr
         self.tag = uid()
         self.peer = samples.certified_peer(f"peer-{self.tag}")

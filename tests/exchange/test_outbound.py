@@ -1,4 +1,5 @@
-"""Outbound: submit -> outbox -> transaction at the real sandbox EHR -> delivered, on both stores."""
+"""Outbound: submit -> outbox -> transaction at the real sandbox EHR -> delivered, on both stores
+(the first two on every FHIR server: the sandbox, the sandbox in strict mode, Medplum)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from bridge.errors import IdempotencyConflictError, InputError, PolicyError
 from bridge.exchange.views import Actor
 from bridge.store import OutboxState, Store
 from bridge_dev import samples
+from bridge_dev.medplum import MedplumServer
 from bridge_dev.sandbox import Sandbox
+from bridge_dev.servers import FhirServer, as_server
 
 from .support import ServiceFactory, World, count, settings_for
 
@@ -17,11 +20,11 @@ ACTOR = Actor(name="peer-app", role="peer-specialist", organization="harbor-reco
 
 
 async def test_encounter_delivered_once_and_ids_recorded(
-    sandbox_ehr: Sandbox, store: Store, make_service: ServiceFactory
+    fhir_server: FhirServer, store: Store, make_service: ServiceFactory
 ) -> None:
-    w = World(sandbox_ehr)
+    w = World(fhir_server)
     p = w.participant()
-    settings = settings_for(sandbox_ehr.base_url)
+    settings = settings_for(fhir_server.base_url, **fhir_server.endpoint)
     svc = await make_service(settings, store, w.directory)
     enc = w.encounter(p)
 
@@ -37,7 +40,7 @@ async def test_encounter_delivered_once_and_ids_recorded(
     assert done.state == "delivered" and done.attempts == 1
     assert done.fhir_ids["Encounter"].startswith("Encounter/")
     system = f"{settings.organization.identifier_system}/encounter"
-    assert count(sandbox_ehr.base_url, "Encounter", f"{system}|{enc.id}") == 1
+    assert count(fhir_server.base_url, "Encounter", f"{system}|{enc.id}") == 1
 
     audit = await store.audit.entries(subject=sub.id)
     assert [e.action for e in audit] == ["submit", "disclose"]
@@ -64,11 +67,11 @@ async def test_sending_twice_creates_nothing_new(
 
 
 async def test_note_follows_its_encounter(
-    sandbox_ehr: Sandbox, store: Store, make_service: ServiceFactory
+    fhir_server: FhirServer, store: Store, make_service: ServiceFactory
 ) -> None:
-    w = World(sandbox_ehr)
+    w = World(fhir_server)
     p = w.participant()
-    settings = settings_for(sandbox_ehr.base_url)
+    settings = settings_for(fhir_server.base_url, **fhir_server.endpoint)
     svc = await make_service(settings, store, w.directory)
     enc = w.encounter(p)
     with pytest.raises(InputError) as exc:
@@ -103,7 +106,7 @@ async def test_note_follows_its_encounter(
     assert enc_done.delivered_at <= note_done.delivered_at
     assert note_done.fhir_ids["DocumentReference"].startswith("DocumentReference/")
     system = f"{settings.organization.identifier_system}/note"
-    assert count(sandbox_ehr.base_url, "DocumentReference", f"{system}|{w.note(enc).id}") == 1
+    assert count(fhir_server.base_url, "DocumentReference", f"{system}|{w.note(enc).id}") == 1
 
 
 async def test_policy_gates_before_anything_is_queued(
@@ -130,16 +133,20 @@ async def test_policy_gates_before_anything_is_queued(
 
 
 async def test_permanent_refusal_is_dead_lettered_with_the_outcome(
-    sandbox_ehr: Sandbox, sqlite_store: Store, make_service: ServiceFactory
+    medplum_ehr: MedplumServer, sqlite_store: Store, make_service: ServiceFactory
 ) -> None:
-    w = World(sandbox_ehr)
-    p = w.participant(at_ehr=False)  # the EHR does not know this patient: the reference cannot resolve
-    svc = await make_service(settings_for(sandbox_ehr.base_url), sqlite_store, w.directory)
+    w = World(as_server("medplum", medplum=medplum_ehr))
+    p = w.participant()
+    svc = await make_service(settings_for(medplum_ehr.base_url), sqlite_store, w.directory)
     sub = await svc.submissions.submit_encounter(w.encounter(p), actor=ACTOR)
-    await svc.worker.drain("clinic")
+    medplum_ehr.refuse(("POST", "transaction", 422))  # a refusal of this request, not of the kind
+    try:
+        await svc.worker.drain("clinic")
+    finally:
+        medplum_ehr.refuse()
     item = await sqlite_store.outbox.get(sub.id)
     assert item.state is OutboxState.DEAD and item.attempts == 1
-    assert (item.last_error and "404" in item.last_error) or "not" in (item.last_error or "")
+    assert item.last_error is not None and "422 (error processing)" in item.last_error
     assert item.last_outcome is not None and item.last_outcome["resourceType"] == "OperationOutcome"
     assert [e.action for e in await sqlite_store.audit.entries(subject=sub.id)] == ["submit", "dead-letter"]
 

@@ -38,7 +38,8 @@ def _bundle_full() -> dict[str, Any]:
         peer=s.peer(),
         note=s.cosigned_note(),
         cosigner=s.supervisor(),
-        referral=s.referral(),
+        referral=s.referral(requester_ref="Practitioner/dr-patel"),
+        notify_requester=True,
     )
 
 

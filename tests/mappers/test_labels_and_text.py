@@ -15,9 +15,10 @@ from . import samples as s
 
 LABEL_CODES = ["R", "SUD", "42CFRPart2", "NORDSCLCD"]
 
-# audience, sud_related -> label codes, notice?
+# audience, sud_related -> label codes, notice? (issue 12: a Part 2-labelled care-team note carried
+# no redisclosure notice in its text)
 LABELS: list[tuple[Audience, bool, list[str], bool]] = [
-    (Audience.CARE_TEAM, True, LABEL_CODES, False),
+    (Audience.CARE_TEAM, True, LABEL_CODES, True),
     (Audience.RESTRICTED, True, LABEL_CODES, True),
     (Audience.CARE_TEAM, False, [], False),
     (Audience.RESTRICTED, False, [], True),
@@ -53,7 +54,8 @@ def test_every_clinical_entry_carries_the_labels(
     assert [sl["coding"][0]["code"] for sl in doc.get("securityLabel", [])] == codes
     text = _text(doc)
     assert text.startswith(PART2_NOTICE) is notice
-    assert (doc.get("description") == PART2_NOTICE) is notice
+    assert (PART2_NOTICE in doc["text"]["div"]) is notice  # the narrative a clinician reads first
+    assert doc["description"] == doc["content"][0]["attachment"]["title"] != "Peer support progress note"
 
 
 def _text(doc: dict[str, Any]) -> str:
@@ -71,14 +73,15 @@ def test_note_text_carries_the_billable_fields_and_signatures() -> None:
         cosigner=s.supervisor(),
     )
     assert _text(doc) == (
+        PART2_NOTICE + "\n\n"
         "Über café — ✓\n\n"
-        "Session: 2026-11-26T14:00:00-06:00 to 2026-11-26T14:50:00-06:00, "
+        "Session: Thursday 26 November 2026, 14:00:00 (UTC-06:00) to 14:50:00, 50 minutes, "
         "Harbor drop-in center, individual, telephone\n"
         "Summary of activities: Recovery coaching; linked to the housing program.\n"
         "Recovery-plan goal: Stable housing by spring\n"
         "Progress toward the goal: Application submitted\n"
-        "Signed: Jordan Reyes, PRSS, 2026-11-26T15:10:00-06:00\n"
-        "Co-signed: Morgan Lee, CPRS, 2026-11-26T16:00:00-06:00\n"
+        "Signed: Jordan Reyes, PRSS, Thursday 26 November 2026, 15:10:00 (UTC-06:00)\n"
+        "Co-signed: Morgan Lee, CPRS, Thursday 26 November 2026, 16:00:00 (UTC-06:00)\n"
     )
     assert doc["docStatus"] == "final"
     assert doc["authenticator"]["display"] == "Morgan Lee, CPRS"

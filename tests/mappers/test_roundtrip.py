@@ -41,6 +41,7 @@ REFERRALS: dict[str, Referral] = {
     "rejected": s.referral(
         status=ReferralStatus.REJECTED, business_status="4.0", status_reason="No capacity"
     ),
+    "due (Task.restriction.period.end)": s.referral(due=datetime(2026, 12, 10, 17, 0, tzinfo=s.CENTRAL)),
     "completed with outputs": s.referral(
         status=ReferralStatus.COMPLETED, business_status="7.0", outputs=("Procedure/p-1", "Encounter/e-1")
     ),

@@ -111,12 +111,12 @@ def test_transaction_twice_creates_nothing_new(fresh_ehr: Sandbox) -> None:
         assert enc["subject"]["reference"] == f"Patient/{patient_id}"
         assert enc["participant"][0]["individual"]["reference"] == ids["Practitioner"]
         assert enc["serviceProvider"]["reference"] == ids["Organization"]
-        assert enc["basedOn"] == [{"reference": "ServiceRequest/sr-1"}]
+        assert enc["basedOn"] == [{"reference": "ServiceRequest/sr-1", "display": "Referral to peer support"}]
         doc = client.get(f"/{ids['DocumentReference']}").json()
-        assert doc["context"]["encounter"] == [{"reference": ids["Encounter"]}]
+        assert [e["reference"] for e in doc["context"]["encounter"]] == [ids["Encounter"]]
         assert doc["authenticator"]["reference"] == cosigner_id
         prov = client.get(f"/{ids['Provenance']}").json()
-        assert prov["target"] == [{"reference": ids["DocumentReference"]}]
+        assert [t["reference"] for t in prov["target"]] == [ids["DocumentReference"]]
         assert [a["who"]["reference"] for a in prov["agent"]] == [
             ids["Practitioner"],
             cosigner_id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -132,3 +132,29 @@ async def test_racing_upserts_of_one_referral_store_it_once(store: Store) -> Non
     puts = [store.sync.put("k", {"n": n}, now=T0) for n in range(4)]
     await asyncio.gather(*puts)
     assert (await store.sync.get("k") or {}).get("n") in range(4)
+
+
+async def test_inbox_orders_opaque_versions_by_last_updated_across_offsets(store: Store) -> None:
+    """Issue 12 (3): with UUID version ids (int() gave 0 for all) and lastModified missing or in
+    another offset (compared as strings), a clinic's cancellation of an accepted Task was dropped."""
+    utc = UTC
+    accepted = _ref("t-uuid", "1", ReferralStatus.ACCEPTED).model_copy(
+        update={
+            "task_version": "0a0e6084-f41a-4ac7-8510-857e71ab5bc6",
+            "task_updated": datetime(2026, 3, 14, 15, 0, tzinfo=utc),
+            "last_modified": None,
+        }
+    )
+    # written by the clinic later, stamped at UTC-5 (11:00-05:00 is 16:00Z), no lastModified
+    cancelled = _ref("t-uuid", "1", ReferralStatus.CANCELLED).model_copy(
+        update={
+            "task_version": "c4d08dfa-dcfc-41f7-882b-1a5ca18d9820",
+            "task_updated": datetime(2026, 3, 14, 11, 0, tzinfo=T0.tzinfo),
+            "last_modified": None,
+        }
+    )
+    assert await store.inbox.upsert(accepted, now=T0)
+    assert await store.inbox.upsert(cancelled, now=T0)
+    assert not await store.inbox.upsert(accepted, now=T0)  # the older copy arriving late
+    entry = await store.inbox.find_task("clinic", "t-uuid")
+    assert entry is not None and entry.referral.status is ReferralStatus.CANCELLED

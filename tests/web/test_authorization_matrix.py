@@ -32,6 +32,7 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "list_my_held": PEERS,
     "cosign_note": {"peer-supervisor"},
     "record_escalation": PEERS,
+    "return_note": {"peer-supervisor"},
     "get_submission": PEERS | {"care-coordinator", "integrator"},
     "list_outbox": {"integrator"},
     "list_referrals": PEERS | {"care-coordinator"},

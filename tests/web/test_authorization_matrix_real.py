@@ -36,7 +36,11 @@ Client = TestClient[Any, Any]
 WRITTEN_AT = "2026-03-02T15:00:00-06:00"
 # the actions the service puts on record when it refuses them (bridge/web/handlers.py
 # authorize_supervision); every other refusal leaves the audit log untouched
-AUDITED_REFUSALS = {"cosign_note": "note.cosign", "record_escalation": "note.escalation"}
+AUDITED_REFUSALS = {
+    "cosign_note": "note.cosign",
+    "record_escalation": "note.escalation",
+    "return_note": "note.return",
+}
 
 
 @dataclass
@@ -196,6 +200,9 @@ def _call(
         "cosign_note": lambda: c.post(f"/api/v1/notes/{held}/cosign", headers=h),
         "record_escalation": lambda: c.post(
             f"/api/v1/notes/{w.held_submission}/escalation", json={"escalation_ref": "Task/esc-1"}, headers=h
+        ),
+        "return_note": lambda: c.post(
+            f"/api/v1/notes/{held}/return", json={"comment": "Add the follow-up."}, headers=h
         ),
         "get_submission": lambda: c.get(f"/api/v1/submissions/{w.seeded_submission}", headers=h),
         "list_outbox": lambda: c.get("/api/v1/outbox", headers=h),

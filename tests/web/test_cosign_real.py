@@ -151,8 +151,8 @@ async def test_the_author_sees_their_held_note_waiting_for_cosign(
     login = await c.post("/inbox/login", data={"credential": author}, allow_redirects=False)
     assert login.status == 303, await login.text()
     html = await (await c.get("/inbox")).text()
-    assert "My notes waiting for co-sign" in html and f'id="mine-{sid}"' in html
-    assert "supervision.cosign" in html and NOTE_TEXT not in html  # the author knows their text
+    assert "Your notes not sent yet" in html and f'id="mine-{sid}"' in html
+    assert "Waiting for your supervisor to co-sign" in html and NOTE_TEXT not in html
 
     resp = await c.post(f"/api/v1/notes/{sid}/cosign", headers=bearer(sup))
     assert resp.status == 202, await resp.text()
@@ -225,21 +225,21 @@ async def test_supervisor_cosigns_from_the_inbox_page(
     await page.get_by_role("button", name="Sign in").click()
 
     card = page.locator(f"#held-{held.submission_id}")
-    await expect(page.get_by_role("heading", name="Held notes to co-sign")).to_be_visible()
-    await expect(card).to_contain_text(NOTE_TEXT)
-    await expect(card.locator(".hold-reasons")).to_contain_text("supervision.cosign")
-    await card.get_by_role("button", name=f"Co-sign note {held.note_id}").click()
-    await expect(page.locator("#notice")).to_contain_text(
-        f"Note {held.note_id} co-signed: queued for delivery"
-    )
+    await expect(page.get_by_role("heading", name="Notes to review")).to_be_visible()
+    await expect(card).to_contain_text("Test Participant")
+    await expect(card.locator(".reasons")).to_contain_text("held until a supervisor co-signs")
+    await card.get_by_role("link", name="Read and decide").click()
+    await expect(page.locator("#note-text")).to_contain_text(NOTE_TEXT)
+    await page.get_by_role("button", name="Co-sign").click()
+    await expect(page.locator("#notice")).to_contain_text("Co-signed: the note is on its way")
     await expect(page.locator(f"#held-{held.submission_id}")).to_have_count(0)
 
     state = page.locator("#submissions .state")
     for _ in range(100):  # delivery runs in the background; the page shows it on refresh
-        if await state.text_content() == "delivered":
+        if await state.text_content() == "sent":
             break
         await page.wait_for_timeout(200)
-        await page.get_by_role("link", name="Refresh status").click()
-    await expect(state).to_have_text("delivered")
+        await page.get_by_role("link", name="Refresh", exact=True).click()
+    await expect(state).to_have_text("sent")
     docs = await _docs(sandbox_ehr.base_url, held.note_id)
     assert len(docs) == 1 and docs[0]["docStatus"] == "final"

@@ -73,3 +73,23 @@ async def test_demo_story_end_to_end(tmp_path: Path, captured_logs: io.StringIO)
     assert ("bridge.exchange.outbound", "delivered") in events
     assert ("bridge.exchange.inbound", "received") in events
     assert ("bridge.exchange.referrals", "accept") in events
+
+
+async def test_demo_story_on_medplum(tmp_path: Path, captured_logs: io.StringIO) -> None:
+    """``bridge demo --ehr medplum``: the same story on a server without subscriptions, with UUID
+    versions and a minimal CapabilityStatement; the referral arrives by a ping and a poll."""
+    out = io.StringIO()
+    export = tmp_path / "export"
+    result = await run_demo(out=out, export=export, workdir=tmp_path / "work", ehr_kind="medplum")
+    story = out.getvalue()
+    assert result.task_status == "completed"
+    assert "pinged the bridge: POST /fhir/notify (empty) answered 200" in story
+    for kind in ("Encounter", "Procedure", "DocumentReference", "Provenance"):
+        assert result.fhir_ids[kind].startswith(f"{kind}/"), result.fhir_ids
+    for file in export.glob("*.ndjson"):
+        for line in file.read_text().splitlines():
+            resource = json.loads(line)
+            get_fhir_model_class(file.stem).model_validate(resource)
+    logs = captured_logs.getvalue()
+    for text in STORY_TEXTS:
+        assert text not in logs, f"PHI in the bridge's logs: {text[:20]}..."

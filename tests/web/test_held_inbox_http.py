@@ -47,15 +47,18 @@ async def test_supervisor_sees_held_notes_escaped_and_cosigns(
     await _sign_in(client, make_token("peer-supervisor", practitioner_id="sup-1"))
     html = await (await client.get("/inbox")).text()
     assert 'id="held-h"' in html and f'id="cosign-{sid}"' in html
-    assert "&lt;b&gt;tonight&lt;/b&gt;" in html and "<b>tonight" not in html
     assert f'id="escalate-{sid}"' not in html  # only a co-sign resolves this one
     assert f'id="escalate-{risky}"' in html  # a risk-of-harm hold can be resolved by an escalation
+    # risk first, then the oldest
+    assert html.index(f'id="held-{risky}"') < html.index(f'id="held-{sid}"')
+    note = await (await client.get(f"/inbox/notes/{sid}")).text()  # the note's page shows its text
+    assert "&lt;b&gt;tonight&lt;/b&gt;" in note and "<b>tonight" not in note
 
     resp = await client.post(
         f"/inbox/notes/{sid}/cosign", data={"csrf_token": _csrf(client)}, allow_redirects=False
     )
     assert resp.status == 303
-    assert "co-signed: queued for delivery" in unquote_plus(resp.headers["Location"])
+    assert "Co-signed: the note is on its way" in unquote_plus(resp.headers["Location"])
     assert await _state(exchange, sid) == "queued"
     again = await client.post(
         f"/inbox/notes/{sid}/cosign", data={"csrf_token": _csrf(client)}, allow_redirects=False
@@ -99,7 +102,7 @@ async def test_a_peer_is_told_the_note_is_held_and_sees_no_queue(
         "/inbox/notes", data={**form, "csrf_token": _csrf(client)}, allow_redirects=False
     )
     assert resp.status == 303, await resp.text()
-    assert "held until resolved (content.risk-of-harm)" in unquote_plus(resp.headers["Location"])
+    assert "It mentions a risk of harm" in unquote_plus(resp.headers["Location"])
     refused = await client.post(
         f"/inbox/notes/{sid}/cosign", data={"csrf_token": _csrf(client)}, allow_redirects=False
     )

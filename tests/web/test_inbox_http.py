@@ -77,7 +77,7 @@ async def test_decline_form_records_the_reason(
     # the reason reached the clinic's Task; the peer view keeps only coded status reasons
     task = await exchange.clients["clinic"].read_raw(f"Task/{entry.referral.task_id}")
     assert task["statusReason"]["text"] == "outside our county" and entry.referral.status_reason is None
-    assert f"{rid}: decline done" in await resp.text()
+    assert "Declined: Avery Quinn&#39;s referral." in await resp.text()
 
 
 async def test_blocked_note_is_shown_again_with_its_reasons(
@@ -95,7 +95,8 @@ async def test_blocked_note_is_shown_again_with_its_reasons(
     resp = await client.post("/inbox/notes", data={**form, "csrf_token": _csrf(client)})
     html = await resp.text()
     assert resp.status == 422
-    assert "content.medication-change" in html and "cut her dose to 8 mg" in html
+    # in plain words, the words that blocked it marked in the text; the rule id behind "Details"
+    assert "content.medication-change" in html and "<mark" in html and "cut her dose to 8 mg</mark>" in html
     assert re.search(r'<textarea[^>]*id="n-text"[^>]*>Told her to cut her dose to 8 mg.</textarea>', html)
     assert len(await exchange.submissions.list()) == before
 

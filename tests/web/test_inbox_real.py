@@ -62,25 +62,32 @@ async def test_peer_accepts_a_real_referral_and_logs_a_session(
     # the clinician's free-text reason stays at the clinic (issue 10 #5, minimum necessary)
     await expect(card).not_to_contain_text("Recovery support after an emergency department visit")
     await card.get_by_role("button", name="Accept").click()
-    await expect(page.locator(f"#referral-{referral_id} .status")).to_have_text("accepted")
+    await expect(page.locator(f"#referral-{referral_id} .status")).to_have_text("Accepted")
     async with httpx.AsyncClient(timeout=30) as ehr:
         task = (await ehr.get(f"{sandbox_ehr.base_url}/Task/{task_id}")).json()
     assert task["status"] == "accepted"
 
-    await page.get_by_label("Session id", exact=True).fill(f"enc-{task_id}")
-    await page.get_by_label("Participant id").first.fill(stack.participant_id)
-    await page.get_by_label("Referral", exact=True).select_option(referral_id)
-    await page.get_by_label("Start").fill("2026-03-02T14:00")
-    await page.get_by_label("End", exact=True).fill("2026-03-02T14:45")
-    await page.get_by_label("Location").fill("Drop-in center")
-    await page.get_by_label("recovery-coaching").check()
-    await page.get_by_role("button", name="Log session").click()
-    await expect(page.locator("#notice")).to_contain_text(f"Session enc-{task_id} queued")
-    state = page.locator("#submissions .state")
-    for _ in range(100):  # delivery runs in the background; the page shows it on refresh
-        if await state.text_content() == "delivered":
+    # from the referral's page: the person, the referral and the times are prefilled
+    await page.get_by_role("link", name="Log a session").click()
+    await expect(page.locator("#s-who")).to_have_text("Test Participant")
+    await page.get_by_label("Place").fill("Drop-in center")
+    await page.get_by_role("button", name="Save session and write the note").click()
+    await expect(page.get_by_role("heading", name="Write the note")).to_be_visible()
+    await page.goto(f"{url}/inbox/referrals/{referral_id}")
+    state = page.locator("section[aria-labelledby=sessions-h] .state").first
+    for _ in range(100):  # delivery runs in the background; the page shows it on reload
+        if await state.text_content() == "sent":
             break
         await page.wait_for_timeout(200)
-        await page.get_by_role("link", name="Refresh status").click()
-    await expect(state).to_have_text("delivered")
-    await expect(page.locator("#submissions")).to_contain_text("Encounter/")
+        await page.reload()
+    await expect(state).to_have_text("sent")
+    async with httpx.AsyncClient(timeout=30) as ehr:
+        found = (
+            await ehr.get(
+                f"{sandbox_ehr.base_url}/Encounter", params={"subject": f"Patient/{stack.patient_id}"}
+            )
+        ).json()
+    assert any(
+        (e["resource"].get("location") or [{}])[0].get("location", {}).get("display") == "Drop-in center"
+        for e in found.get("entry") or []
+    )

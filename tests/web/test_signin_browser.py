@@ -25,7 +25,7 @@ pytestmark = [
 LANDS_ON = {
     "peer": "#referrals-h",
     "provisional": "#referrals-h",
-    "supervisor": "#held-h",
+    "supervisor": "#nav-queue",
     "integrator": "#signed-in-as",
 }
 
@@ -46,7 +46,7 @@ async def test_each_account_signs_in_at_the_provider_and_out_again(
     assert page.url == f"{signin_bridge.url}/inbox"
     await expect(page.locator(LANDS_ON[kind])).to_be_visible()
     if kind != "supervisor":
-        await expect(page.locator("#held-h")).to_have_count(0)
+        await expect(page.locator("#nav-queue")).to_have_count(0)
     session = (await _cookies(page))["bridge_session"]
     assert session["httpOnly"] and session["sameSite"] == "Strict"
 

@@ -1,78 +1,99 @@
-// Live scope feedback for the note form: asks POST /api/v1/notes/check (nothing is stored) while the
-// peer types, and says which rule and which words would block or flag the note. The page works
-// without this script; the server checks again on submit.
+// The workspace's small script (the pages work without it):
+// 1. tells the server the browser's time zone (a cookie) and fills the forms' hidden zone fields;
+// 2. the note form's live check: the submission's own check, asked while the peer types
+//    (POST /inbox/notes/check, nothing is stored), with the matched words marked in the text.
 (function () {
   "use strict";
-  function offset() {
-    const m = -new Date().getTimezoneOffset();
-    const sign = m >= 0 ? "+" : "-";
-    const a = Math.abs(m);
-    return sign + String(Math.floor(a / 60)).padStart(2, "0") + ":" + String(a % 60).padStart(2, "0");
-  }
-  document.querySelectorAll("input.tz").forEach(function (el) { el.value = offset(); });
+  let zone = "UTC";
+  try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC"; } catch (e) { /* keep UTC */ }
+  document.cookie = "bridge_tz=" + encodeURIComponent(zone) + "; path=/; SameSite=Strict";
+  document.querySelectorAll("input.tz-name").forEach(function (el) { if (!el.value) { el.value = zone; } });
 
   const form = document.getElementById("note-form");
   const out = document.getElementById("note-feedback");
   if (!form || !out) { return; }
   const text = form.querySelector("#n-text");
+  const marked = document.getElementById("note-marked");
+  const crisis = document.getElementById("crisis-live");
   let timer = null;
   let seq = 0;
+  const HEAD = {
+    allow: "Looks good: within peer scope.",
+    warn: "You can submit this. A few things to check:",
+    hold: "You can submit this; it will be held until:",
+    block: "This note can't be sent as written:",
+  };
+
+  function el(tag, cls, txt) {
+    const e = document.createElement(tag);
+    if (cls) { e.className = cls; }
+    if (txt !== undefined) { e.textContent = txt; }
+    return e;
+  }
+
+  function mark(spans) {
+    if (!marked) { return; }
+    const p = marked.querySelector(".note-text");
+    const value = text.value;
+    p.textContent = "";
+    let pos = 0;
+    spans.forEach(function (s) {
+      const start = s[0], end = s[1];
+      if (start < pos || end > value.length || end <= start) { return; }
+      if (start > pos) { p.appendChild(document.createTextNode(value.slice(pos, start))); }
+      const m = el("mark", "", value.slice(start, end));
+      m.dataset.severity = s[2];
+      p.appendChild(m);
+      pos = end;
+    });
+    if (pos < value.length) { p.appendChild(document.createTextNode(value.slice(pos))); }
+    marked.hidden = spans.length === 0;
+  }
 
   function render(result) {
     out.dataset.verdict = result.verdict;
     out.textContent = "";
-    const head = document.createElement("p");
-    head.className = "verdict";
-    head.textContent = result.verdict === "allow" ? "Within peer scope."
-      : result.verdict === "warn" ? "Within scope, with notes:"
-      : result.verdict === "hold" ? "Will be held until resolved:" : "This note would be blocked:";
-    out.appendChild(head);
-    if (result.violations.length) {
-      const ul = document.createElement("ul");
-      result.violations.forEach(function (v) {
-        const li = document.createElement("li");
-        // evidence: strings, or {text, start, end} spans of the note
-        const items = Array.isArray(v.evidence) ? v.evidence : (v.evidence ? [v.evidence] : []);
-        const ev = items.map(function (e) { return typeof e === "object" ? e.text : String(e); })
-          .join("\u201d, \u201c");
-        li.textContent = v.rule + " (" + v.severity + "): " + v.message + (ev ? " \u2014 \u201c" + ev + "\u201d" : "");
+    out.appendChild(el("p", "verdict", result.headline && result.verdict === "error"
+      ? result.headline + " " + (result.detail || "") : HEAD[result.verdict] || result.headline || ""));
+    const findings = result.findings || [];
+    if (findings.length) {
+      const ul = el("ul", "findings");
+      findings.forEach(function (f) {
+        const li = el("li", "finding", f.message);
+        li.dataset.severity = f.severity;
+        if (f.words.length) { li.appendChild(el("span", "words", " (\u201c" + f.words.join("\u201d, \u201c") + "\u201d)")); }
         ul.appendChild(li);
       });
       out.appendChild(ul);
+      const details = el("details", "tech");
+      details.appendChild(el("summary", "", "Details"));
+      const rules = el("ul");
+      findings.forEach(function (f) { rules.appendChild(el("li", "", f.rule + " (" + f.severity + ")")); });
+      details.appendChild(rules);
+      out.appendChild(details);
     }
+    mark(result.spans || []);
+    if (crisis) { crisis.hidden = !result.risk; }
   }
 
   async function check() {
     const mine = ++seq;
     const fd = new FormData(form);
-    if (!String(fd.get("text") || "").trim()) { out.textContent = ""; delete out.dataset.verdict; return; }
-    const body = {
-      id: String(fd.get("id") || "draft-check") || "draft-check",
-      participant_id: String(fd.get("participant_id") || "unknown") || "unknown",
-      author_id: document.body.dataset.practitioner || "unknown",
-      audience: String(fd.get("audience")),
-      text: String(fd.get("text")),
-      written_at: new Date().toISOString(),
-    };
+    if (!String(fd.get("text") || "").trim()) { out.textContent = ""; delete out.dataset.verdict; mark([]); return; }
     try {
-      const resp = await fetch("/api/v1/notes/check", {
+      const resp = await fetch("/inbox/notes/check", {
         method: "POST",
         credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-Bridge-Inbox": "1" },
-        body: JSON.stringify(body),
+        body: new URLSearchParams(fd),
       });
       if (mine !== seq) { return; }  // a newer keystroke already asked
-      const data = await resp.json();
-      if (resp.ok) { render(data); return; }
-      out.dataset.verdict = "error";
-      // the check needs a complete draft (a known participant, a valid id): say what is missing
-      out.textContent = data.field
-        ? "Scope check waits for a valid " + data.field.replace(/_/g, " ") + " (" + data.message + ")."
-        : data.message;
+      render(await resp.json());
     } catch (e) {
-      out.textContent = "Scope check unavailable; the note is checked again when you submit.";
+      out.dataset.verdict = "error";
+      out.textContent = "The live check is unavailable; the note is checked again when you submit.";
     }
   }
   text.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(check, 300); });
   form.addEventListener("change", function () { clearTimeout(timer); timer = setTimeout(check, 300); });
+  if (text.value.trim()) { check(); }
 })();
