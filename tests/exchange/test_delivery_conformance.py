@@ -57,7 +57,7 @@ async def test_delivered_bundles_pass_the_r4b_models(
     items = await store.outbox.list(states=[OutboxState.QUEUED])
     assert len(items) == 4
     for item in items:
-        sent = dict(await svc.delivery.prepare(item, now))
+        sent = dict((await svc.delivery.prepare(item, now)).bundle)
         _r4b_valid(sent)
         assert validated_bundle(sent) == sent  # what the validating mode would have sent, unchanged
 
@@ -79,6 +79,7 @@ async def test_the_opt_in_mode_validates_and_sends_the_same_bundle(
     now = datetime.now(UTC)
     unchecked = await make_service(plain, sqlite_store, w.directory)
     for item in await sqlite_store.outbox.list(states=[OutboxState.QUEUED]):
-        assert await svc.delivery.prepare(item, now) == await unchecked.delivery.prepare(item, now)
+        checked_bundle = (await svc.delivery.prepare(item, now)).bundle
+        assert checked_bundle == (await unchecked.delivery.prepare(item, now)).bundle
     await svc.worker.drain("clinic")
     assert [i.state for i in await sqlite_store.outbox.list()] == [OutboxState.DELIVERED] * 2
