@@ -5,11 +5,14 @@
 Each round sends ``n`` conditional creates (``If-None-Exist`` on a fresh identifier, so every one is
 a 201) at a given concurrency, with three clients doing the same work in the same run:
 
-- raw httpx: one ``httpx.AsyncClient``, no parsing, no retries, no limits (the upper bound);
-- bridge: ``AsyncFhirClient.create_if_none_exist`` (retry policy, breaker, concurrency slots, and the
-  answer parsed to an R4B model);
+- raw httpx: one ``httpx.AsyncClient``, no parsing, no retries, no limits (the baseline);
+- raw aiohttp: one ``aiohttp.ClientSession`` (its own connection pool), no parsing, no retries;
+- bridge: ``AsyncFhirClient.create_if_none_exist`` (retry policy, breaker, concurrency slots, status
+  mapping) on its default transport (aiohttp's pool under httpx, ``bridge/clients/transport.py``);
 - bridge, default 8 slots: the same with ``max_concurrency`` left at its default (8), so callers
   beyond 8 queue for a slot, as the outbox workers do in production;
+- bridge on httpx's own pool: the same client on ``httpx.AsyncHTTPTransport`` (what it used
+  before issue 15), the before figure in the same run;
 - fhirpy: ``AsyncFHIRClient.resource(...).create(identifier=...)`` (opens a session per request).
 
 Every round checks afterwards that the server holds exactly ``n`` resources tagged with that round.
@@ -30,6 +33,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import httpx
 from fhirpy import AsyncFHIRClient
 
@@ -97,6 +101,22 @@ async def raw_httpx(base: str, n: int, concurrency: int) -> float:
         return await _drive(create, n, concurrency, base)
 
 
+async def raw_aiohttp(base: str, n: int, concurrency: int) -> float:
+    connector = aiohttp.TCPConnector(limit=concurrency + 2)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def create(resource: dict[str, Any], query: str) -> None:
+            async with http.post(
+                f"{base}/Patient",
+                data=json.dumps(resource).encode(),
+                headers={"Content-Type": "application/fhir+json", "If-None-Exist": query},
+            ) as r:
+                await r.read()
+                assert r.status == 201, r.status
+
+        return await _drive(create, n, concurrency, base)
+
+
 async def bridge_client(base: str, n: int, concurrency: int) -> float:
     async with AsyncFhirClient(base, max_concurrency=concurrency, timeout=60) as ehr:
 
@@ -118,6 +138,18 @@ async def bridge_default_slots(base: str, n: int, concurrency: int) -> float:
         return await _drive(create, n, concurrency, base)
 
 
+async def bridge_httpx_pool(base: str, n: int, concurrency: int) -> float:
+    limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency)
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    async with AsyncFhirClient(base, max_concurrency=concurrency, timeout=60, transport=transport) as ehr:
+
+        async def create(resource: dict[str, Any], query: str) -> None:
+            result = await ehr.create_if_none_exist(resource, query)
+            assert result.created
+
+        return await _drive(create, n, concurrency, base)
+
+
 async def fhirpy_client(base: str, n: int, concurrency: int) -> float:
     client = AsyncFHIRClient(base)
 
@@ -131,8 +163,10 @@ async def fhirpy_client(base: str, n: int, concurrency: int) -> float:
 
 IMPLS: dict[str, Callable[[str, int, int], Awaitable[float]]] = {
     "raw httpx": raw_httpx,
+    "raw aiohttp": raw_aiohttp,
     "bridge AsyncFhirClient": bridge_client,
     "bridge, default 8 slots": bridge_default_slots,
+    "bridge on httpx's pool": bridge_httpx_pool,
     "fhirpy AsyncFHIRClient": fhirpy_client,
 }
 
@@ -169,10 +203,16 @@ def main() -> None:
         cells = [f"{rate:8.1f} /s ({rate / base:4.2f}x)" for rate in row.values()]
         print(f"{concurrency:>11}  " + "  ".join(f"{c:>24}" for c in cells))
     for concurrency, row in results.items():
-        fhirpy = row["fhirpy AsyncFHIRClient"]
+        bridge, fhirpy, before = (
+            row["bridge AsyncFhirClient"],
+            row["fhirpy AsyncFHIRClient"],
+            row["bridge on httpx's pool"],
+        )
         print(
-            f"bridge vs fhirpy at concurrency {concurrency}: {row['bridge AsyncFhirClient'] / fhirpy:.2f}x "
-            f"(default 8 slots: {row['bridge, default 8 slots'] / fhirpy:.2f}x)"
+            f"concurrency {concurrency}: bridge / raw httpx {bridge / row['raw httpx']:.2f}x, "
+            f"/ fhirpy {bridge / fhirpy:.2f}x, / raw aiohttp {bridge / row['raw aiohttp']:.2f}x "
+            f"(on httpx's pool, before: / raw httpx {before / row['raw httpx']:.2f}x, "
+            f"/ fhirpy {before / fhirpy:.2f}x)"
         )
 
 

@@ -38,6 +38,7 @@ from bridge.clients.capabilities import EndpointCapabilities
 from bridge.clients.limits import BreakerStatus, CircuitBreaker, RateLimiter
 from bridge.clients.retry import RetryPolicy
 from bridge.clients.status import error_for_response, error_for_transport
+from bridge.clients.transport import default_transport
 from bridge.config import EndpointSettings
 from bridge.errors import (
     BridgeError,
@@ -304,11 +305,10 @@ class AsyncFhirClient:
             auth=auth,
             timeout=timeout,
             verify=verify,
-            transport=transport,
+            # aiohttp's pool under httpx's API (bridge/clients/transport.py: httpx's own pool slows
+            # down at 32 connections); the limits and TLS settings go to the transport
+            transport=transport or default_transport(verify=verify, max_connections=max_concurrency + 2),
             headers={"Accept": FHIR_JSON, **(headers or {})},
-            limits=httpx.Limits(
-                max_connections=max_concurrency + 2, max_keepalive_connections=max_concurrency
-            ),
             follow_redirects=False,
         )
 

@@ -80,6 +80,7 @@ class Delivery:
             send_procedure=note is None and caps.can_create("Procedure"),
             sud_related=note.sud_related if note is not None else True,
             update_note=payload.update,
+            validate=ctx.settings.outbox.validate_fhir,
             notify_requester=ctx.settings.endpoints[item.endpoint].notify_requester,
         )
         return Prepared(bundle, skipped)

@@ -11,7 +11,7 @@ A lease renewer runs beside each delivery so a slow EHR does not make the item c
 instance mid-request. When an endpoint answers again after failures, its waiting backlog is made
 due at once (``Outbox.expedite``) instead of each item sitting out its own backoff.
 Each delivery is one disclosure: the audit entry is written in the same transaction as the
-``delivered`` state.
+``delivered`` state; deliveries finishing together share that transaction (``_Recorder``).
 """
 
 from __future__ import annotations
@@ -91,6 +91,69 @@ def _short_error(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+class _Recorder:
+    """Records deliveries in groups: one transaction (``delivered`` + the ``disclose`` audit entry
+    of each) for every delivery that finished while the previous group was being written.
+
+    The first delivery is written at once; the group grows only while a commit is under way, so
+    an idle worker adds no wait, and a busy one makes one commit per group instead of per item.
+    A crash before the commit loses nothing: the items are still ``sending`` and come back when
+    their leases run out (sent again; the conditional creates make that a no-op at the EHR).
+    """
+
+    def __init__(self, worker: OutboundWorker) -> None:
+        self._worker = worker
+        self._pending: list[tuple[OutboxItem, str, dict[str, Any], asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, item: OutboxItem, endpoint: str, ids: dict[str, Any]) -> bool:
+        """Record ``item`` delivered with ``ids``; False when its lease was lost meanwhile."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, endpoint, ids, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="outbound:record")
+        return await done
+
+    async def _write(self) -> None:
+        w = self._worker
+        while self._pending:
+            group, self._pending = self._pending, []
+            try:
+                now = w.clock()
+                async with w.store.transaction() as conn:
+                    recorded = await w.store.outbox.mark_delivered_many(
+                        {item.id: ids for item, _, ids, _ in group}, owner=w.owner, now=now, conn=conn
+                    )
+                    await w.store.audit.append_many(
+                        [
+                            {
+                                "actor": f"bridge:{w.owner}",
+                                "action": "disclose",
+                                "subject": item.id,
+                                "at": now,
+                                "source": endpoint,
+                                "detail": {
+                                    "kind": item.kind,
+                                    "record": item.item_key,
+                                    "fhir": ids["refs"],
+                                    "skipped": [s["type"] for s in ids.get("skipped", [])],
+                                },
+                            }
+                            for item, endpoint, ids, _ in group
+                            if item.id in recorded
+                        ],
+                        conn=conn,
+                    )
+            except Exception as exc:  # each delivery sees the store's error (its lease will expire)
+                for _, _, _, done in group:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for item, _, _, done in group:
+                if not done.done():
+                    done.set_result(item.id in recorded)
+
+
 class OutboundWorker:
     """Delivers outbox items for the endpoints in ``clients``; ``owner`` names this instance."""
 
@@ -118,6 +181,7 @@ class OutboundWorker:
         }
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self._recorder = _Recorder(self)
         self.events: ExchangeEvents = NO_EVENTS
         self.on_delivered: Delivered | None = None
 
@@ -252,26 +316,8 @@ class OutboundWorker:
                 loop.references_checked = True
             except BridgeError as exc:
                 log.warning("outbound %s: could not read back %s: [%s]", loop.endpoint, item.id, exc.code)
+        delivered = await self._recorder.record(item, loop.endpoint, ids)
         now = self.clock()
-        async with self.store.transaction() as conn:
-            delivered = await self.store.outbox.mark_delivered(
-                item.id, owner=self.owner, now=now, result=ids, conn=conn
-            )
-            if delivered:
-                await self.store.audit.append(
-                    actor=f"bridge:{self.owner}",
-                    action="disclose",
-                    subject=item.id,
-                    at=now,
-                    source=loop.endpoint,
-                    detail={
-                        "kind": item.kind,
-                        "record": item.item_key,
-                        "fhir": ids["refs"],
-                        "skipped": [s["type"] for s in ids["skipped"]],
-                    },
-                    conn=conn,
-                )
         loop.stats.delivered += 1
         self.events.delivery(loop.endpoint, "delivered")
         log.info(

@@ -6,7 +6,7 @@ Only ``append`` and reads exist here, and the database refuses UPDATE/DELETE on 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -60,6 +60,26 @@ class AuditLog:
                     detail=dict(detail) if detail is not None else None,
                 )
             )
+
+    async def append_many(self, entries: Sequence[Mapping[str, Any]], *, conn: AsyncConnection) -> None:
+        """Several entries (``append``'s keyword arguments each) in one statement on ``conn``: the
+        outbound worker records a group of deliveries in one transaction."""
+        if not entries:
+            return
+        rows = [
+            {
+                "at": e["at"],
+                "actor": e["actor"],
+                "action": e["action"],
+                "subject": e["subject"],
+                "outcome": e.get("outcome", "ok"),
+                "source": e.get("source"),
+                "detail": dict(e["detail"]) if e.get("detail") is not None else None,
+            }
+            for e in entries
+        ]
+        async with self._db.tx(conn) as c:
+            await c.execute(insert(audit_log), rows)
 
     async def entries(
         self, *, subject: str | None = None, action: str | None = None, after_seq: int = 0, limit: int = 1000

@@ -26,7 +26,19 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, literal_column, or_, select, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnClause
@@ -189,7 +201,7 @@ class Outbox:
             )
             .returning(*outbox.c)
         )
-        async with self._db.tx() as c:
+        async with self._db.tx(single=True) as c:
             rows = (await c.execute(stmt)).mappings().all()
         return sorted((OutboxItem.from_row(r) for r in rows), key=lambda i: i.seq)
 
@@ -207,7 +219,7 @@ class Outbox:
             .where(self._owned(item_id, owner))
             .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
         )
-        async with self._db.tx() as c:
+        async with self._db.tx(single=True) as c:
             return (await c.execute(stmt)).rowcount == 1
 
     async def _settle(
@@ -256,6 +268,43 @@ class Outbox:
             delivered_at=now,
             last_error=None,
         )
+
+    async def mark_delivered_many(
+        self,
+        results: Mapping[str, Mapping[str, Any]],
+        *,
+        owner: str,
+        now: datetime,
+        conn: AsyncConnection | None = None,
+    ) -> set[str]:
+        """``mark_delivered`` for several items (``{item id: result}``) in one statement; returns
+        the ids recorded (those whose lease ``owner`` still held)."""
+        if not results:
+            return set()
+        result_type = outbox.c.result.type
+        stmt = (
+            update(outbox)
+            .where(
+                outbox.c.id.in_(list(results)),
+                outbox.c.state == OutboxState.SENDING.value,
+                outbox.c.lease_owner == owner,
+            )
+            .values(
+                state=OutboxState.DELIVERED.value,
+                result=case(
+                    {i: bindparam(None, dict(r), type_=result_type) for i, r in results.items()},
+                    value=outbox.c.id,
+                ),
+                delivered_at=now,
+                last_error=None,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            .returning(outbox.c.id)
+        )
+        async with self._db.tx(conn) as c:
+            return {str(r) for r in (await c.execute(stmt)).scalars().all()}
 
     async def mark_retry(
         self,
@@ -345,7 +394,7 @@ class Outbox:
             return (await c.execute(stmt)).rowcount == 1
 
     async def get(self, item_id: str, *, conn: AsyncConnection | None = None) -> OutboxItem:
-        async with self._db.tx(conn) as c:
+        async with self._db.tx(conn, single=True) as c:
             row = (await c.execute(select(outbox).where(outbox.c.id == item_id))).mappings().first()
         if row is None:
             raise NotFoundInStoreError(f"no outbox item {item_id!r}")
@@ -356,7 +405,7 @@ class Outbox:
         stmt = (
             select(outbox).where(outbox.c.kind == kind, outbox.c.item_key == item_key).order_by(outbox.c.seq)
         )
-        async with self._db.tx() as c:
+        async with self._db.tx(single=True) as c:
             rows = (await c.execute(stmt)).mappings().all()
         return [OutboxItem.from_row(r) for r in rows]
 
@@ -408,7 +457,7 @@ class Outbox:
         if endpoint is not None:
             stmt = stmt.where(outbox.c.endpoint == endpoint)
         stmt = stmt.order_by(outbox.c.seq).limit(limit)
-        async with self._db.tx() as c:
+        async with self._db.tx(single=True) as c:
             rows = (await c.execute(stmt)).mappings().all()
         return [OutboxItem.from_row(r) for r in rows]
 

@@ -186,3 +186,46 @@ async def test_find_by_record(store: Store) -> None:
     await _put(store, "enc-8")
     assert [i.id for i in await store.outbox.find(kind="encounter", item_key="enc-7")] == [first.id, again.id]
     assert await store.outbox.find(kind="note", item_key="enc-7") == []
+
+
+async def test_deliveries_recorded_together_keep_their_own_results_and_leases(store: Store) -> None:
+    """One statement records a group: each item gets its own FHIR ids, and only an owner that
+    still holds the lease records anything (an instance whose lease ran out cannot)."""
+    a, b, c = [await _put(store, k) for k in ("a", "b", "c")]
+    mine = await store.outbox.claim(owner="w1", now=T0, lease_seconds=10, limit=10)
+    assert {i.id for i in mine} == {a.id, b.id, c.id}
+    later = T0 + timedelta(seconds=11)  # w1's leases ran out and w2 took the items
+    taken = await store.outbox.claim(owner="w2", now=later, lease_seconds=10, limit=10)
+    assert {i.id for i in taken} == {a.id, b.id, c.id}
+    assert await store.outbox.mark_delivered_many({a.id: {"refs": []}}, owner="w1", now=later) == set()
+    async with store.transaction() as conn:
+        done = await store.outbox.mark_delivered_many(
+            {a.id: {"refs": ["Encounter/1"]}, c.id: {"refs": ["Encounter/3"]}},
+            owner="w2",
+            now=later,
+            conn=conn,
+        )
+    assert done == {a.id, c.id}
+    got = {i: await store.outbox.get(i) for i in (a.id, b.id, c.id)}
+    assert got[a.id].result == {"refs": ["Encounter/1"]} and got[a.id].state is OutboxState.DELIVERED
+    assert got[c.id].result == {"refs": ["Encounter/3"]} and got[c.id].delivered_at == later
+    assert got[b.id].state is OutboxState.SENDING and got[b.id].lease_owner == "w2"
+    assert got[b.id].result is None
+    assert await store.outbox.mark_delivered_many({}, owner="w2", now=later) == set()
+
+
+async def test_transactions_cancelled_midway_leave_the_store_usable(store: Store) -> None:
+    """A delivery's lease renewer is cancelled whenever its delivery ends, at any point of its
+    transaction (even inside BEGIN, which the driver's thread still carries out): a connection
+    must never go back to the pool with a transaction open, or the next BEGIN on it fails."""
+    item = await _put(store, "c1")
+    await store.outbox.claim(owner="w", now=T0, lease_seconds=30, limit=1)
+    for k in range(60):
+        task = asyncio.create_task(
+            store.outbox.renew(item.id, owner="w", now=T0 + timedelta(seconds=1), lease_seconds=30)
+        )
+        for _ in range(k % 6):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert await store.outbox.renew(item.id, owner="w", now=T0, lease_seconds=30)
