@@ -71,7 +71,16 @@ class BridgeTransport(AiohttpTransport):
     (``tests/clients/test_client_faults.py``, "lost" answers)."""
 
     def get_client(self) -> aiohttp.ClientSession:
-        session = super().get_client()
+        limit = self.limits.max_connections
+        connector = aiohttp.TCPConnector(
+            keepalive_timeout=self.limits.keepalive_expiry,
+            ssl=self.ssl_context,
+            limit=limit if limit is not None else 100,
+        )
+        # trust_env: HTTP(S)_PROXY and NO_PROXY from the environment, as httpx's own transport
+        # honours them (the library's session ignores them: a bridge behind an outbound proxy
+        # would have lost it)
+        session = aiohttp.ClientSession(connector=connector, trust_env=True)
         if hasattr(session, "_retry_connection"):  # aiohttp >= 3.10 has no public switch for it
             session._retry_connection = False
         return session
