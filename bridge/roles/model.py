@@ -44,6 +44,22 @@ class TextScreen:
     intercept: float
     weights: dict[str, float] = field(repr=False)
     source: str = ""
+    # the weights by stem and by pair of stems, so a check builds no feature names for words
+    # that carry no weight (the page checks while the peer types)
+    _uni: dict[str, float] = field(init=False, repr=False, compare=False)
+    _bi: dict[str, dict[str, float]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        uni: dict[str, float] = {}
+        bi: dict[str, dict[str, float]] = {}
+        for name, w in self.weights.items():
+            if name.startswith("u:"):
+                uni[name[2:]] = w
+            else:  # "b:<stem>_<stem>" (stems are letters and digits)
+                first, _, second = name[2:].partition("_")
+                bi.setdefault(first, {})[second] = w
+        object.__setattr__(self, "_uni", uni)
+        object.__setattr__(self, "_bi", bi)
 
     @classmethod
     def from_lines(cls, lines: Iterable[str], origin: str = "<model>") -> TextScreen:
@@ -86,7 +102,7 @@ class TextScreen:
     ) -> list[Contribution]:
         """The note's features that carry a weight, each once, in text order (what :func:`features`
         gives, filtered by the weights; one pass, as the page checks while the peer types)."""
-        get = self.weights.get
+        uni_get, bi_get = self._uni.get, self._bi.get
         seen: set[str] = set()
         out: list[Contribution] = []
         prev: Token | None = None
@@ -94,17 +110,21 @@ class TextScreen:
             if i in skip:
                 prev = None
                 continue
-            uni = "u:" + tok.stem
-            w = get(uni)
-            if w is not None and uni not in seen:
-                seen.add(uni)
-                out.append(Contribution(uni, w, tok.start, tok.end))
+            stem = tok.stem
+            w = uni_get(stem)
+            if w is not None:
+                uni = "u:" + stem
+                if uni not in seen:
+                    seen.add(uni)
+                    out.append(Contribution(uni, w, tok.start, tok.end))
             if prev is not None and not tok.after_break:
-                bi = f"b:{prev.stem}_{tok.stem}"
-                w = get(bi)
-                if w is not None and bi not in seen:
-                    seen.add(bi)
-                    out.append(Contribution(bi, w, prev.start, tok.end))
+                pairs = bi_get(prev.stem)
+                w = pairs.get(stem) if pairs is not None else None
+                if w is not None:
+                    bi = f"b:{prev.stem}_{stem}"
+                    if bi not in seen:
+                        seen.add(bi)
+                        out.append(Contribution(bi, w, prev.start, tok.end))
             prev = tok
         return out
 
