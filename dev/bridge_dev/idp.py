@@ -19,10 +19,8 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc.jwk import RSAKey
 
 from bridge_dev.node import project_dir
+from bridge_dev.processes import stop_group, wait_ready
 from bridge_dev.sandbox import free_port
 
 IDP_DIR = project_dir("idp")
@@ -219,30 +218,22 @@ class IdentityProvider:
             start_new_session=True,
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                tail = (self.workdir / "idp.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"identity provider exited with {self.process.returncode}:\n{tail}")
-            try:
-                url = f"http://127.0.0.1:{self.port}/.well-known/openid-configuration"
-                if httpx.get(url, timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"identity provider did not answer {self.discovery_url} within {timeout}s")
+        try:
+            wait_ready(
+                self.process,
+                f"http://127.0.0.1:{self.port}/.well-known/openid-configuration",
+                what="identity provider",
+                log=self.workdir / "idp.log",
+                timeout=timeout,
+            )
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc)
 
 
 @contextmanager

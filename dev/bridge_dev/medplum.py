@@ -14,12 +14,9 @@ over everything stored (``validate``).
 from __future__ import annotations
 
 import fcntl
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -28,6 +25,7 @@ from typing import Any
 import httpx
 
 from bridge_dev.node import project_dir
+from bridge_dev.processes import stop_group, wait_ready
 from bridge_dev.sandbox import free_port
 
 GLUE_DIR = project_dir("medplum")
@@ -90,29 +88,22 @@ class MedplumServer:
             start_new_session=True,
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                tail = log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"Medplum test server exited with {self.process.returncode}:\n{tail}")
-            try:
-                if httpx.get(f"{self.base_url}/metadata", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"Medplum test server did not answer {self.base_url}/metadata within {timeout}s")
+        try:
+            wait_ready(
+                self.process,
+                f"{self.base_url}/metadata",
+                what="Medplum test server",
+                log=log_path,
+                timeout=timeout,
+            )
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc)
         if self._own_dir:
             shutil.rmtree(self.log_dir, ignore_errors=True)
 

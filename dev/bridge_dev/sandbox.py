@@ -10,18 +10,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import httpx
+from bridge_dev.processes import stop_group, wait_ready
 
 
 def free_port() -> int:
@@ -94,29 +92,22 @@ class Sandbox:
             start_new_session=True,
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                tail = (self.data_dir / "sekmet.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"sandbox EHR exited with {self.process.returncode}:\n{tail}")
-            try:
-                if httpx.get(f"{self.base_url}/metadata", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"sandbox EHR did not answer {self.base_url}/metadata within {timeout}s")
+        try:
+            wait_ready(
+                self.process,
+                f"{self.base_url}/metadata",
+                what="sandbox EHR",
+                log=self.data_dir / "sekmet.log",
+                timeout=timeout,
+            )
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc)
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
