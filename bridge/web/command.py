@@ -46,7 +46,9 @@ def serve(args: argparse.Namespace) -> int:
     directory = (
         InMemoryDirectory.from_file(args.directory)
         if args.directory
-        else load_directory(settings) if directory_file(settings).exists() else None
+        else load_directory(settings)
+        if directory_file(settings).exists()
+        else None
     )
     app = create_app(settings, directory=directory)
     host = args.host or settings.server.host

@@ -11,36 +11,20 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlencode
 
-import jinja2
 from aiohttp import web
 
 from bridge.errors import AccessError, BridgeError, NotAuthenticatedError, TooManyFailuresError
 from bridge.web import csrf
 from bridge.web.errors import status_for
 from bridge.web.keys import EXCHANGE, SETTINGS
+from bridge.web.page import html
 from bridge.web.principal import Action, Principal, actor_for, has_required_scope
 from bridge.web.requests import authorize, form_fields
 from bridge.web.sessions import credential_principal, start_session
 
 log = logging.getLogger("bridge.web.ops")
-
-_env = jinja2.Environment(
-    loader=jinja2.PackageLoader("bridge.web", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
-)
-
-
-def html(template: str, status: int = 200, **context: Any) -> web.Response:
-    resp = web.Response(
-        status=status, text=_env.get_template(template).render(**context), content_type="text/html"
-    )
-    # the same headers as the inbox: never cached, never framed
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["X-Frame-Options"] = "DENY"
-    resp.headers["Content-Security-Policy"] = "default-src 'self'; frame-ancestors 'none'"
-    return resp
 
 
 def _age(since: datetime | None, now: datetime) -> str:

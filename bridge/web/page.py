@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,7 +34,7 @@ _OFFSET = re.compile(r"^[+\-]\d\d:\d\d$")
 
 
 _env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    loader=jinja2.PackageLoader("bridge.web", "templates"),  # package data, read via importlib
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )

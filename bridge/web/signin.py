@@ -32,12 +32,10 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
-import jinja2
 from aiohttp import web
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
@@ -54,6 +52,7 @@ from bridge.store.sessions import digest
 from bridge.web import csrf
 from bridge.web.auth import ALGORITHMS, LEEWAY_SECONDS, principal_from_claims
 from bridge.web.keys import AUTH_THROTTLE, EXCHANGE, SETTINGS
+from bridge.web.page import html
 from bridge.web.principal import ROLE_ACTIONS, Principal, actor_for
 from bridge.web.sessions import end_session, https, session_principal, start_session
 
@@ -62,12 +61,6 @@ log = logging.getLogger("bridge.web.signin")
 CALLBACK_PATH = "/inbox/signin/callback"
 BROWSER_COOKIE = "bridge_signin"  # binds a sign-in under way to the browser that started it
 SIGNIN_TTL = timedelta(minutes=10)
-
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
 
 
 @dataclass(frozen=True)
@@ -286,16 +279,6 @@ async def _fetch_keys(http: httpx.AsyncClient, url: str) -> KeySet:
 OIDC = web.AppKey("oidc_client", OidcClient)
 
 
-def _html(template: str, status: int = 200, **context: Any) -> web.Response:
-    resp = web.Response(
-        status=status, text=_env.get_template(template).render(**context), content_type="text/html"
-    )
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["X-Frame-Options"] = "DENY"
-    resp.headers["Content-Security-Policy"] = "default-src 'self'; frame-ancestors 'none'"
-    return resp
-
-
 def configured(request: web.Request) -> bool:
     return request.app[SETTINGS].identity_provider is not None
 
@@ -303,13 +286,13 @@ def configured(request: web.Request) -> bool:
 def signed_out_page(request: web.Request, *, status: int = 401, error: str | None = None) -> web.Response:
     """What ``/inbox`` shows to someone not signed in: the provider's button, or the token form."""
     if configured(request):
-        return _html("signin.html", status=status, error=error)
-    return _html("login.html", status=status, error=error)
+        return html("signin.html", status=status, error=error)
+    return html("login.html", status=status, error=error)
 
 
 def no_inbox_page(request: web.Request, principal: Principal) -> web.Response:
     """Signed in, but the role has no inbox (an integrator): say so, and offer sign-out."""
-    return _html("account.html", status=403, principal=principal, csrf_token=csrf.page_token(request))
+    return html("account.html", status=403, principal=principal, csrf_token=csrf.page_token(request))
 
 
 async def begin(request: web.Request) -> web.StreamResponse:
@@ -406,7 +389,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         return signed_out_page(request, status=status, error=exc.message)
     # Strict cookies are not sent on a navigation the provider's site started, so the browser
     # continues to the inbox from a page of ours (a same-site navigation) rather than by a redirect
-    resp = _html("signed_in.html", return_to="/inbox")
+    resp = html("signed_in.html", return_to="/inbox")
     await start_session(request, principal, resp)
     resp.del_cookie(BROWSER_COOKIE, path="/inbox/signin")
     await audit.append(
