@@ -110,7 +110,7 @@ class RuleBase:
         ):
             return True
         if self.question_terms:
-            return _answered_no(analysis, self.question_terms, start)
+            return _answered_no(analysis, self.question_terms, start, end)
         return False
 
     def _excused(self, analysis: Analysis, start: int, end: int) -> bool:
@@ -208,11 +208,23 @@ class RuleBase:
         return _evidence(analysis.text, start, end, tuple(chosen))
 
 
-def _answered_no(analysis: Analysis, question_terms: frozenset[str], start: int) -> bool:
+_ANSWER = re.compile(r"[^.;:?\n]{0,30}?\s*(?:[:?]|\s[-\u2013]\s)\s*")
+_SUBJECT = re.compile(r"(?:pt|client|participant|she|he|they|member)\s+", re.IGNORECASE)
+
+
+def _answered_no(analysis: Analysis, question_terms: frozenset[str], start: int, end: int) -> bool:
     """A screening question answered no: a question term in the hit's sentence with a negation after
-    it ("asked Dale if he's had any thoughts of hurting himself and he said no"), or a sentence that
-    is itself a question answered by a negation opening the next ("thoughts of harming self? denies")."""
+    it ("asked Dale if he's had any thoughts of hurting himself and he said no"), a form's line
+    answered no ("Anyone hurting her: denied."), or a sentence that is itself a question answered by
+    a negation opening the next ("thoughts of harming self? denies")."""
     s0, s1 = analysis.sentence_at(start)
+    # a screening form's line: "Anyone hurting her: denied.", "SI? no", "thoughts of self-harm - denies"
+    m = _ANSWER.match(analysis.text, end, s1)
+    if m is not None:
+        w = _SUBJECT.match(analysis.text, m.end(), s1)  # "SI: pt denied"
+        at = [m.end()] + ([w.end()] if w is not None and w.end() > m.end() else [])
+        if any(analysis.lexicon.negation.match(analysis.text, pos) for pos in at):
+            return True
     asked = [t.start for t in analysis.terms_of(question_terms) if s0 <= t.start < s1]
     if asked and any(min(asked) < n0 < s1 for n0, _ in analysis.negated):
         return True

@@ -94,6 +94,16 @@ FIRES: list[tuple[str, str, str]] = [
     ("content.risk-review", "She feels completely hopeless lately.", "hopeless"),
     ("content.risk-of-harm", "She is saving her Seroquel in a sock.", "saving her Seroquel"),  # stockpiling
     (
+        "content.risk-of-harm",
+        "Anyone hurting her: yes, her boyfriend.",
+        "hurting her",
+    ),  # a form line, answered yes
+    (
+        "content.screen-interpretation",
+        "The hep C came up reactive so I told him that means he has hep C.",
+        "that means he has hep C",
+    ),
+    (
         "content.medication-change",
         "Told her to take 4 Imodium at a time.",
         "Told her to take 4 Imodium at a time",
@@ -260,6 +270,10 @@ NEAR_MISSES: list[tuple[str, str]] = [
     ("content.risk-review", "She denied feeling hopeless."),  # negated
     ("content.risk-review", "Gave her the 988 card like we do with everyone."),  # routine resource
     ("content.risk-of-harm", "She is saving up for a car and put away $40 this week."),
+    ("content.risk-of-harm", "Anyone hurting her: denied."),  # a screening form's line answered no
+    ("content.risk-of-harm", "Thoughts of hurting self / SI: pt denied."),
+    ("content.risk-of-harm", "He said he would die for a cheeseburger."),  # hyperbole
+    ("content.screen-interpretation", "Took him to the clinic for his hep C treatment appointment."),
     # the peer's own story, anywhere in the sentence; a DV advocate is a resource
     (
         "content.risk-of-harm",
