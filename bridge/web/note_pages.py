@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from bridge.domain import (
     Audience,
@@ -286,6 +287,23 @@ async def cosign_note(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def _refused_decision(
+    request: web.Request, principal: Principal, ref: str, exc: BridgeError, form: MultiDictProxy[Any]
+) -> web.Response:
+    """A supervisor's decision the exchange refused: bad input shows the note again with what was
+    typed; anything else goes home with the reason."""
+    if isinstance(exc, InputError):
+        return await _note(
+            request,
+            principal,
+            ref,
+            status=status_for(exc),
+            error=error_for(request, exc),
+            typed=form_dict(form),
+        )
+    return await inbox.home(request, principal, status=status_for(exc), error=error_for(request, exc))
+
+
 async def return_note(request: web.Request) -> web.StreamResponse:
     principal = await require_supervision(request, Action.COSIGN_NOTE, "note.return")
     ref = request.match_info["note_ref"]
@@ -295,16 +313,7 @@ async def return_note(request: web.Request) -> web.StreamResponse:
             ref, str(form.get("comment", "")), actor=actor_for(principal), at=now_utc()
         )
     except BridgeError as exc:
-        if isinstance(exc, InputError):
-            return await _note(
-                request,
-                principal,
-                ref,
-                status=status_for(exc),
-                error=error_for(request, exc),
-                typed=form_dict(form),
-            )
-        return await inbox.home(request, principal, status=status_for(exc), error=error_for(request, exc))
+        return await _refused_decision(request, principal, ref, exc, form)
     log.info("note returned from inbox", extra={"submission_id": held.submission_id, "event": "returned"})
     raise redirect_home(msg="Returned to the author with your comment.")
 
@@ -332,16 +341,7 @@ async def record_escalation(request: web.Request) -> web.StreamResponse:
                 at=now_utc(),
             )
     except BridgeError as exc:
-        if isinstance(exc, InputError):
-            return await _note(
-                request,
-                principal,
-                ref,
-                status=status_for(exc),
-                error=error_for(request, exc),
-                typed=form_dict(form),
-            )
-        return await inbox.home(request, principal, status=status_for(exc), error=error_for(request, exc))
+        return await _refused_decision(request, principal, ref, exc, form)
     log.info("note escalation recorded from inbox", extra={"submission_id": sub.id, "event": sub.state})
     if sub.state == "held":
         msg = "Escalation recorded. The note still waits for a supervisor's co-signature."

@@ -34,7 +34,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc.jwk import RSAKey
 
 from bridge_dev.node import project_dir
-from bridge_dev.processes import stop_group, wait_ready
+from bridge_dev.processes import start_server, stop_group
 from bridge_dev.sandbox import free_port
 
 IDP_DIR = project_dir("idp")
@@ -208,27 +208,15 @@ class IdentityProvider:
         }
         cfg.write_text(json.dumps(config))
         os.chmod(cfg, 0o600)  # passwords and the private key
-        log = open(self.workdir / "idp.log", "ab")  # handed to the child process
-        self.process = subprocess.Popen(
+        self.process = start_server(
             [_node(), str(IDP_DIR / "server.mjs"), str(cfg)],
             cwd=IDP_DIR,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            log=self.workdir / "idp.log",
+            ready_url=f"http://127.0.0.1:{self.port}/.well-known/openid-configuration",
+            what="identity provider",
+            timeout=timeout,
             env={**os.environ, "NODE_ENV": "production"},
-            start_new_session=True,
         )
-        log.close()
-        try:
-            wait_ready(
-                self.process,
-                f"http://127.0.0.1:{self.port}/.well-known/openid-configuration",
-                what="identity provider",
-                log=self.workdir / "idp.log",
-                timeout=timeout,
-            )
-        except RuntimeError:
-            self.stop()
-            raise
         return self
 
     def stop(self) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from bridge_dev.node import project_dir
-from bridge_dev.processes import stop_group, wait_ready
+from bridge_dev.processes import start_server, stop_group
 from bridge_dev.sandbox import free_port
 
 GLUE_DIR = project_dir("medplum")
@@ -78,26 +78,17 @@ class MedplumServer:
     def start(self, timeout: float = 90.0) -> MedplumServer:
         ensure_installed()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.log_dir / "medplum.log"
-        log = open(log_path, "ab")  # handed to the child process
-        self.process = subprocess.Popen(
-            [_node(), str(GLUE_DIR / "server.mjs"), "--port", str(self.port)],
-            cwd=GLUE_DIR,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
         try:
-            wait_ready(
-                self.process,
-                f"{self.base_url}/metadata",
+            self.process = start_server(
+                [_node(), str(GLUE_DIR / "server.mjs"), "--port", str(self.port)],
+                cwd=GLUE_DIR,
+                log=self.log_dir / "medplum.log",
+                ready_url=f"{self.base_url}/metadata",
                 what="Medplum test server",
-                log=log_path,
                 timeout=timeout,
             )
         except RuntimeError:
-            self.stop()
+            self.stop()  # its own log folder
             raise
         return self
 

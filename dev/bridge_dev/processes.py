@@ -38,3 +38,27 @@ def stop_group(proc: subprocess.Popen[bytes] | None) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def start_server(
+    cmd: list[str],
+    *,
+    cwd: Path,
+    log: Path,
+    ready_url: str,
+    what: str,
+    timeout: float,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` in a process group of its own (output appended to ``log``) and wait until
+    ``ready_url`` answers; if it does not, stop the group and raise ``RuntimeError``."""
+    with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    try:
+        wait_ready(proc, ready_url, what=what, log=log, timeout=timeout)
+    except RuntimeError:
+        stop_group(proc)
+        raise
+    return proc

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from bridge_dev.processes import stop_group, wait_ready
+from bridge_dev.processes import start_server, stop_group
 
 
 def free_port() -> int:
@@ -81,27 +81,18 @@ class Sandbox:
         cfg = self.data_dir / "sekmet.yaml"
         # YAML is a superset of JSON: no YAML writer needed
         cfg.write_text(json.dumps(self._settings()))
-        log = open(self.data_dir / "sekmet.log", "ab")  # handed to the child process
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SEKMET_")}
-        self.process = subprocess.Popen(
-            [_sekmet_executable(), "serve", "--config", str(cfg)],
-            cwd=self.data_dir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-        log.close()
         try:
-            wait_ready(
-                self.process,
-                f"{self.base_url}/metadata",
-                what="sandbox EHR",
+            self.process = start_server(
+                [_sekmet_executable(), "serve", "--config", str(cfg)],
+                cwd=self.data_dir,
                 log=self.data_dir / "sekmet.log",
+                ready_url=f"{self.base_url}/metadata",
+                what="sandbox EHR",
                 timeout=timeout,
+                env={k: v for k, v in os.environ.items() if not k.startswith("SEKMET_")},
             )
         except RuntimeError:
-            self.stop()
+            self.stop()  # its own data folder
             raise
         return self
 
