@@ -22,10 +22,10 @@ Per endpoint (R4 Subscriptions Backport IG, http://hl7.org/fhir/uv/subscriptions
    :class:`bridge.domain.Referral` -> inbox (de-duplicated on Task version) -> audit ``receive``.
 
 The Subscription resources and the reading of notifications are pure
-(:mod:`bridge.mappers.subscription`). This module is longer than most (~550 lines) because
-:class:`InboundSync` is one state machine per endpoint: subscribing, the watchdog, gap checks and
-polls share that endpoint's subscription state, cursor and poll lock; split, each half would
-reach into the other's state.
+(:mod:`bridge.mappers.subscription`). This module is longer than most (~630 lines, with the
+polls that narrow their window when a server cuts a page) because :class:`InboundSync` is one
+state machine per endpoint: subscribing, the watchdog, gap checks and polls share that endpoint's
+subscription state, cursor and poll lock; split, each half would reach into the other's state.
 """
 
 from __future__ import annotations

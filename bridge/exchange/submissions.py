@@ -4,6 +4,10 @@ One store transaction holds the idempotency key, the outbox item (queued, or ``h
 violations a co-sign or an escalation resolves), the billing ledger row of a session and the audit
 entry; the answer is the :class:`~bridge.exchange.views.Submission` read model (202 + tracking id).
 Mapping waits for delivery (:mod:`bridge.exchange.delivery`).
+
+Longer than most modules (~480 lines) because the live check (``preview_note``) runs the very
+steps a submission runs, without storing: keeping both beside the steps they share is what makes
+the page's check and the submission give the same verdict.
 """
 
 from __future__ import annotations

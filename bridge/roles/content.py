@@ -1,4 +1,4 @@
-"""Note content rules: the three kinds of matcher a rule file can ask for.
+"""Note content rules: the kinds of matcher a rule file can ask for.
 
 - ``pattern``   any of ``patterns`` matches, outside the contexts listed in ``unless`` and not
                 overlapped by an ``allow`` form in the same clause.
@@ -37,7 +37,14 @@ Every kind, and the ``vocabulary`` kind that has nothing else, can also fire on 
 - ``question_terms`` hits in a sentence holding such a term and a negation are a screening
              question answered no ("asked about thoughts of hurting himself, he denied").
 
+- ``model``  a learned text screen over the whole note (:class:`ModelRule`, weights in
+             :mod:`bridge.roles.model`).
+
 All matchers return :class:`Evidence` with offsets into the original text; none of them do I/O.
+Longer than most modules (~470 lines) because every kind shares :class:`RuleBase`'s context
+handling (suppression, allowed forms, masks, screening questions answered no) and the loader
+names the kinds as one union; split per kind, each file would import the base back for most of
+its logic.
 """
 
 from __future__ import annotations

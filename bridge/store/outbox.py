@@ -15,6 +15,10 @@ at-least-once; the conditional creates in the transaction make it exactly-once a
 Ordering: only the head of each ``partition_key`` (participant + endpoint) is claimable: an item
 waits while an earlier item of its partition is queued or sending, so a note never overtakes its
 encounter, even across instances.
+
+Longer than most modules (~520 lines) because each state change above is one statement whose
+lease and partition conditions must agree with the claim's; the grouped delivery record
+(``mark_delivered_many``) and the operations reads sit with them for the same reason.
 """
 
 from __future__ import annotations

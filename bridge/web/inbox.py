@@ -16,6 +16,11 @@ registers them all.
 People sign in with the organization's OpenID Provider (``bridge.web.signin``); without one, by
 posting a token (or a service API key) once. Either way the browser then holds only a random
 session id (HttpOnly, SameSite=Strict), the session itself is in the store (``bridge.web.sessions``).
+
+Longer than most modules (~500 lines): it holds the workspace's route table and the pages the
+route table names (home, caseload, referral, session form, my notes, queue), one short handler
+each; the note pages already live apart (``note_pages``), as does what every page shares
+(``page``), and a further split would scatter one page's handler from its neighbours' routes.
 """
 
 from __future__ import annotations
