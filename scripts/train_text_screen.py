@@ -7,7 +7,9 @@ A development tool, never imported by the bridge: the service reads the written 
 ``family = "risk"``; every other note (clean, near miss, out of scope) is negative. Features are
 :func:`bridge.roles.model.features` of the note with idiom words left out, exactly as the rule
 sees them; single function words ("it", "when") are not learned (in pairs they are: "end it").
-The learner is scikit-learn's L2 logistic regression with balanced class weights (deterministic:
+The learner is scikit-learn's L2 logistic regression with balanced class weights, near misses
+weighted 3 (the hard negatives: a leave-one-batch-out run over blind-11..20 held fewer clean notes
+at the same recall with them weighted; deterministic:
 lbfgs). Blind batches not yet run through the engine must be left out with
 ``--exclude`` until their first run is recorded (``tests/roles/first_runs.json``).
 """
@@ -40,6 +42,12 @@ def main() -> int:
         "--exclude", nargs="*", default=[], help="corpus sets to leave out (unseen blind batches)"
     )
     ap.add_argument("--c", type=float, default=1.0, help="inverse L2 strength")
+    ap.add_argument(
+        "--near-miss-weight",
+        type=float,
+        default=3.0,
+        help="sample weight of near misses (clean notes that use risk or clinical words)",
+    )
     ap.add_argument("--min-weight", type=float, default=0.01, help="drop features with smaller |weight|")
     ap.add_argument(
         "--mask", nargs="*", default=["idiom"], help="vocabulary classes whose words do not count"
@@ -52,6 +60,7 @@ def main() -> int:
     stop = frozenset(ENGLISH_STOP_WORDS) | {"s", "t", "ll", "ve", "m", "d", "re"}
     rows: list[dict[str, int]] = []
     labels: list[bool] = []
+    weights: list[float] = []
     sets: Counter[str] = Counter()
     for file in sorted(Path(args.corpus).glob("*.json")):
         note = json.loads(file.read_text(encoding="utf-8"))
@@ -76,10 +85,13 @@ def main() -> int:
             }
         )
         labels.append(note["expect"].get("family") == "risk")
+        weights.append(args.near_miss_weight if note["expect"].get("family") == "near-miss" else 1.0)
         sets[subset] += 1
     vec = DictVectorizer()
     x = vec.fit_transform(rows)
-    model = LogisticRegression(C=args.c, class_weight="balanced", max_iter=5000).fit(x, labels)
+    model = LogisticRegression(C=args.c, class_weight="balanced", max_iter=5000).fit(
+        x, labels, sample_weight=weights
+    )
     names = vec.get_feature_names_out()
     kept = sorted(
         ((str(n), float(w)) for n, w in zip(names, model.coef_[0], strict=True) if abs(w) >= args.min_weight),
@@ -90,7 +102,7 @@ def main() -> int:
         " of the project corpus",
         f"# sets: {', '.join(f'{s} ({n})' for s, n in sorted(sets.items()))}",
         f"# learner: scikit-learn {version('scikit-learn')} LogisticRegression(C={args.c},"
-        " class_weight=balanced, lbfgs);"
+        f" class_weight=balanced, lbfgs), near misses weighted {args.near_miss_weight:g};"
         f" features: bridge.roles.model.features, idiom words masked, single stop words (scikit-learn's"
         f" English list) left out; |weight| >= {args.min_weight} kept",
         f"# written by scripts/train_text_screen.py on {dt.date.today().isoformat()}",

@@ -41,6 +41,12 @@ FIRES: list[tuple[str, str, str]] = [
         "has schizoaffective disorder",
     ),
     ("content.diagnostic-language", "Assessment: anhedonia, early remission.", "Assessment: anhedonia"),
+    ("content.diagnostic-language", "Checks most of the boxes, so severe OUD.", "severe OUD"),
+    (
+        "content.diagnostic-language",
+        "By now he's probably physically dependent.",
+        "s probably physically dependent",
+    ),
     (
         "content.medication-change",
         "Said it's fine to double up on his seroquil tonight.",
@@ -205,7 +211,12 @@ NEAR_MISSES: list[tuple[str, str]] = [
     ("content.diagnostic-language", "He has never been diagnosed with anything, he said."),  # negated
     ("content.diagnostic-language", 'She said "my doctor says I meet criteria for depression".'),  # quoted
     ("content.diagnostic-language", "Her psychiatrist diagnosed her with bipolar disorder last year."),
+    ("content.diagnostic-language", "Severe weather closed the clinic; OUD group moved to Friday."),
     ("content.medication-change", "Encouraged her to ask her prescriber about the dose."),  # allowed form
+    (
+        "content.medication-change",
+        "Told her about my own first week and said the medical questions are for the doctor.",
+    ),
     ("content.medication-change", "Encouraged him to talk with his doctor about tapering methadone."),
     ("content.medication-change", "She said her doctor told her to cut her dose to 8 mg."),  # reported
     ("content.medication-change", "Her prescriber reduced her Suboxone to 8 mg last week."),  # third party

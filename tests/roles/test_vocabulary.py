@@ -20,7 +20,7 @@ RULES_DIR = Path(__file__).resolve().parents[2] / "config" / "rules"
 CASES: dict[str, tuple[str, str, str]] = {
     "medication": ("She takes Sublocade monthly.", "buprenorphine", "She sublets a room."),
     "medication-common": ("He ran out of quetiapene.", "quetiapine", "He was serious about it."),
-    "medication-generic": ("Her pills are at home.", "pill", "Her pillows are at home."),
+    "medication-generic": ("Her pills are at home.", "pills", "The medical questions are for the doctor."),
     "substance": ("He used fentanyl Friday.", "fentanyl", "He went to the library Friday."),
     "condition": (
         "Talked about schizoaffective disorder.",
@@ -31,6 +31,7 @@ CASES: dict[str, tuple[str, str, str]] = {
     "diagnosis-statement": ("In early remission.", "in early remission", "Early for the remittance."),
     "diagnose-strong": ("This is textbook burnout.", "textbook", "This is a text."),
     "diagnose-has": ("He has a cold.", "has", "Hasty exit."),
+    "diagnosis-severity": ("Severe OUD.", "severe", "Severed ties with that crowd."),
     "attribution": ("Per chart, yes.", "per chart", "Perch art class."),
     "assessment-heading": ("Assessment: fine.", "assessment", "Asked about the bus route."),
     "mse": ("Psychomotor slowing noted.", "psychomotor slowing", "Motor vehicle office."),
