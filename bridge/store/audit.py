@@ -17,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bridge.store.engine import Database
 from bridge.store.schema import PRACTITIONER, audit_log
 
+# built once: constructing a statement costs more Python than running it (issue 15's profile)
+_APPEND = insert(audit_log)
+
 __all__ = ["PRACTITIONER", "AuditEntry", "AuditLog"]
 
 
@@ -48,18 +51,17 @@ class AuditLog:
         detail: Mapping[str, Any] | None = None,
         conn: AsyncConnection | None = None,
     ) -> None:
+        row = {
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "outcome": outcome,
+            "source": source,
+            "detail": dict(detail) if detail is not None else None,
+        }
         async with self._db.tx(conn) as c:
-            await c.execute(
-                insert(audit_log).values(
-                    at=at,
-                    actor=actor,
-                    action=action,
-                    subject=subject,
-                    outcome=outcome,
-                    source=source,
-                    detail=dict(detail) if detail is not None else None,
-                )
-            )
+            await c.execute(_APPEND, row)
 
     async def append_many(self, entries: Sequence[Mapping[str, Any]], *, conn: AsyncConnection) -> None:
         """Several entries (``append``'s keyword arguments each) in one statement on ``conn``: the

@@ -24,9 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.util import await_
 
 from bridge.errors import ConfigError, StoreError
+from bridge.store import sqlite_driver
 from bridge.store.migrations import migrate
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_READ_ONLY = "bridge_read_only"  # execution option: this SQLite transaction only reads
 
 
 def normalize_url(url: str) -> str:
@@ -54,7 +56,8 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Any) -> None:
-        _driver_exec(conn, "BEGIN IMMEDIATE")
+        # a reader takes a snapshot and no lock (WAL: readers and the writer do not wait for each other)
+        _driver_exec(conn, "BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def _driver_exec(sync_conn: Any, sql: str) -> None:
@@ -94,7 +97,12 @@ class Database:
 
     @asynccontextmanager
     async def tx(
-        self, conn: AsyncConnection | None = None, *, durable: bool = False, single: bool = False
+        self,
+        conn: AsyncConnection | None = None,
+        *,
+        durable: bool = False,
+        single: bool = False,
+        read: bool = False,
     ) -> AsyncIterator[AsyncConnection]:
         """Use ``conn`` (the caller's transaction) or open, commit and close a new one.
 
@@ -107,6 +115,10 @@ class Database:
         ``single``: the caller runs one statement (atomic on its own), so on PostgreSQL it runs
         without ``BEGIN`` and ``COMMIT``, two round trips fewer (a claim, a lease renewal, a read).
         SQLite keeps its ``BEGIN IMMEDIATE`` (the writer lock orders this process's writers).
+
+        ``read``: the caller only reads. On SQLite it does not queue behind this process's writers:
+        a plain ``BEGIN`` reads a snapshot while a writer works (WAL mode). On PostgreSQL it is an
+        ordinary transaction (``single`` as well: no ``BEGIN`` when it is one statement).
 
         SQLAlchemy and driver errors become :class:`StoreError` here; their text can carry bound
         parameters (PHI), so only the class names are kept in the message.
@@ -121,6 +133,11 @@ class Database:
             elif self._local_writer is None:
                 async with self.engine.begin() as new:
                     yield new
+            elif read:
+                async with self.engine.connect() as new:
+                    reader = await new.execution_options(**{_READ_ONLY: True})
+                    async with reader.begin():
+                        yield reader
             else:
                 async with self._local_writer, self.engine.connect() as new:
                     if durable:
@@ -162,6 +179,7 @@ async def open_database(url: str, *, schema: str | None = None, pool_size: int =
             raise ConfigError("store.schema", "schemas are for PostgreSQL; use another SQLite file instead")
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["module"] = sqlite_driver.dbapi()  # one trip to the driver's thread per statement
     else:
         if schema is not None and not _SCHEMA_NAME.match(schema):
             raise ConfigError("store.schema", "must be a lower-case SQL identifier")

@@ -31,6 +31,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    Integer,
     and_,
     bindparam,
     case,
@@ -45,7 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy.sql.elements import BindParameter, ColumnClause
 
 from bridge.errors import InputError, NotFoundInStoreError
 from bridge.store.engine import Database
@@ -64,6 +65,56 @@ PENDING = (OutboxState.QUEUED.value, OutboxState.SENDING.value)
 # inline literals, not bound parameters: a partial index is used only when the planner can see
 # the query's filter matches the index's WHERE (SQLite decides that before binding)
 _PENDING_SQL: list[ColumnClause[Any]] = [literal_column(f"'{s}'") for s in PENDING]
+
+# built once: constructing a statement costs more Python than running it (issue 15's profile)
+_ENQUEUE = insert(outbox).returning(*outbox.c)
+_GET = select(outbox).where(outbox.c.id == bindparam("id"))
+_FIND = (
+    select(outbox)
+    .where(outbox.c.kind == bindparam("kind"), outbox.c.item_key == bindparam("item_key"))
+    .order_by(outbox.c.seq)
+)
+
+
+def _claim(by_endpoint: bool) -> Any:
+    """Claim the due partition heads: an item is due when queued and its time has come, or sending
+    with its lease run out, and no earlier item of its partition is still pending."""
+    prior = outbox.alias("prior")
+    blocked = exists().where(
+        prior.c.partition_key == outbox.c.partition_key,
+        prior.c.seq < outbox.c.seq,
+        prior.c.state.in_(_PENDING_SQL),
+    )
+    now: BindParameter[datetime] = bindparam("now")
+    due = or_(
+        and_(outbox.c.state == OutboxState.QUEUED.value, outbox.c.next_attempt_at <= now),
+        and_(outbox.c.state == OutboxState.SENDING.value, outbox.c.lease_expires_at <= now),
+    )
+    # the literal state filter lets both databases use the partial "pending" indexes
+    candidates = select(outbox.c.seq).where(outbox.c.state.in_(_PENDING_SQL), due, ~blocked)
+    if by_endpoint:
+        candidates = candidates.where(outbox.c.endpoint == bindparam("for_endpoint"))
+    picked = (
+        candidates.order_by(outbox.c.seq)
+        .limit(bindparam("limit", type_=Integer))
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+    )
+    return (
+        update(outbox)
+        .where(outbox.c.seq.in_(select(picked.c.seq)))
+        .values(
+            state=OutboxState.SENDING.value,
+            lease_owner=bindparam("new_owner"),
+            lease_expires_at=bindparam("new_lease_expires"),
+            attempts=outbox.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(*outbox.c)
+    )
+
+
+_CLAIM = {by: _claim(by) for by in (False, True)}
 
 
 @dataclass(frozen=True)
@@ -161,7 +212,7 @@ class Outbox:
             "updated_at": now,
         }
         async with self._db.tx(conn) as c:
-            row = (await c.execute(insert(outbox).values(**values).returning(*outbox.c))).mappings().one()
+            row = (await c.execute(_ENQUEUE, values)).mappings().one()
         return OutboxItem.from_row(row)
 
     async def claim(
@@ -176,37 +227,16 @@ class Outbox:
         """Claim up to ``limit`` due partition heads (for ``endpoint`` if given), oldest first."""
         if limit <= 0:
             return []
-        prior = outbox.alias("prior")
-        blocked = exists().where(
-            prior.c.partition_key == outbox.c.partition_key,
-            prior.c.seq < outbox.c.seq,
-            prior.c.state.in_(_PENDING_SQL),
-        )
-        due = or_(
-            and_(outbox.c.state == OutboxState.QUEUED.value, outbox.c.next_attempt_at <= now),
-            and_(outbox.c.state == OutboxState.SENDING.value, outbox.c.lease_expires_at <= now),
-        )
-        # the literal state filter lets both databases use the partial "pending" indexes
-        candidates = select(outbox.c.seq).where(outbox.c.state.in_(_PENDING_SQL), due, ~blocked)
-        if endpoint is not None:
-            candidates = candidates.where(outbox.c.endpoint == endpoint)
-        picked = (
-            candidates.order_by(outbox.c.seq).limit(limit).with_for_update(skip_locked=True).cte("picked")
-        )
-        stmt = (
-            update(outbox)
-            .where(outbox.c.seq.in_(select(picked.c.seq)))
-            .values(
-                state=OutboxState.SENDING.value,
-                lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-                attempts=outbox.c.attempts + 1,
-                updated_at=now,
-            )
-            .returning(*outbox.c)
-        )
+        params = {
+            "now": now,
+            "limit": limit,
+            "new_owner": owner,
+            "new_lease_expires": now + timedelta(seconds=lease_seconds),
+            "for_endpoint": endpoint,
+        }
+        stmt = _CLAIM[endpoint is not None]
         async with self._db.tx(single=True) as c:
-            rows = (await c.execute(stmt)).mappings().all()
+            rows = (await c.execute(stmt, params)).mappings().all()
         return sorted((OutboxItem.from_row(r) for r in rows), key=lambda i: i.seq)
 
     def _owned(self, item_id: str, owner: str) -> Any:
@@ -398,19 +428,16 @@ class Outbox:
             return (await c.execute(stmt)).rowcount == 1
 
     async def get(self, item_id: str, *, conn: AsyncConnection | None = None) -> OutboxItem:
-        async with self._db.tx(conn, single=True) as c:
-            row = (await c.execute(select(outbox).where(outbox.c.id == item_id))).mappings().first()
+        async with self._db.tx(conn, single=True, read=True) as c:
+            row = (await c.execute(_GET, {"id": item_id})).mappings().first()
         if row is None:
             raise NotFoundInStoreError(f"no outbox item {item_id!r}")
         return OutboxItem.from_row(row)
 
     async def find(self, *, kind: str, item_key: str) -> list[OutboxItem]:
         """Items carrying record ``item_key`` of ``kind``, oldest first (any state)."""
-        stmt = (
-            select(outbox).where(outbox.c.kind == kind, outbox.c.item_key == item_key).order_by(outbox.c.seq)
-        )
-        async with self._db.tx(single=True) as c:
-            rows = (await c.execute(stmt)).mappings().all()
+        async with self._db.tx(single=True, read=True) as c:
+            rows = (await c.execute(_FIND, {"kind": kind, "item_key": item_key})).mappings().all()
         return [OutboxItem.from_row(r) for r in rows]
 
     async def latest(
@@ -461,7 +488,7 @@ class Outbox:
         if endpoint is not None:
             stmt = stmt.where(outbox.c.endpoint == endpoint)
         stmt = stmt.order_by(outbox.c.seq).limit(limit)
-        async with self._db.tx(single=True) as c:
+        async with self._db.tx(single=True, read=True) as c:
             rows = (await c.execute(stmt)).mappings().all()
         return [OutboxItem.from_row(r) for r in rows]
 
@@ -469,7 +496,7 @@ class Outbox:
         stmt = select(outbox.c.state, func.count()).group_by(outbox.c.state)
         if endpoint is not None:
             stmt = stmt.where(outbox.c.endpoint == endpoint)
-        async with self._db.tx() as c:
+        async with self._db.tx(single=True, read=True) as c:
             rows = (await c.execute(stmt)).all()
         out = {s.value: 0 for s in OutboxState}
         out.update({str(state): int(n) for state, n in rows})
@@ -506,7 +533,7 @@ class Outbox:
         stmt = select(func.min(outbox.c.next_attempt_at)).where(outbox.c.state == OutboxState.QUEUED.value)
         if endpoint is not None:
             stmt = stmt.where(outbox.c.endpoint == endpoint)
-        async with self._db.tx() as c:
+        async with self._db.tx(single=True, read=True) as c:
             value: datetime | None = (await c.execute(stmt)).scalar()  # min() keeps the column type
         return value
 

@@ -15,6 +15,8 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from joserfc import jwt
@@ -68,6 +70,10 @@ class Authenticator:
         self.audience = audience
         self._keys = KeySet.import_key_set(jwks) if jwks else None  # type: ignore[arg-type]
         self._api_keys = tuple(api_keys)
+        # a client sends the same token until it expires; its signature (an ES384 or RS384
+        # verification, most of a submit's authentication time) is checked once per token string.
+        # The claims (expiry, issuer, audience) are checked on every request.
+        self._signed_claims = lru_cache(maxsize=1024)(self._verify_signature)
 
     @property
     def signs_in(self) -> bool:
@@ -128,18 +134,24 @@ class Authenticator:
         if self._keys is None:
             raise NotAuthenticatedError("bearer tokens are not accepted: no JWKS is configured")
         try:
-            decoded = jwt.decode(token, self._keys, algorithms=list(ALGORITHMS))
+            claims = self._signed_claims(token)
             JWTClaimsRegistry(
                 leeway=LEEWAY_SECONDS,
                 now=lambda: int(time.time()),
                 iss={"essential": True, "value": self.issuer or ""},
                 aud={"essential": True, "value": self.audience or ""},
                 exp={"essential": True},
-            ).validate(decoded.claims)
+            ).validate(dict(claims))
         except (JoseError, ValueError) as exc:
             # the joserfc error names the failing claim (e.g. "exp"); never echo the token
             raise NotAuthenticatedError(f"bearer token refused ({type(exc).__name__})") from None
-        return principal_from_claims(decoded.claims, via="jwt", what="bearer token")
+        return principal_from_claims(claims, via="jwt", what="bearer token")
+
+    def _verify_signature(self, token: str) -> Mapping[str, Any]:
+        """The claims of a token whose signature one of our keys verifies (raises otherwise;
+        refusals are not cached)."""
+        assert self._keys is not None
+        return MappingProxyType(jwt.decode(token, self._keys, algorithms=list(ALGORITHMS)).claims)
 
 
 def principal_from_claims(claims: Mapping[str, Any], *, via: str, what: str) -> Principal:
