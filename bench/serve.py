@@ -215,7 +215,9 @@ def _summary(lat: list[float]) -> str:
     def q(p: float) -> float:
         return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000
 
-    return f"p50 {q(0.50):6.1f} ms  p99 {q(0.99):6.1f} ms  max {lat[-1] * 1000:6.1f} ms"
+    return (
+        f"p50 {q(0.50):6.1f} ms  p90 {q(0.90):6.1f} ms  p99 {q(0.99):6.1f} ms  max {lat[-1] * 1000:6.1f} ms"
+    )
 
 
 def latency(args: argparse.Namespace) -> int:

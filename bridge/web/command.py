@@ -9,6 +9,7 @@ a retry, or dead — never left leased to a process that is gone.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import socket
 
@@ -62,7 +63,15 @@ def serve(args: argparse.Namespace) -> int:
     async def goodbye(app: web.Application) -> None:
         log.info("bridge stopping: finishing requests and deliveries in flight", extra={"event": "stopping"})
 
+    async def freeze_startup_objects(app: web.Application) -> None:
+        # what start-up built (rules, vocabularies, the risk screen's weights, FHIR models) lives
+        # as long as the process: out of the collector's sight, a full collection no longer walks
+        # it, and submits stop stalling behind 100-200 ms pauses (issue 15: p99 at 50/s ~300 -> ~60 ms)
+        gc.collect()
+        gc.freeze()
+
     app.on_startup.append(announce)
+    app.on_startup.append(freeze_startup_objects)  # after create_app's own start-up hooks
     app.on_shutdown.append(goodbye)
     web.run_app(
         app,
