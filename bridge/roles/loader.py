@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import string
+import sys
 import tomllib
 from functools import lru_cache
 from importlib.resources import files as package_files
@@ -301,18 +302,21 @@ def _check_vocabulary_names(spec: RuleFileSpec, origin: Origin, default: str) ->
 FileStamp = tuple[str, int, int]  # path, modification time (ns), size
 
 
-def _read_terms(
-    file: Path, key: tuple[str | int, ...], origin: Origin, default: str
-) -> tuple[FileStamp, list[tuple[str, str]]]:
+def _stamp(file: Path, key: tuple[str | int, ...], origin: Origin, default: str) -> FileStamp:
     try:
         stat = file.stat()
     except OSError as exc:
         raise _fail(key, f"cannot read vocabulary file {file}: {exc.strerror}", origin, default) from None
-    stamp = (str(file), stat.st_mtime_ns, stat.st_size)
+    return (str(file), stat.st_mtime_ns, stat.st_size)
+
+
+def _read_terms(
+    stamp: FileStamp, key: tuple[str | int, ...], origin: Origin, default: str
+) -> list[tuple[str, str]]:
     try:
-        return stamp, _parse_terms(*stamp)
+        return _parse_terms(stamp[0])
     except (OSError, UnicodeDecodeError) as exc:
-        raise _fail(key, f"cannot read vocabulary file {file}: {exc}", origin, default) from None
+        raise _fail(key, f"cannot read vocabulary file {stamp[0]}: {exc}", origin, default) from None
 
 
 def _read_screen(file: Path, key: tuple[str | int, ...], origin: Origin, default: str) -> TextScreen:
@@ -331,9 +335,10 @@ def _parse_screen(path: str, _mtime: int, _size: int) -> TextScreen:
     return TextScreen.load(Path(path))
 
 
-@lru_cache(maxsize=32)
-def _parse_terms(path: str, _mtime: int, _size: int) -> list[tuple[str, str]]:
-    """``term`` or ``term<TAB>entry`` per line; cached by path, time and size (tests load often)."""
+def _parse_terms(path: str) -> list[tuple[str, str]]:
+    """``term`` or ``term<TAB>entry`` per line. Not kept: the compiled vocabulary is what is
+    cached (``_VOCAB_CACHE``); the raw lists of the medication file alone were ~10 MB of a
+    running bridge. Entries are interned: many brand names share one generic name."""
     out: list[tuple[str, str]] = []
     with open(path, encoding="utf-8") as fh:
         for line in fh:
@@ -342,7 +347,7 @@ def _parse_terms(path: str, _mtime: int, _size: int) -> list[tuple[str, str]]:
                 continue
             term, _, entry = line.partition("\t")
             term = term.strip()
-            out.append((term, entry.strip() or term))
+            out.append((term, sys.intern(entry.strip() or term)))
     return out
 
 
@@ -359,28 +364,26 @@ _VOCAB_CACHE: dict[tuple[Any, ...], Vocabulary] = {}
 
 def _vocabulary(spec: RuleFileSpec, origin: Origin, default: str) -> Vocabulary:
     """Compile every vocabulary once per distinct content (a loaded policy is immutable)."""
-    sources: list[tuple[str, VocabularySpec, list[list[tuple[str, str]]]]] = []
+    sources: list[tuple[str, VocabularySpec, list[tuple[FileStamp, tuple[str | int, ...]]]]] = []
     stamps: list[tuple[Any, ...]] = []
     for name, vspec in spec.vocabularies.items():
-        lists = []
-        files: list[FileStamp] = []
+        files: list[tuple[FileStamp, tuple[str | int, ...]]] = []
         for i, rel in enumerate(vspec.files):
             key = ("vocabularies", name, "files", i)
             base = Path(_file_of(("vocabularies", name, "files"), origin, default)).parent
-            stamp, entries = _read_terms(base / rel, key, origin, default)
-            files.append(stamp)
-            lists.append(entries)
-        lists.append(_inline(vspec.terms))
-        lists.append(_inline(vspec.add))
-        sources.append((name, vspec, lists))
-        stamps.append((name, vspec.match, vspec.fuzzy, tuple(files), tuple(vspec.terms), tuple(vspec.add)))
+            files.append((_stamp(base / rel, key, origin, default), key))
+        sources.append((name, vspec, files))
+        stamps.append(
+            (name, vspec.match, vspec.fuzzy, tuple(f for f, _ in files), tuple(vspec.terms), tuple(vspec.add))
+        )
     cache_key = tuple(stamps)
     cached = _VOCAB_CACHE.get(cache_key)
     if cached is not None:
         return cached
     vocabulary = Vocabulary()
-    for name, vspec, lists in sources:
-        for entries in lists:
+    for name, vspec, files in sources:
+        lists = [_read_terms(stamp, key, origin, default) for stamp, key in files]
+        for entries in [*lists, _inline(vspec.terms), _inline(vspec.add)]:
             vocabulary.add(name, entries, stemmed=vspec.match == "stem", fuzzy=vspec.fuzzy)
     if len(_VOCAB_CACHE) > 16:
         _VOCAB_CACHE.clear()
