@@ -169,6 +169,11 @@ FIRES: list[tuple[str, str, str]] = [
     ("content.screen-interpretation", "His labs came back elevated.", "labs came back elevated"),
     (
         "content.screen-interpretation",
+        "The tox screen was positive. So he used this week.",
+        "tox screen was positive. So he used",
+    ),
+    (
+        "content.screen-interpretation",
         "The drug screen shows that he is still using.",
         "drug screen shows that he",
     ),
@@ -236,6 +241,10 @@ NEAR_MISSES: list[tuple[str, str]] = [
         "She said her UDS came back positive, which means she has to restart IOP.",
     ),
     ("content.screen-interpretation", "Reminded him of his drug screen on Friday."),
+    (
+        "content.screen-interpretation",
+        "His labs are due Friday. We wrote the date down so he doesn't forget.",
+    ),
     ("content.screen-interpretation", "Helped her find the lab for her bloodwork appointment."),
     ("content.therapy-claim", "Drove her to her therapy appointment."),
     ("content.therapy-claim", "Linked him to outpatient counseling at the clinic."),

@@ -38,6 +38,7 @@ CASES: dict[str, tuple[str, str, str]] = {
     "result-measure": ("His A1c came in.", "hemoglobin A1c", "His AC came on."),
     "result-meaning": ("It is elevated.", "elevated", "The stairs are out."),
     "result-reading": ("Which indicates use.", "indicates", "The turn signal light."),
+    "purpose-clause": ("Wrote it down so she doesn't forget.", "so she doesn t forget", "So she forgot."),
     "therapy-modality": ("We discussed EMDR.", "EMDR", "We discussed embers."),
     "therapy-generic": ("Her counseling is Tuesday.", "counseling", "Her council is Tuesday."),
     "therapy-delivered": ("We practiced it.", "practiced", "The ball field."),
