@@ -220,6 +220,11 @@ NEAR_MISSES: list[tuple[str, str]] = [
     ("content.medication-change", "Encouraged her to ask her prescriber about the dose."),  # allowed form
     (
         "content.medication-change",
+        "Met him after his dose this morning. He's been trying to get his birth certificate"
+        " so he can get a state ID.",
+    ),
+    (
+        "content.medication-change",
         "Told her about my own first week and said the medical questions are for the doctor.",
     ),
     ("content.medication-change", "Encouraged him to talk with his doctor about tapering methadone."),
