@@ -260,9 +260,12 @@ class Supervision:
             if not done:
                 raise NotHeldError(f"submission {item.id} is no longer held")
             await self.ctx.audit(actor, action, item.id, detail=audit, at=now, conn=conn)
+            # read in this transaction: the answer says what this request did ("queued"), not how far
+            # the worker, woken below, has got with it since
+            resolved = await store.outbox.get(item.id, conn=conn)
         if decision.verdict is not Verdict.HOLD:
             self._wake(item.endpoint)
-        return self.ctx.submission(await store.outbox.get(item.id), warnings=violations)
+        return self.ctx.submission(resolved, warnings=violations)
 
     async def list_held(self, *, actor: Actor, mine: bool = False, limit: int = 200) -> list[HeldNote]:
         """The held notes ``actor`` (a peer supervisor) may co-sign, oldest first; with ``mine``,
