@@ -310,13 +310,11 @@ def _stamp(file: Path, key: tuple[str | int, ...], origin: Origin, default: str)
     return (str(file), stat.st_mtime_ns, stat.st_size)
 
 
-def _read_terms(
-    stamp: FileStamp, key: tuple[str | int, ...], origin: Origin, default: str
-) -> list[tuple[str, str]]:
+def _read_terms(path: str, key: tuple[str | int, ...], origin: Origin, default: str) -> list[tuple[str, str]]:
     try:
-        return _parse_terms(stamp[0])
+        return _parse_terms(path)
     except (OSError, UnicodeDecodeError) as exc:
-        raise _fail(key, f"cannot read vocabulary file {stamp[0]}: {exc}", origin, default) from None
+        raise _fail(key, f"cannot read vocabulary file {path}: {exc}", origin, default) from None
 
 
 def _read_screen(file: Path, key: tuple[str | int, ...], origin: Origin, default: str) -> TextScreen:
@@ -382,7 +380,7 @@ def _vocabulary(spec: RuleFileSpec, origin: Origin, default: str) -> Vocabulary:
         return cached
     vocabulary = Vocabulary()
     for name, vspec, files in sources:
-        lists = [_read_terms(stamp, key, origin, default) for stamp, key in files]
+        lists = [_read_terms(stamp[0], key, origin, default) for stamp, key in files]
         for entries in [*lists, _inline(vspec.terms), _inline(vspec.add)]:
             vocabulary.add(name, entries, stemmed=vspec.match == "stem", fuzzy=vspec.fuzzy)
     if len(_VOCAB_CACHE) > 16:

@@ -16,9 +16,10 @@ Ordering: only the head of each ``partition_key`` (participant + endpoint) is cl
 waits while an earlier item of its partition is queued or sending, so a note never overtakes its
 encounter, even across instances.
 
-Longer than most modules (~520 lines) because each state change above is one statement whose
+Longer than most modules (~550 lines) because each state change above is one statement whose
 lease and partition conditions must agree with the claim's; the grouped delivery record
-(``mark_delivered_many``) and the operations reads sit with them for the same reason.
+(``mark_delivered_many``), the operations reads and the statements built once at import (the
+claim among them) sit with them for the same reason.
 """
 
 from __future__ import annotations
